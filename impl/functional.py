@@ -1,0 +1,187 @@
+"""The maths of the blocks, each kernel written once (STYLE.md: gradients by duality).
+
+- ``conv2d`` is an ``unfold`` (im2col) and one batched matrix product per group.
+- ``conv_transpose2d`` is its adjoint: the transposed product and a ``fold`` (col2im). It is
+  both the input gradient of ``conv2d`` and the forward of ``ConvTranspose2d``; ``conv2d`` is
+  in turn the input gradient of ``ConvTranspose2d``.
+- ``conv2d_weight_grad`` serves both layers (for the transpose, with input and output swapped).
+- ``pad`` gathers with index tensors; ``pad_backward`` is its adjoint, a scatter-add.
+- ``nearest_index`` gives the source pixel of every output pixel; its adjoint is a sum.
+
+Only tensor methods, ``torch.arange`` and ``fold``/``unfold`` are used (the EE-559 rule).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn.functional import fold, unfold
+
+Pair = tuple[int, int]
+Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """``floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1``."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair,
+    dilation: Pair, groups: int,
+) -> Tensor:
+    """Cross-correlation of a batched ``x`` (N, C, H, W) with ``weight`` (O, C/g, kh, kw)."""
+    n, _, h, w = x.shape
+    out_c, _, kh, kw = weight.shape
+    ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
+    wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
+    cols = unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
+    cols = cols.view(n, groups, -1, ho * wo)  # (N, g, C/g*kh*kw, L)
+    out = weight.reshape(groups, out_c // groups, -1) @ cols  # (N, g, O/g, L)
+    out = out.view(n, out_c, ho, wo)
+    if bias is not None:
+        out += bias.view(1, -1, 1, 1)
+    return out
+
+
+def conv_transpose2d(
+    y: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair,
+    dilation: Pair, groups: int, output_size: Pair,
+) -> Tensor:
+    """Adjoint of :func:`conv2d` in ``x`` (bias aside): ``y`` (N, C, H, W) with ``weight``
+    (C, O/g, kh, kw) gives (N, O, *output_size)."""
+    n, c, h, w = y.shape
+    _, out_cg, kh, kw = weight.shape
+    out_c = out_cg * groups
+    wt = weight.reshape(groups, c // groups, -1).transpose(1, 2)  # (g, O/g*kh*kw, C/g)
+    cols = wt @ y.reshape(n, groups, c // groups, h * w)  # (N, g, O/g*kh*kw, L)
+    cols = cols.view(n, -1, h * w)
+    kernel = (kh, kw)
+    # fold's padding crops `padding` from each side; it is usable directly when the
+    # requested size makes exactly (h, w) blocks, i.e. output_padding < stride.
+    if all(
+        conv_output_size(output_size[i], kernel[i], stride[i], padding[i], dilation[i]) == y.shape[2 + i]
+        for i in (0, 1)
+    ):
+        out = fold(cols, output_size, kernel, dilation=dilation, padding=padding, stride=stride)
+    else:  # output_padding >= stride (allowed when dilation > output_padding): fold the full
+        # output, then crop `padding` and zero-fill the rows/columns no block reaches.
+        full = tuple((s - 1) * st + d * (k - 1) + 1 for s, st, d, k in zip((h, w), stride, dilation, kernel))
+        whole = fold(cols, full, kernel, dilation=dilation, stride=stride)
+        out = y.new_zeros(n, out_c, *output_size)
+        rows = min(output_size[0], full[0] - padding[0])
+        columns = min(output_size[1], full[1] - padding[1])
+        out[:, :, :rows, :columns] = whole[:, :, padding[0]:padding[0] + rows, padding[1]:padding[1] + columns]
+    if bias is not None:
+        out += bias.view(1, -1, 1, 1)
+    return out
+
+
+def conv2d_weight_grad(
+    x: Tensor, grad_out: Tensor, weight_shape: torch.Size, stride: Pair, padding: Pair,
+    dilation: Pair, groups: int,
+) -> Tensor:
+    """Gradient of :func:`conv2d` w.r.t. its weight: ``grad_out`` times the unfolded input,
+    summed over the batch and the output positions."""
+    n = x.shape[0]
+    out_c, _, kh, kw = weight_shape
+    cols = unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
+    cols = cols.view(n, groups, -1, cols.shape[-1]).permute(1, 0, 3, 2)  # (g, N, L, K)
+    cols = cols.reshape(groups, -1, cols.shape[-1])  # (g, N*L, K)
+    go = grad_out.reshape(n, groups, out_c // groups, -1).permute(1, 2, 0, 3)
+    go = go.reshape(groups, out_c // groups, -1)  # (g, O/g, N*L)
+    return (go @ cols).view(weight_shape)
+
+
+def bias_grad(grad_out: Tensor) -> Tensor:
+    """Gradient w.r.t. a per-channel bias of a (N, C, H, W) output: a sum, not a mean."""
+    return grad_out.sum(dim=(0, 2, 3))
+
+
+def _pad_index(size: int, before: int, after: int, mode: str, device: torch.device) -> Tensor:
+    """Source index along one axis for each padded position (reflect/replicate/circular)."""
+    i = torch.arange(-before, size + after, device=device)
+    if mode == "reflect":
+        return (size - 1) - ((size - 1) - i.abs()).abs()
+    if mode == "replicate":
+        return i.clamp(0, size - 1)
+    return i % size  # circular: floor modulo wraps negative positions
+
+
+def pad(x: Tensor, padding: Pad4, mode: str) -> Tensor:
+    """Pad the last two dims of ``x`` by (top, bottom, left, right) as ``F.pad`` does."""
+    top, bottom, left, right = padding
+    h, w = x.shape[-2:]
+    if mode == "zeros":
+        out = x.new_zeros(*x.shape[:-2], h + top + bottom, w + left + right)
+        out[..., top:top + h, left:left + w] = x
+        return out
+    rows = _pad_index(h, top, bottom, mode, x.device)
+    cols = _pad_index(w, left, right, mode, x.device)
+    return gather2d(x, rows, cols)
+
+
+def pad_backward(grad: Tensor, shape: torch.Size, padding: Pad4, mode: str) -> Tensor:
+    """Adjoint of :func:`pad`: every padded position sends its gradient to its source."""
+    top, bottom, left, right = padding
+    h, w = shape[-2:]
+    if mode == "zeros":
+        return grad[..., top:top + h, left:left + w]
+    rows = _pad_index(h, top, bottom, mode, grad.device)
+    cols = _pad_index(w, left, right, mode, grad.device)
+    return gather2d_backward(grad, shape, rows, cols)
+
+
+def nearest_index(out_size: int, in_size: int, scale: float | None, exact: bool, device: torch.device) -> Tensor:
+    """Source index of each output pixel, as ATen's ``upsample_nearest`` computes it.
+
+    ATen works in float32: ``scale`` is ``1 / scale_factor`` when a scale factor was given,
+    else ``in / out``, and the index is ``min(floor(i * scale), in - 1)`` (``nearest``) or
+    ``min(floor((i + 0.5) * scale), in - 1)`` (``nearest-exact``).
+    """
+    i = torch.arange(out_size, device=device)
+    if not exact and out_size == in_size:
+        return i
+    if not exact and out_size == 2 * in_size:
+        return i.div(2, rounding_mode="floor")
+    ratio = 1.0 / scale if scale is not None and scale > 0 else in_size / out_size
+    ratio32 = torch.empty((), dtype=torch.float32, device=device).fill_(ratio)
+    if exact:  # ATen: floorf((i + 0.5) * scale), the product in double, rounded to float
+        pos = (i.to(torch.float64) + 0.5) * ratio32.to(torch.float64)
+        src = pos.to(torch.float32).floor()
+    else:  # ATen: floorf(i * scale), all in float
+        src = (i.to(torch.float32) * ratio32).floor()
+    return src.to(torch.int64).clamp(max=in_size - 1)
+
+
+def gather2d(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """``x[..., rows, :][..., cols]``: the forward of nearest resampling."""
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def gather2d_backward(grad: Tensor, shape: torch.Size, rows: Tensor, cols: Tensor) -> Tensor:
+    """Adjoint of :func:`gather2d`: sums the gradient of every output that copied an input."""
+    g = grad.new_zeros(*grad.shape[:-1], shape[-1]).index_add_(-1, cols, grad)
+    return g.new_zeros(*shape).index_add_(-2, rows, g)
+
+
+def repeat_factor(index: Tensor, in_size: int) -> int | None:
+    """``r`` when ``index`` is ``[0]*r + [1]*r + ...`` (each input copied ``r`` times), else None."""
+    out_size = index.shape[0]
+    if out_size % in_size:
+        return None
+    r = out_size // in_size
+    expected = torch.arange(out_size, device=index.device).div(r, rounding_mode="floor")
+    return r if bool(index.equal(expected)) else None
+
+
+def repeat2d(x: Tensor, rh: int, rw: int) -> Tensor:
+    """``gather2d`` for whole-number repeats: a broadcast view and one copy, no indexing."""
+    *lead, h, w = x.shape
+    return x[..., :, None, :, None].expand(*lead, h, rh, w, rw).reshape(*lead, h * rh, w * rw)
+
+
+def repeat2d_backward(grad: Tensor, rh: int, rw: int) -> Tensor:
+    """Adjoint of :func:`repeat2d`: a sum-pool over each ``rh x rw`` block."""
+    *lead, ho, wo = grad.shape
+    return grad.reshape(*lead, ho // rh, rh, wo // rw, rw).sum(dim=(-3, -1))
