@@ -31,12 +31,12 @@ def conv2d(
     dilation: Pair, groups: int,
 ) -> Tensor:
     """Cross-correlation of a batched ``x`` (N, C, H, W) with ``weight`` (O, C/g, kh, kw)."""
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     out_c, _, kh, kw = weight.shape
     ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
     wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
     cols = unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
-    cols = cols.view(n, groups, -1, ho * wo)  # (N, g, C/g*kh*kw, L)
+    cols = cols.view(n, groups, c // groups * kh * kw, ho * wo)  # (N, g, C/g*kh*kw, L)
     out = weight.reshape(groups, out_c // groups, -1) @ cols  # (N, g, O/g, L)
     out = out.view(n, out_c, ho, wo)
     if bias is not None:
@@ -55,7 +55,7 @@ def conv_transpose2d(
     out_c = out_cg * groups
     wt = weight.reshape(groups, c // groups, -1).transpose(1, 2)  # (g, O/g*kh*kw, C/g)
     cols = wt @ y.reshape(n, groups, c // groups, h * w)  # (N, g, O/g*kh*kw, L)
-    cols = cols.view(n, -1, h * w)
+    cols = cols.view(n, out_c * kh * kw, h * w)
     kernel = (kh, kw)
     # fold's padding crops `padding` from each side; it is usable directly when the
     # requested size makes exactly (h, w) blocks, i.e. output_padding < stride.
@@ -83,13 +83,14 @@ def conv2d_weight_grad(
 ) -> Tensor:
     """Gradient of :func:`conv2d` w.r.t. its weight: ``grad_out`` times the unfolded input,
     summed over the batch and the output positions."""
-    n = x.shape[0]
+    n, c = x.shape[:2]
     out_c, _, kh, kw = weight_shape
+    k = c // groups * kh * kw
     cols = unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
-    cols = cols.view(n, groups, -1, cols.shape[-1]).permute(1, 0, 3, 2)  # (g, N, L, K)
-    cols = cols.reshape(groups, -1, cols.shape[-1])  # (g, N*L, K)
-    go = grad_out.reshape(n, groups, out_c // groups, -1).permute(1, 2, 0, 3)
-    go = go.reshape(groups, out_c // groups, -1)  # (g, O/g, N*L)
+    length = cols.shape[-1]
+    cols = cols.view(n, groups, k, length).permute(1, 0, 3, 2).reshape(groups, n * length, k)
+    go = grad_out.reshape(n, groups, out_c // groups, length).permute(1, 2, 0, 3)
+    go = go.reshape(groups, out_c // groups, n * length)
     return (go @ cols).view(weight_shape)
 
 

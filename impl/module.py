@@ -134,9 +134,3 @@ class Module:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
-
-def format_args(positional: list[Any], options: list[tuple[str, Any, Any]]) -> str:
-    """``repr`` arguments: the positional ones, then ``name=value`` where value != default."""
-    parts = [repr(v) for v in positional]
-    parts += [f"{name}={value!r}" for name, value, default in options if value != default]
-    return ", ".join(parts)

@@ -30,6 +30,10 @@ def assert_close(what: str, actual: Tensor, expected: Tensor, reduction: int) ->
     assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != torch's {tuple(expected.shape)}"
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != torch's {expected.dtype}"
     assert actual.device == expected.device, f"{what}: device {actual.device} != torch's {expected.device}"
+    finite = expected.isfinite()
+    same_special = (actual == expected) | (actual.isnan() & expected.isnan())
+    assert bool(same_special[~finite].all()), f"{what}: inf/nan where torch has {expected[~finite].tolist()}"
+    actual, expected = actual[finite], expected[finite]
     if actual.numel() == 0:
         return
     scale = max(1.0, expected.abs().max().item())
@@ -48,7 +52,7 @@ def max_errors(actual: Tensor, expected: Tensor) -> tuple[float, float]:
 
 def assert_parity(
     mod: Any, ref: torch.nn.Module, *inputs: Tensor, seed: int = 0, reduction: int | None = None,
-    **forward_kwargs: Any,
+    noncontiguous_grad: bool = False, **forward_kwargs: Any,
 ) -> dict[str, Tensor]:
     """Run ``mod`` (impl, autograd off) and ``ref`` (torch.nn) on the same inputs and compare
     output, gradient of the first input and every parameter gradient. Returns the impl's
@@ -66,6 +70,8 @@ def assert_parity(
     xr = x.detach().clone().requires_grad_(True)
     out_ref = ref(xr, *inputs[1:], **forward_kwargs)
     g = torch.randn(out_ref.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype).to(x.device)
+    if noncontiguous_grad:  # same values, transposed strides
+        g = g.transpose(-1, -2).contiguous().transpose(-1, -2)
     out_ref.backward(g)
 
     with torch.no_grad():

@@ -1,0 +1,91 @@
+"""Conv2d against torch.nn.Conv2d: landmark grids, layouts, hypothesis, gradcheck."""
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given
+
+import impl
+import reference
+from tests import strategies as S
+from tests.helpers import assert_parity, gradcheck
+
+DTYPES = [torch.float32, torch.float64]
+KERNELS = [1, 2, 3, 5, (3, 1)]
+STRIDES = [1, 2, 3, (2, 1)]
+PADDINGS = [0, 1, 2, (1, 0), "same", "valid"]
+GRID = [(k, s, p) for k, s, p in itertools.product(KERNELS, STRIDES, PADDINGS) if not (p == "same" and s != 1)]
+
+
+def pair_of(mod_kwargs):
+    return impl.Conv2d(**mod_kwargs), reference.Conv2d(**mod_kwargs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel,stride,padding", GRID)
+def test_kernel_stride_padding_grid(kernel, stride, padding, dtype):
+    x = S.tensors((2, 3, 9, 8), dtype, seed=1)
+    assert_parity(*pair_of(dict(in_channels=3, out_channels=4, kernel_size=kernel, stride=stride, padding=padding)), x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("groups", [1, 2, 4])  # 4 == in_channels: depthwise
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("bias", [True, False])
+def test_groups_dilation_bias_padding_mode(groups, dilation, bias, padding_mode, dtype):
+    x = S.tensors((2, 4, 9, 10), dtype, seed=2)
+    kw = dict(in_channels=4, out_channels=8, kernel_size=3, stride=(2, 1), padding=(2, 1),
+              dilation=dilation, groups=groups, bias=bias, padding_mode=padding_mode)
+    assert_parity(*pair_of(kw), x)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("kernel,dilation", [(2, 1), (4, 1), (3, 2), ((2, 3), (1, 2))])
+def test_same_padding_even_kernel_is_asymmetric(kernel, dilation, padding_mode):
+    x = S.tensors((2, 2, 7, 8), torch.float64, seed=3)
+    kw = dict(in_channels=2, out_channels=3, kernel_size=kernel, padding="same", dilation=dilation, padding_mode=padding_mode)
+    out = assert_parity(*pair_of(kw), x)["output"]
+    assert out.shape[2:] == x.shape[2:]
+
+
+LAYOUTS = {
+    "batched": lambda x: x,
+    "unbatched": lambda x: x[0],
+    "batch of one": lambda x: x[:1],
+    "non-contiguous": lambda x: x.transpose(2, 3).contiguous().transpose(2, 3)[:, :, ::2],
+    "channels_last": lambda x: x.contiguous(memory_format=torch.channels_last),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
+def test_layouts(layout, padding_mode, dtype):
+    x = LAYOUTS[layout](S.tensors((3, 3, 12, 7), dtype, seed=4))
+    kw = dict(in_channels=3, out_channels=5, kernel_size=3, stride=2, padding=1, padding_mode=padding_mode)
+    assert_parity(*pair_of(kw), x, noncontiguous_grad=layout == "non-contiguous")
+
+
+def test_empty_batch():
+    x = torch.randn(0, 3, 8, 8)
+    assert_parity(*pair_of(dict(in_channels=3, out_channels=4, kernel_size=3, padding=1)), x)
+
+
+@given(S.conv2d_configs(), S.dtypes, S.seeds)
+def test_hypothesis(config, dtype, seed):
+    kw, shape = config
+    torch.manual_seed(seed)
+    assert_parity(*pair_of(kw), S.tensors(shape, dtype, seed), seed=seed)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(kernel_size=3, stride=2, padding=1),
+    dict(kernel_size=(2, 3), padding="same", dilation=2, padding_mode="reflect", groups=2),
+    dict(kernel_size=3, stride=(1, 2), padding=(2, 1), padding_mode="circular", bias=False),
+    dict(kernel_size=2, padding=1, padding_mode="replicate"),
+])
+def test_gradcheck(kw):
+    x = S.tensors((2, 4, 6, 5), torch.float64, seed=5)
+    assert gradcheck(impl.Conv2d(4, 4, **kw), x)
