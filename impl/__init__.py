@@ -15,9 +15,26 @@ from .optim import SGD, Adam, Optimizer
 from .upsample import NearestUpsampling, Upsampling
 
 __all__ = [
-    "Module", "Sequential", "Conv2d", "ConvTranspose2d", "Upsampling", "ReLU", "LeakyReLU",
-    "Sigmoid", "Tanh", "MSELoss", "SGD", "Adam", "Optimizer",
+    "Module",
+    "Sequential",
+    "Conv2d",
+    "ConvTranspose2d",
+    "Upsampling",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "MSELoss",
+    "SGD",
+    "Adam",
+    "Optimizer",
     # EE-559 course names
-    "MSE", "TransposeConv2d", "NearestUpsampling",
-    "ShapeError", "DTypeError", "OutputPaddingError", "UnknownModeError", "StateDictError",
+    "MSE",
+    "TransposeConv2d",
+    "NearestUpsampling",
+    "ShapeError",
+    "DTypeError",
+    "OutputPaddingError",
+    "UnknownModeError",
+    "StateDictError",
 ]

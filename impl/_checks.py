@@ -49,14 +49,10 @@ def check_image(x: object, layer: str, channels: int | None, like: Tensor | None
     x = check_float_tensor(x, layer)
     if x.dim() not in (3, 4):
         raise ShapeError(
-            f"{layer}: expected a 3D (C, H, W) or 4D (N, C, H, W) input, "
-            f"got {x.dim()}D input of shape {tuple(x.shape)}"
+            f"{layer}: expected a 3D (C, H, W) or 4D (N, C, H, W) input, got {x.dim()}D input of shape {tuple(x.shape)}"
         )
     if channels is not None and x.shape[-3] != channels:
-        raise ShapeError(
-            f"{layer}: expected input with {channels} channels (dim -3), "
-            f"got shape {tuple(x.shape)}"
-        )
+        raise ShapeError(f"{layer}: expected input with {channels} channels (dim -3), got shape {tuple(x.shape)}")
     if like is not None and (x.dtype != like.dtype or x.device != like.device):
         raise DTypeError(
             f"{layer}: input is {x.dtype} on {x.device} but the parameters are "

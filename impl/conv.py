@@ -21,11 +21,21 @@ class _ConvNd(Module):
     """What both convolutions share: argument checks, torch's default initialisation, repr."""
 
     transposed = False
+    weight: Tensor
+    bias: Tensor | None
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair,
-        dilation: IntPair, groups: int, bias: bool, padding_mode: str,
-        device: torch.device | str | None, dtype: torch.dtype | None,
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair,
+        dilation: IntPair,
+        groups: int,
+        bias: bool,
+        padding_mode: str,
+        device: torch.device | str | None,
+        dtype: torch.dtype | None,
     ) -> None:
         super().__init__()
         self.in_channels = positive_int(in_channels, "in_channels")
@@ -77,8 +87,12 @@ class _ConvNd(Module):
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
         for name, default in (
-            ("stride", (1, 1)), ("padding", (0, 0)), ("dilation", (1, 1)),
-            ("output_padding", (0, 0)), ("groups", 1), ("padding_mode", "zeros"),
+            ("stride", (1, 1)),
+            ("padding", (0, 0)),
+            ("dilation", (1, 1)),
+            ("output_padding", (0, 0)),
+            ("groups", 1),
+            ("padding_mode", "zeros"),
         ):
             value = getattr(self, name, default)
             if value != default:
@@ -110,13 +124,22 @@ class Conv2d(_ConvNd):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
-        padding: str | IntPair = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
-        padding_mode: str = "zeros", device: torch.device | str | None = None,
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: str | IntPair = 0,
+        dilation: IntPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, dilation, groups, bias,
-                         padding_mode, device, dtype)
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, dilation, groups, bias, padding_mode, device, dtype
+        )
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"padding must be 'same', 'valid', an int or a pair, got {padding!r}")
@@ -162,11 +185,13 @@ class Conv2d(_ConvNd):
         g = self._check_grad(grad_output, out_shape, batched)
         padding = self._unfold_padding or (0, 0)
         self._grads["weight"] += F.conv2d_weight_grad(
-            padded, g, self.weight.shape, self.stride, padding, self.dilation, self.groups)
+            padded, g, self.weight.shape, self.stride, padding, self.dilation, self.groups
+        )
         if self.bias is not None:
             self._grads["bias"] += F.bias_grad(g)
-        gx = F.conv_transpose2d(g, self.weight, None, self.stride, padding, self.dilation,
-                                self.groups, padded.shape[2:])
+        gx = F.conv_transpose2d(
+            g, self.weight, None, self.stride, padding, self.dilation, self.groups, padded.shape[2:]
+        )
         if self._unfold_padding is None:
             gx = F.pad_backward(gx, x_shape, self._pad4, self.padding_mode)
         return gx if batched else gx.squeeze(0)
@@ -196,15 +221,25 @@ class ConvTranspose2d(_ConvNd):
     transposed = True
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
-        padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, bias: bool = True,
-        dilation: IntPair = 1, padding_mode: str = "zeros",
-        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        output_padding: IntPair = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: IntPair = 1,
+        padding_mode: str = "zeros",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         if padding_mode != "zeros":
             raise ValueError(f'Only "zeros" padding_mode is supported for ConvTranspose2d, got {padding_mode!r}')
-        super().__init__(in_channels, out_channels, kernel_size, stride, dilation, groups, bias,
-                         padding_mode, device, dtype)
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, dilation, groups, bias, padding_mode, device, dtype
+        )
         self.padding = pair(padding, "padding", minimum=0)
         self.output_padding = pair(output_padding, "output_padding", minimum=0)
         for op, s, d in zip(self.output_padding, self.stride, self.dilation):
@@ -230,7 +265,9 @@ class ConvTranspose2d(_ConvNd):
         if len(sizes) == leading + 2:
             sizes = sizes[leading:]
         if len(sizes) != 2:
-            raise ValueError(f"ConvTranspose2d: output_size must have 2 or {leading + 2} elements, got {tuple(output_size)}")
+            raise ValueError(
+                f"ConvTranspose2d: output_size must have 2 or {leading + 2} elements, got {tuple(output_size)}"
+            )
         low = self._min_size(x)
         high = tuple(m + s - 1 for m, s in zip(low, self.stride))
         if not all(lo <= size <= hi for lo, size, hi in zip(low, sizes, high)):
@@ -246,8 +283,7 @@ class ConvTranspose2d(_ConvNd):
         size = tuple(m + op for m, op in zip(self._min_size(x), output_padding))
         if min(size) < 1:
             raise ShapeError(f"ConvTranspose2d: input of size {tuple(x.shape[2:])} gives an empty output {size}")
-        out = F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                                 self.groups, size)  # type: ignore[arg-type]
+        out = F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, size)  # type: ignore[arg-type]
         self._saved = (x, out.shape, batched)
         return out if batched else out.squeeze(0)
 
@@ -262,10 +298,11 @@ class ConvTranspose2d(_ConvNd):
             # output_padding >= stride: the rows/columns past the last block would count as
             # extra blocks in unfold; pad explicitly and crop to exactly the blocks of x.
             full = [m + 2 * p - op for m, p, op in zip(out_shape[2:], padding, output_padding)]
-            g = F.pad(g, (padding[0], padding[0], padding[1], padding[1]), "zeros")[..., :full[0], :full[1]]
+            g = F.pad(g, (padding[0], padding[0], padding[1], padding[1]), "zeros")[..., : full[0], : full[1]]
             padding = (0, 0)
         self._grads["weight"] += F.conv2d_weight_grad(
-            g, x, self.weight.shape, self.stride, padding, self.dilation, self.groups)
+            g, x, self.weight.shape, self.stride, padding, self.dilation, self.groups
+        )
         gx = F.conv2d(g, self.weight, None, self.stride, padding, self.dilation, self.groups)
         return gx if batched else gx.squeeze(0)
 

@@ -27,8 +27,13 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
 
 
 def conv2d(
-    x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair,
-    dilation: Pair, groups: int,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
 ) -> Tensor:
     """Cross-correlation of a batched ``x`` (N, C, H, W) with ``weight`` (O, C/g, kh, kw)."""
     n, c, h, w = x.shape
@@ -45,8 +50,14 @@ def conv2d(
 
 
 def conv_transpose2d(
-    y: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair,
-    dilation: Pair, groups: int, output_size: Pair,
+    y: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+    output_size: Pair,
 ) -> Tensor:
     """Adjoint of :func:`conv2d` in ``x`` (bias aside): ``y`` (N, C, H, W) with ``weight``
     (C, O/g, kh, kw) gives (N, O, *output_size)."""
@@ -71,15 +82,20 @@ def conv_transpose2d(
         out = y.new_zeros(n, out_c, *output_size)
         rows = min(output_size[0], full[0] - padding[0])
         columns = min(output_size[1], full[1] - padding[1])
-        out[:, :, :rows, :columns] = whole[:, :, padding[0]:padding[0] + rows, padding[1]:padding[1] + columns]
+        out[:, :, :rows, :columns] = whole[:, :, padding[0] : padding[0] + rows, padding[1] : padding[1] + columns]
     if bias is not None:
         out += bias.view(1, -1, 1, 1)
     return out
 
 
 def conv2d_weight_grad(
-    x: Tensor, grad_out: Tensor, weight_shape: torch.Size, stride: Pair, padding: Pair,
-    dilation: Pair, groups: int,
+    x: Tensor,
+    grad_out: Tensor,
+    weight_shape: torch.Size,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
 ) -> Tensor:
     """Gradient of :func:`conv2d` w.r.t. its weight: ``grad_out`` times the unfolded input,
     summed over the batch and the output positions."""
@@ -115,7 +131,7 @@ def pad(x: Tensor, padding: Pad4, mode: str) -> Tensor:
     h, w = x.shape[-2:]
     if mode == "zeros":
         out = x.new_zeros(*x.shape[:-2], h + top + bottom, w + left + right)
-        out[..., top:top + h, left:left + w] = x
+        out[..., top : top + h, left : left + w] = x
         return out
     rows = _pad_index(h, top, bottom, mode, x.device)
     cols = _pad_index(w, left, right, mode, x.device)
@@ -127,7 +143,7 @@ def pad_backward(grad: Tensor, shape: torch.Size, padding: Pad4, mode: str) -> T
     top, bottom, left, right = padding
     h, w = shape[-2:]
     if mode == "zeros":
-        return grad[..., top:top + h, left:left + w]
+        return grad[..., top : top + h, left : left + w]
     rows = _pad_index(h, top, bottom, mode, grad.device)
     cols = _pad_index(w, left, right, mode, grad.device)
     return gather2d_backward(grad, shape, rows, cols)

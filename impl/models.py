@@ -30,8 +30,12 @@ def course_network(upsampling: str = "nearest", channels: int = 48) -> Sequentia
     if upsampling not in UPSAMPLINGS:
         raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsampling!r}")
     return Sequential(
-        Conv2d(3, channels, 3, stride=2, padding=1), ReLU(),
-        Conv2d(channels, channels, 3, stride=2, padding=1), ReLU(),
-        *_up(channels, channels, upsampling), ReLU(),
-        *_up(channels, 3, upsampling), Sigmoid(),
+        Conv2d(3, channels, 3, stride=2, padding=1),
+        ReLU(),
+        Conv2d(channels, channels, 3, stride=2, padding=1),
+        ReLU(),
+        *_up(channels, channels, upsampling),
+        ReLU(),
+        *_up(channels, 3, upsampling),
+        Sigmoid(),
     )

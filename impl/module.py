@@ -31,10 +31,11 @@ class Module:
         self.training = True
 
     # --- the contract ---------------------------------------------------------------------
-    def forward(self, *inputs: Tensor) -> Tensor:
+    # ``(*args: Any, **kwargs: Any)`` lets each block declare its own arguments (mypy).
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def backward(self, *grad_outputs: Tensor) -> Tensor:
+    def backward(self, *args: Any, **kwargs: Any) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, *inputs: Tensor, **kwargs: Any) -> Tensor:
@@ -111,8 +112,7 @@ class Module:
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
             raise StateDictError(
-                f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
-                f"unexpected keys {unexpected}"
+                f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
             )
         for key, p in own.items():
             if key in state_dict:
@@ -120,8 +120,7 @@ class Module:
                 if not isinstance(value, Tensor) or value.shape != p.shape:
                     got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
                     raise StateDictError(
-                        f"{type(self).__name__}.load_state_dict: {key!r} expects shape "
-                        f"{tuple(p.shape)}, got {got}"
+                        f"{type(self).__name__}.load_state_dict: {key!r} expects shape {tuple(p.shape)}, got {got}"
                     )
         for key, p in own.items():
             if key in state_dict:
@@ -133,4 +132,3 @@ class Module:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
-

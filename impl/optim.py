@@ -24,7 +24,9 @@ class Optimizer:
             if not (isinstance(item, tuple) and len(item) == 2 and all(isinstance(t, Tensor) for t in item)):
                 raise TypeError(f"params[{i}] must be a (parameter, gradient) pair as param() returns, got {item!r}")
             if item[0].shape != item[1].shape:
-                raise ValueError(f"params[{i}]: gradient shape {tuple(item[1].shape)} != parameter shape {tuple(item[0].shape)}")
+                raise ValueError(
+                    f"params[{i}]: gradient shape {tuple(item[1].shape)} != parameter shape {tuple(item[0].shape)}"
+                )
         if not (isinstance(lr, (int, float)) and lr >= 0):
             raise ValueError(f"Invalid learning rate: {lr}")
         self.lr = float(lr)
@@ -39,7 +41,10 @@ class Optimizer:
         # Check everything first: a refused step leaves every parameter unchanged.
         for i, (p, g) in enumerate(self.params):
             if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
-                raise ValueError(f"params[{i}]: gradient {tuple(g.shape)} {g.dtype} does not match parameter {tuple(p.shape)} {p.dtype}")
+                raise ValueError(
+                    f"params[{i}]: gradient {tuple(g.shape)} {g.dtype} does not match "
+                    f"parameter {tuple(p.shape)} {p.dtype}"
+                )
         for i, (p, g) in enumerate(self.params):
             self._update(p, g, self.state.setdefault(i, {}))
 
@@ -48,7 +53,11 @@ class Optimizer:
 
     def state_dict(self) -> dict[str, Any]:
         group = {**self.defaults, "lr": self.lr, "params": list(range(len(self.params)))}
-        state = {i: {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in s.items()} for i, s in self.state.items() if s}
+        state = {
+            i: {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in s.items()}
+            for i, s in self.state.items()
+            if s
+        }
         return {"state": state, "param_groups": [group]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -60,7 +69,9 @@ class Optimizer:
             )
         self.lr = float(group["lr"])
         self.state = {
-            int(i): {k: (v.to(self.params[int(i)][0]) if isinstance(v, Tensor) and k != "step" else v) for k, v in s.items()}
+            int(i): {
+                k: (v.to(self.params[int(i)][0]) if isinstance(v, Tensor) and k != "step" else v) for k, v in s.items()
+            }
             for i, s in state_dict["state"].items()
         }
 
@@ -84,8 +95,14 @@ class SGD(Optimizer):
     """
 
     def __init__(
-        self, params: Iterable[tuple[Tensor, Tensor]], lr: float = 1e-3, momentum: float = 0,
-        dampening: float = 0, weight_decay: float = 0, nesterov: bool = False, maximize: bool = False,
+        self,
+        params: Iterable[tuple[Tensor, Tensor]],
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        maximize: bool = False,
     ) -> None:
         if momentum < 0:
             raise ValueError(f"Invalid momentum value: {momentum}")
@@ -93,9 +110,17 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        super().__init__(params, lr, {"momentum": momentum, "dampening": dampening,
-                                      "weight_decay": weight_decay, "nesterov": nesterov,
-                                      "maximize": maximize})
+        super().__init__(
+            params,
+            lr,
+            {
+                "momentum": momentum,
+                "dampening": dampening,
+                "weight_decay": weight_decay,
+                "nesterov": nesterov,
+                "maximize": maximize,
+            },
+        )
         self.momentum, self.dampening, self.weight_decay = momentum, dampening, weight_decay
         self.nesterov, self.maximize = nesterov, maximize
 
@@ -128,9 +153,14 @@ class Adam(Optimizer):
     """
 
     def __init__(
-        self, params: Iterable[tuple[Tensor, Tensor]], lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
-        amsgrad: bool = False, maximize: bool = False,
+        self,
+        params: Iterable[tuple[Tensor, Tensor]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        maximize: bool = False,
     ) -> None:
         if not 0.0 <= eps:
             raise ValueError(f"Invalid epsilon value: {eps}")
@@ -139,8 +169,11 @@ class Adam(Optimizer):
                 raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
         if weight_decay < 0:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        super().__init__(params, lr, {"betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                                      "amsgrad": amsgrad, "maximize": maximize})
+        super().__init__(
+            params,
+            lr,
+            {"betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad, "maximize": maximize},
+        )
         self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
         self.amsgrad, self.maximize = amsgrad, maximize
 

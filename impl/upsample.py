@@ -46,12 +46,16 @@ class Upsampling(Module):
     """
 
     def __init__(
-        self, size: int | tuple[int, int] | None = None,
-        scale_factor: float | tuple[float, float] | None = None, mode: str = "nearest",
+        self,
+        size: int | tuple[int, int] | None = None,
+        scale_factor: float | tuple[float, float] | None = None,
+        mode: str = "nearest",
     ) -> None:
         super().__init__()
         if size is not None and scale_factor is not None:
-            raise ValueError(f"only one of size or scale_factor should be defined, got size={size!r}, scale_factor={scale_factor!r}")
+            raise ValueError(
+                f"only one of size or scale_factor should be defined, got size={size!r}, scale_factor={scale_factor!r}"
+            )
         if size is None and scale_factor is None:
             raise ValueError("either size or scale_factor should be defined")
         if mode not in MODES:
@@ -65,16 +69,17 @@ class Upsampling(Module):
     def forward(self, x: Tensor) -> Tensor:
         x = check_image(x, "Upsampling", None, None)
         h, w = x.shape[-2:]
+        scales: tuple[float, float] | tuple[None, None] = (None, None)
         if self._scale is None:
-            out_size, scales = self._size, (None, None)
+            out_size: tuple[int, int] = self._size  # type: ignore[assignment]
         else:
             out_size = (math.floor(h * self._scale[0]), math.floor(w * self._scale[1]))
             scales = self._scale
-        if min(h, w, *out_size) < 1:  # type: ignore[misc]
+        if min(h, w, *out_size) < 1:
             raise ShapeError(f"Upsampling: input {(h, w)} and output {out_size} sizes must be greater than 0")
         exact = self.mode == "nearest-exact"
-        rows = F.nearest_index(out_size[0], h, scales[0], exact, x.device)  # type: ignore[index]
-        cols = F.nearest_index(out_size[1], w, scales[1], exact, x.device)  # type: ignore[index]
+        rows = F.nearest_index(out_size[0], h, scales[0], exact, x.device)
+        cols = F.nearest_index(out_size[1], w, scales[1], exact, x.device)
         repeats = (F.repeat_factor(rows, h), F.repeat_factor(cols, w))
         self._saved = (x.shape, rows, cols, repeats)
         if repeats[0] and repeats[1]:
@@ -85,7 +90,9 @@ class Upsampling(Module):
         shape, rows, cols, repeats = self._require_saved()
         expected = (*shape[:-2], rows.shape[0], cols.shape[0])
         if tuple(grad_output.shape) != expected:
-            raise ShapeError(f"Upsampling.backward: grad_output must have shape {expected}, got {tuple(grad_output.shape)}")
+            raise ShapeError(
+                f"Upsampling.backward: grad_output must have shape {expected}, got {tuple(grad_output.shape)}"
+            )
         if repeats[0] and repeats[1]:
             return F.repeat2d_backward(grad_output, *repeats)
         return F.gather2d_backward(grad_output, shape, rows, cols)

@@ -26,8 +26,10 @@ class Upsampling(nn.Upsample):
     """``nn.Upsample`` restricted to impl's signature; a 3D input is an unbatched image."""
 
     def __init__(
-        self, size: int | tuple[int, int] | None = None,
-        scale_factor: float | tuple[float, float] | None = None, mode: str = "nearest",
+        self,
+        size: int | tuple[int, int] | None = None,
+        scale_factor: float | tuple[float, float] | None = None,
+        mode: str = "nearest",
     ) -> None:
         super().__init__(size=size, scale_factor=scale_factor, mode=mode)
 
@@ -41,22 +43,50 @@ class SGD(torch.optim.SGD):
     """``torch.optim.SGD`` with impl.SGD's signature."""
 
     def __init__(
-        self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
-        weight_decay: float = 0, nesterov: bool = False, maximize: bool = False,
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        maximize: bool = False,
     ) -> None:
-        super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
-                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, foreach=False)
+        super().__init__(
+            params,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            foreach=False,
+        )
 
 
 class Adam(torch.optim.Adam):
     """``torch.optim.Adam`` with impl.Adam's signature."""
 
     def __init__(
-        self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, maximize: bool = False,
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        maximize: bool = False,
     ) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, foreach=False)
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            foreach=False,
+        )
 
 
 MSE = MSELoss
@@ -64,6 +94,18 @@ TransposeConv2d = ConvTranspose2d
 NearestUpsampling = Upsampling
 
 __all__ = [
-    "Conv2d", "ConvTranspose2d", "Upsampling", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "MSELoss",
-    "Sequential", "SGD", "Adam", "MSE", "TransposeConv2d", "NearestUpsampling",
+    "Conv2d",
+    "ConvTranspose2d",
+    "Upsampling",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "MSELoss",
+    "Sequential",
+    "SGD",
+    "Adam",
+    "MSE",
+    "TransposeConv2d",
+    "NearestUpsampling",
 ]

@@ -51,8 +51,13 @@ def max_errors(actual: Tensor, expected: Tensor) -> tuple[float, float]:
 
 
 def assert_parity(
-    mod: Any, ref: torch.nn.Module, *inputs: Tensor, seed: int = 0, reduction: int | None = None,
-    noncontiguous_grad: bool = False, **forward_kwargs: Any,
+    mod: Any,
+    ref: torch.nn.Module,
+    *inputs: Tensor,
+    seed: int = 0,
+    reduction: int | None = None,
+    noncontiguous_grad: bool = False,
+    **forward_kwargs: Any,
 ) -> dict[str, Tensor]:
     """Run ``mod`` (impl, autograd off) and ``ref`` (torch.nn) on the same inputs and compare
     output, gradient of the first input and every parameter gradient. Returns the impl's

@@ -17,17 +17,23 @@ def conv2d_configs(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[int, ...]]:
     kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     dilation = (draw(sizes), draw(st.integers(1, 2)))
     mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
-    padding: Any = draw(st.one_of(
-        st.tuples(st.integers(0, 3), st.integers(0, 3)), st.sampled_from(["same", "valid"])
-    ))
+    padding: Any = draw(st.one_of(st.tuples(st.integers(0, 3), st.integers(0, 3)), st.sampled_from(["same", "valid"])))
     stride = (1, 1) if padding == "same" else (draw(sizes), draw(sizes))
     kw = dict(
-        in_channels=groups * draw(sizes), out_channels=groups * draw(sizes), kernel_size=kernel,
-        stride=stride, padding=padding, dilation=dilation, groups=groups,
-        bias=draw(st.booleans()), padding_mode=mode,
+        in_channels=groups * draw(sizes),
+        out_channels=groups * draw(sizes),
+        kernel_size=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        bias=draw(st.booleans()),
+        padding_mode=mode,
     )
-    pads = padding if isinstance(padding, tuple) else tuple(
-        d * (k - 1) if padding == "same" else 0 for d, k in zip(dilation, kernel)
+    pads = (
+        padding
+        if isinstance(padding, tuple)
+        else tuple(d * (k - 1) if padding == "same" else 0 for d, k in zip(dilation, kernel))
     )
     # the padded input must hold the dilated kernel; reflect needs padding < size
     lows = [max(d * (k - 1) + 1 - 2 * p, p + 1, 1) for d, k, p in zip(dilation, kernel, pads)]
@@ -47,12 +53,21 @@ def conv_transpose2d_configs(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[int
     output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
     padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
     kw = dict(
-        in_channels=groups * draw(sizes), out_channels=groups * draw(sizes), kernel_size=kernel,
-        stride=stride, padding=padding, output_padding=output_padding, groups=groups,
-        bias=draw(st.booleans()), dilation=dilation,
+        in_channels=groups * draw(sizes),
+        out_channels=groups * draw(sizes),
+        kernel_size=kernel,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        groups=groups,
+        bias=draw(st.booleans()),
+        dilation=dilation,
     )
     # output size (h-1)*s - 2p + d(k-1) + op + 1 must be >= 1
-    lows = [max(1, -(-(2 * p - d * (k - 1) - op) // s) + 1) for p, d, k, op, s in zip(padding, dilation, kernel, output_padding, stride)]
+    lows = [
+        max(1, -(-(2 * p - d * (k - 1) - op) // s) + 1)
+        for p, d, k, op, s in zip(padding, dilation, kernel, output_padding, stride)
+    ]
     shape = (kw["in_channels"], draw(st.integers(lows[0], lows[0] + 4)), draw(st.integers(lows[1], lows[1] + 4)))
     if draw(st.booleans()):
         shape = (draw(st.integers(1, 3)), *shape)

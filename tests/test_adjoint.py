@@ -29,8 +29,15 @@ def test_conv2d_and_conv_transpose2d_are_adjoint(config, seed):
     out = conv(x)
     y = S.tensors(tuple(out.shape), torch.float64, seed + 1)
     transpose = impl.ConvTranspose2d(
-        kw["out_channels"], kw["in_channels"], kw["kernel_size"], stride=kw["stride"], padding=kw["padding"],
-        groups=kw["groups"], bias=False, dilation=kw["dilation"]).double()
+        kw["out_channels"],
+        kw["in_channels"],
+        kw["kernel_size"],
+        stride=kw["stride"],
+        padding=kw["padding"],
+        groups=kw["groups"],
+        bias=False,
+        dilation=kw["dilation"],
+    ).double()
     transpose.load_state_dict({"weight": conv.weight})  # same tensor layout: (out, in/g, kh, kw)
     back = transpose(y, output_size=x.shape[-2:])
     assert back.shape == x.shape

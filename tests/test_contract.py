@@ -17,7 +17,10 @@ BLOCKS = [
     ("ConvTranspose2d", (4, 2, 2), {"groups": 2, "bias": False, "dilation": 2}),
     ("Upsampling", (), {"scale_factor": 2}),
     ("Upsampling", (), {"size": (5, 7), "mode": "nearest-exact"}),
-    ("ReLU", (), {}), ("LeakyReLU", (0.2,), {}), ("Sigmoid", (), {}), ("Tanh", (), {}),
+    ("ReLU", (), {}),
+    ("LeakyReLU", (0.2,), {}),
+    ("Sigmoid", (), {}),
+    ("Tanh", (), {}),
     ("MSELoss", (), {"reduction": "sum"}),
 ]
 
@@ -48,18 +51,32 @@ def test_same_seed_same_initial_weights_as_torch(spec):
 @pytest.mark.parametrize("spec", BLOCKS[:4], ids=str)
 def test_hyper_parameters_read_like_torch(spec):
     mod, ref = build(impl, spec), build(reference, spec)
-    for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode"):
+    for attr in (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "padding_mode",
+    ):
         assert getattr(mod, attr) == getattr(ref, attr), attr
     assert (mod.bias is None) == (ref.bias is None)
     assert mod.weight.shape == ref.weight.shape
 
 
 def test_repr_reads_like_the_code():
-    assert repr(impl.Conv2d(3, 48, 3, stride=2, padding=1)) == "Conv2d(3, 48, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))"
+    assert (
+        repr(impl.Conv2d(3, 48, 3, stride=2, padding=1))
+        == "Conv2d(3, 48, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))"
+    )
     assert repr(impl.Conv2d(4, 4, 3, groups=2, bias=False, padding="same", padding_mode="reflect")) == (
-        "Conv2d(4, 4, kernel_size=(3, 3), padding='same', groups=2, padding_mode='reflect', bias=False)")
+        "Conv2d(4, 4, kernel_size=(3, 3), padding='same', groups=2, padding_mode='reflect', bias=False)"
+    )
     assert repr(impl.ConvTranspose2d(2, 3, 3, stride=2, output_padding=1)) == (
-        "ConvTranspose2d(2, 3, kernel_size=(3, 3), stride=(2, 2), output_padding=(1, 1))")
+        "ConvTranspose2d(2, 3, kernel_size=(3, 3), stride=(2, 2), output_padding=(1, 1))"
+    )
     assert repr(impl.Upsampling(scale_factor=2)) == "Upsampling(scale_factor=2)"
     assert repr(impl.Upsampling(size=4, mode="nearest-exact")) == "Upsampling(size=4, mode='nearest-exact')"
     assert repr(impl.LeakyReLU()) == "LeakyReLU()" and repr(impl.LeakyReLU(0.2)) == "LeakyReLU(negative_slope=0.2)"

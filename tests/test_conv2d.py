@@ -36,8 +36,17 @@ def test_kernel_stride_padding_grid(kernel, stride, padding, dtype):
 @pytest.mark.parametrize("bias", [True, False])
 def test_groups_dilation_bias_padding_mode(groups, dilation, bias, padding_mode, dtype):
     x = S.tensors((2, 4, 9, 10), dtype, seed=2)
-    kw = dict(in_channels=4, out_channels=8, kernel_size=3, stride=(2, 1), padding=(2, 1),
-              dilation=dilation, groups=groups, bias=bias, padding_mode=padding_mode)
+    kw = dict(
+        in_channels=4,
+        out_channels=8,
+        kernel_size=3,
+        stride=(2, 1),
+        padding=(2, 1),
+        dilation=dilation,
+        groups=groups,
+        bias=bias,
+        padding_mode=padding_mode,
+    )
     assert_parity(*pair_of(kw), x)
 
 
@@ -45,7 +54,9 @@ def test_groups_dilation_bias_padding_mode(groups, dilation, bias, padding_mode,
 @pytest.mark.parametrize("kernel,dilation", [(2, 1), (4, 1), (3, 2), ((2, 3), (1, 2))])
 def test_same_padding_even_kernel_is_asymmetric(kernel, dilation, padding_mode):
     x = S.tensors((2, 2, 7, 8), torch.float64, seed=3)
-    kw = dict(in_channels=2, out_channels=3, kernel_size=kernel, padding="same", dilation=dilation, padding_mode=padding_mode)
+    kw = dict(
+        in_channels=2, out_channels=3, kernel_size=kernel, padding="same", dilation=dilation, padding_mode=padding_mode
+    )
     out = assert_parity(*pair_of(kw), x)["output"]
     assert out.shape[2:] == x.shape[2:]
 
@@ -80,12 +91,15 @@ def test_hypothesis(config, dtype, seed):
     assert_parity(*pair_of(kw), S.tensors(shape, dtype, seed), seed=seed)
 
 
-@pytest.mark.parametrize("kw", [
-    dict(kernel_size=3, stride=2, padding=1),
-    dict(kernel_size=(2, 3), padding="same", dilation=2, padding_mode="reflect", groups=2),
-    dict(kernel_size=3, stride=(1, 2), padding=(2, 1), padding_mode="circular", bias=False),
-    dict(kernel_size=2, padding=1, padding_mode="replicate"),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(kernel_size=3, stride=2, padding=1),
+        dict(kernel_size=(2, 3), padding="same", dilation=2, padding_mode="reflect", groups=2),
+        dict(kernel_size=3, stride=(1, 2), padding=(2, 1), padding_mode="circular", bias=False),
+        dict(kernel_size=2, padding=1, padding_mode="replicate"),
+    ],
+)
 def test_gradcheck(kw):
     x = S.tensors((2, 4, 6, 5), torch.float64, seed=5)
     assert gradcheck(impl.Conv2d(4, 4, **kw), x)

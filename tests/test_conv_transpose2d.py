@@ -27,8 +27,18 @@ def pair_of(**kw):
 def test_kernel_padding_output_padding_grid(kernel, padding, sdo, dtype):
     stride, dilation, output_padding = sdo
     x = S.tensors((2, 3, 5, 4), dtype, seed=1)
-    assert_parity(*pair_of(in_channels=3, out_channels=4, kernel_size=kernel, stride=stride, padding=padding,
-                           output_padding=output_padding, dilation=dilation), x)
+    assert_parity(
+        *pair_of(
+            in_channels=3,
+            out_channels=4,
+            kernel_size=kernel,
+            stride=stride,
+            padding=padding,
+            output_padding=output_padding,
+            dilation=dilation,
+        ),
+        x,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -36,8 +46,19 @@ def test_kernel_padding_output_padding_grid(kernel, padding, sdo, dtype):
 @pytest.mark.parametrize("bias", [True, False])
 def test_groups_bias(groups, bias, dtype):
     x = S.tensors((2, 4, 5, 6), dtype, seed=2)
-    assert_parity(*pair_of(in_channels=4, out_channels=8, kernel_size=3, stride=2, padding=1,
-                           output_padding=1, groups=groups, bias=bias), x)
+    assert_parity(
+        *pair_of(
+            in_channels=4,
+            out_channels=8,
+            kernel_size=3,
+            stride=2,
+            padding=1,
+            output_padding=1,
+            groups=groups,
+            bias=bias,
+        ),
+        x,
+    )
 
 
 LAYOUTS = {
@@ -53,15 +74,19 @@ LAYOUTS = {
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_layouts(layout, dtype):
     x = LAYOUTS[layout](S.tensors((3, 3, 8, 5), dtype, seed=3))
-    assert_parity(*pair_of(in_channels=3, out_channels=2, kernel_size=3, stride=2, padding=1),
-                  x, noncontiguous_grad=layout == "non-contiguous")
+    assert_parity(
+        *pair_of(in_channels=3, out_channels=2, kernel_size=3, stride=2, padding=1),
+        x,
+        noncontiguous_grad=layout == "non-contiguous",
+    )
 
 
 @pytest.mark.parametrize("output_size", [(9, 13), (10, 15), [2, 4, 10, 14], (9, 14)])
 def test_output_size(output_size):
     x = S.tensors((2, 3, 5, 5), torch.float64, seed=4)
-    out = assert_parity(*pair_of(in_channels=3, out_channels=4, kernel_size=3, stride=(2, 3), padding=1),
-                        x, output_size=output_size)["output"]
+    out = assert_parity(
+        *pair_of(in_channels=3, out_channels=4, kernel_size=3, stride=(2, 3), padding=1), x, output_size=output_size
+    )["output"]
     assert tuple(out.shape[2:]) == tuple(output_size)[-2:]
 
 
@@ -85,11 +110,14 @@ def test_hypothesis(config, dtype, seed):
     assert_parity(*pair_of(**kw), S.tensors(shape, dtype, seed), seed=seed)
 
 
-@pytest.mark.parametrize("kw", [
-    dict(kernel_size=3, stride=2, padding=1, output_padding=1),
-    dict(kernel_size=(2, 3), stride=1, dilation=2, output_padding=1, groups=2),
-    dict(kernel_size=3, stride=(3, 1), padding=(2, 0), bias=False),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(kernel_size=3, stride=2, padding=1, output_padding=1),
+        dict(kernel_size=(2, 3), stride=1, dilation=2, output_padding=1, groups=2),
+        dict(kernel_size=3, stride=(3, 1), padding=(2, 0), bias=False),
+    ],
+)
 def test_gradcheck(kw):
     x = S.tensors((2, 4, 4, 5), torch.float64, seed=5)
     assert gradcheck(impl.ConvTranspose2d(4, 4, **kw), x)

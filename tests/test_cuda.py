@@ -22,7 +22,10 @@ CASES = [
     ("ConvTranspose2d", (4, 6, 3), dict(dilation=2, output_padding=1, groups=2)),
     ("Upsampling", (), dict(scale_factor=2)),
     ("Upsampling", (), dict(scale_factor=1.5, mode="nearest-exact")),
-    ("ReLU", (), {}), ("LeakyReLU", (0.1,), {}), ("Sigmoid", (), {}), ("Tanh", (), {}),
+    ("ReLU", (), {}),
+    ("LeakyReLU", (0.1,), {}),
+    ("Sigmoid", (), {}),
+    ("Tanh", (), {}),
 ]
 
 
@@ -34,7 +37,9 @@ def test_parity_on_cuda(name, args, kw, dtype):
     assert all(t.device.type == "cuda" for t in results.values())
 
 
-@pytest.mark.parametrize("optimizer,kw", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)), ("Adam", dict(lr=0.01, amsgrad=True))])
+@pytest.mark.parametrize(
+    "optimizer,kw", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)), ("Adam", dict(lr=0.01, amsgrad=True))]
+)
 def test_training_step_on_cuda(optimizer, kw):
     torch.manual_seed(0)
     net = impl.models.course_network().to(device="cuda")

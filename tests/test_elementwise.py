@@ -24,7 +24,9 @@ def test_activation_parity(name, kw, shape, dtype):
 @pytest.mark.parametrize("name,kw", ACTIVATIONS)
 def test_activation_special_values(name, kw):
     """Gradient at exactly 0 (ReLU: 0, LeakyReLU: slope), infinities, large magnitudes, NaN."""
-    x = torch.tensor([0.0, -0.0, 1e-30, -1e-30, 50.0, -50.0, 1000.0, -1000.0, float("inf"), float("-inf")], dtype=torch.float64)
+    x = torch.tensor(
+        [0.0, -0.0, 1e-30, -1e-30, 50.0, -50.0, 1000.0, -1000.0, float("inf"), float("-inf")], dtype=torch.float64
+    )
     assert_parity(getattr(impl, name)(**kw), getattr(reference, name)(**kw), x)
     nan = torch.tensor([float("nan")])
     assert getattr(impl, name)(**kw)(nan).isnan().all()
@@ -40,7 +42,9 @@ def test_activation_gradcheck(name, kw):
 @given(st.sampled_from(ACTIVATIONS), S.dtypes, S.seeds, st.floats(0.1, 30))
 def test_activation_hypothesis(activation, dtype, seed, scale):
     name, kw = activation
-    assert_parity(getattr(impl, name)(**kw), getattr(reference, name)(**kw), S.tensors((2, 3, 5), dtype, seed) * scale, seed=seed)
+    assert_parity(
+        getattr(impl, name)(**kw), getattr(reference, name)(**kw), S.tensors((2, 3, 5), dtype, seed) * scale, seed=seed
+    )
 
 
 def loss_parity(reduction, shape, dtype, seed=0):
@@ -56,7 +60,9 @@ def loss_parity(reduction, shape, dtype, seed=0):
     assert_close("input gradient", grad, xr.grad, x.numel())
 
 
-MSE_CASES = [(r, s) for r in ("mean", "sum", "none") for s in [(4, 3, 8, 8), (5,), (2, 0)] if (r, s) != ("mean", (2, 0))]
+MSE_CASES = [
+    (r, s) for r in ("mean", "sum", "none") for s in [(4, 3, 8, 8), (5,), (2, 0)] if (r, s) != ("mean", (2, 0))
+]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -38,11 +38,20 @@ def train_both(net, ref, make_opt, make_ref_opt, steps, batch=8, size=32, stride
 
 def test_small_conv_network_20_steps():
     torch.manual_seed(0)
+
     def build(m):
         return m.Sequential(m.Conv2d(3, 8, 3, stride=2, padding=1), m.ReLU(), m.Conv2d(8, 3, 3, padding=1), m.Sigmoid())
+
     net, ref = build(impl), build(reference)
-    losses, ref_losses = train_both(net, ref, lambda p: impl.SGD(p, lr=0.5, momentum=0.9),
-                                    lambda p: reference.SGD(p, lr=0.5, momentum=0.9), steps=20, size=16, stride=2)
+    losses, ref_losses = train_both(
+        net,
+        ref,
+        lambda p: impl.SGD(p, lr=0.5, momentum=0.9),
+        lambda p: reference.SGD(p, lr=0.5, momentum=0.9),
+        steps=20,
+        size=16,
+        stride=2,
+    )
     assert losses == pytest.approx(ref_losses, rel=1e-4)
     assert losses[-1] < losses[0]
 
@@ -53,8 +62,13 @@ def test_course_network_50_steps(upsampling, optimizer):
     torch.manual_seed(0)
     net, ref = course_network(upsampling), ref_course_network(upsampling)
     kw = dict(lr=0.05, momentum=0.9) if optimizer == "SGD" else dict(lr=1e-3)
-    losses, ref_losses = train_both(net, ref, lambda p: getattr(impl, optimizer)(p, **kw),
-                                    lambda p: getattr(reference, optimizer)(p, **kw), steps=50)
+    losses, ref_losses = train_both(
+        net,
+        ref,
+        lambda p: getattr(impl, optimizer)(p, **kw),
+        lambda p: getattr(reference, optimizer)(p, **kw),
+        steps=50,
+    )
     # float32 over 50 steps: rounding differences compound through the updates; 1e-4 relative
     # is far below any real gradient bug (those change the loss at the 1e-2 level within steps)
     assert losses == pytest.approx(ref_losses, rel=1e-4)

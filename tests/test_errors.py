@@ -39,12 +39,15 @@ def test_conv_bad_channels(channels):
         impl.Conv2d(*channels, 3)
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    (dict(output_padding=2, stride=2), RuntimeError, "output_padding must be smaller"),
-    (dict(output_padding=1), RuntimeError, "output_padding must be smaller"),
-    (dict(groups=3), ValueError, "divisible by groups"),
-    (dict(padding_mode="reflect"), ValueError, "zeros"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        (dict(output_padding=2, stride=2), RuntimeError, "output_padding must be smaller"),
+        (dict(output_padding=1), RuntimeError, "output_padding must be smaller"),
+        (dict(groups=3), ValueError, "divisible by groups"),
+        (dict(padding_mode="reflect"), ValueError, "zeros"),
+    ],
+)
 def test_conv_transpose2d_bad_arguments_like_torch(kw, exc, match):
     with pytest.raises(exc, match=match):
         impl.ConvTranspose2d(4, 4, 3, **kw)
@@ -52,11 +55,14 @@ def test_conv_transpose2d_bad_arguments_like_torch(kw, exc, match):
         reference.ConvTranspose2d(4, 4, 3, **kw)(torch.randn(1, 4, 5, 5))
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    (dict(size=4, scale_factor=2), ValueError, "only one of size or scale_factor"),
-    (dict(), ValueError, "either size or scale_factor"),
-    (dict(scale_factor=2, mode="bilinear-ish"), NotImplementedError, "mode"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        (dict(size=4, scale_factor=2), ValueError, "only one of size or scale_factor"),
+        (dict(), ValueError, "either size or scale_factor"),
+        (dict(scale_factor=2, mode="bilinear-ish"), NotImplementedError, "mode"),
+    ],
+)
 def test_upsampling_bad_arguments_like_torch(kw, exc, match):
     with pytest.raises(exc, match=match):
         impl.Upsampling(**kw)
@@ -64,11 +70,16 @@ def test_upsampling_bad_arguments_like_torch(kw, exc, match):
         reference.Upsampling(**kw)(torch.randn(1, 1, 4, 4))
 
 
-@pytest.mark.parametrize("kw,exc", [
-    (dict(scale_factor=0), ValueError), (dict(scale_factor=-1.5), ValueError),
-    (dict(scale_factor=(1, 2, 3)), TypeError), (dict(scale_factor="2"), TypeError),
-    (dict(size=0), ValueError),
-])
+@pytest.mark.parametrize(
+    "kw,exc",
+    [
+        (dict(scale_factor=0), ValueError),
+        (dict(scale_factor=-1.5), ValueError),
+        (dict(scale_factor=(1, 2, 3)), TypeError),
+        (dict(scale_factor="2"), TypeError),
+        (dict(size=0), ValueError),
+    ],
+)
 def test_upsampling_bad_sizes(kw, exc):
     with pytest.raises(exc):
         impl.Upsampling(**kw)
@@ -79,19 +90,27 @@ def test_upsampling_to_nothing():
         impl.Upsampling(scale_factor=0.1)(torch.randn(1, 1, 4, 4))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: impl.SGD(impl.Conv2d(1, 1, 1).param(), lr=-0.1),
-    lambda: impl.Adam(impl.Conv2d(1, 1, 1).param(), lr=-1),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: impl.SGD(impl.Conv2d(1, 1, 1).param(), lr=-0.1),
+        lambda: impl.Adam(impl.Conv2d(1, 1, 1).param(), lr=-1),
+    ],
+)
 def test_negative_learning_rate(make):
     with pytest.raises(ValueError, match="Invalid learning rate: -"):
         make()
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(momentum=-1), "momentum"), (dict(weight_decay=-1), "weight_decay"),
-    (dict(nesterov=True), "Nesterov"), (dict(nesterov=True, momentum=0.9, dampening=0.1), "Nesterov"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(momentum=-1), "momentum"),
+        (dict(weight_decay=-1), "weight_decay"),
+        (dict(nesterov=True), "Nesterov"),
+        (dict(nesterov=True, momentum=0.9, dampening=0.1), "Nesterov"),
+    ],
+)
 def test_sgd_bad_hyper_parameters_like_torch(kw, match):
     conv = impl.Conv2d(1, 1, 1)
     with pytest.raises(ValueError, match=match):
@@ -100,10 +119,15 @@ def test_sgd_bad_hyper_parameters_like_torch(kw, match):
         reference.SGD(reference.Conv2d(1, 1, 1).parameters(), lr=0.1, **kw)
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(betas=(1.0, 0.9)), "beta parameter at index 0"), (dict(betas=(0.9, -0.1)), "index 1"),
-    (dict(eps=-1), "epsilon"), (dict(weight_decay=-1), "weight_decay"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(betas=(1.0, 0.9)), "beta parameter at index 0"),
+        (dict(betas=(0.9, -0.1)), "index 1"),
+        (dict(eps=-1), "epsilon"),
+        (dict(weight_decay=-1), "weight_decay"),
+    ],
+)
 def test_adam_bad_hyper_parameters_like_torch(kw, match):
     with pytest.raises(ValueError, match=match):
         impl.Adam(impl.Conv2d(1, 1, 1).param(), **kw)
@@ -172,12 +196,15 @@ def test_padding_too_large_for_mode(mode, padding, size):
         reference.Conv2d(1, 1, 1, padding=padding, padding_mode=mode)(x)
 
 
-@pytest.mark.parametrize("mod,x", [
-    (impl.Conv2d(3, 4, 3), torch.randn(2, 3, 6, 6)),
-    (impl.ConvTranspose2d(3, 4, 3), torch.randn(3, 6, 6)),
-    (impl.Upsampling(scale_factor=2), torch.randn(2, 3, 6, 6)),
-    (impl.ReLU(), torch.randn(2, 3)),
-])
+@pytest.mark.parametrize(
+    "mod,x",
+    [
+        (impl.Conv2d(3, 4, 3), torch.randn(2, 3, 6, 6)),
+        (impl.ConvTranspose2d(3, 4, 3), torch.randn(3, 6, 6)),
+        (impl.Upsampling(scale_factor=2), torch.randn(2, 3, 6, 6)),
+        (impl.ReLU(), torch.randn(2, 3)),
+    ],
+)
 def test_backward_with_wrong_grad_shape(mod, x):
     mod(x)
     with pytest.raises(RuntimeError, match="grad_output"):

@@ -23,8 +23,12 @@ ADAM_GRID = [
 
 
 def small_net(module):
-    return module.Sequential(module.Conv2d(3, 4, 3, stride=2, padding=1), module.ReLU(),
-                             module.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1), module.Sigmoid())
+    return module.Sequential(
+        module.Conv2d(3, 4, 3, stride=2, padding=1),
+        module.ReLU(),
+        module.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1),
+        module.Sigmoid(),
+    )
 
 
 def run_both(make_impl_opt, make_ref_opt, steps=6, dtype=torch.float64):
@@ -62,7 +66,9 @@ def test_adam_matches_torch(kw, dtype):
 
 
 def test_state_dict_has_torch_layout_and_resumes():
-    opt, ref_opt = run_both(lambda p: impl.Adam(p, lr=0.01, amsgrad=True), lambda p: reference.Adam(p, lr=0.01, amsgrad=True), steps=2)
+    opt, ref_opt = run_both(
+        lambda p: impl.Adam(p, lr=0.01, amsgrad=True), lambda p: reference.Adam(p, lr=0.01, amsgrad=True), steps=2
+    )
     ours, theirs = opt.state_dict(), ref_opt.state_dict()
     assert ours["state"].keys() == theirs["state"].keys()
     for i in ours["state"]:

@@ -64,6 +64,8 @@ def test_hypothesis(config, dtype, seed):
     assert_parity(impl.Upsampling(**kw), reference.Upsampling(**kw), S.tensors(shape, dtype, seed), seed=seed)
 
 
-@pytest.mark.parametrize("kw", [dict(scale_factor=2), dict(scale_factor=(1.5, 0.5)), dict(size=(4, 9), mode="nearest-exact")])
+@pytest.mark.parametrize(
+    "kw", [dict(scale_factor=2), dict(scale_factor=(1.5, 0.5)), dict(size=(4, 9), mode="nearest-exact")]
+)
 def test_gradcheck(kw):
     assert gradcheck(impl.Upsampling(**kw), S.tensors((2, 2, 5, 6), torch.float64, seed=4))
