@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 from torch.nn.functional import fold, unfold
 
+from . import _stride1
+
 Pair = tuple[int, int]
 Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
 
@@ -24,6 +26,11 @@ Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
 def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
     """``floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1``."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _shift_gemm(x: Tensor, stride: Pair, groups: int) -> bool:
+    """Stride-1 ungrouped convolutions of a non-empty batch go to :mod:`impl._stride1`."""
+    return tuple(stride) == (1, 1) and groups == 1 and x.shape[0] > 0
 
 
 def conv2d(
@@ -36,6 +43,8 @@ def conv2d(
     groups: int,
 ) -> Tensor:
     """Cross-correlation of a batched ``x`` (N, C, H, W) with ``weight`` (O, C/g, kh, kw)."""
+    if _shift_gemm(x, stride, groups):
+        return _stride1.conv2d(x, weight, bias, padding, dilation)
     n, c, h, w = x.shape
     out_c, _, kh, kw = weight.shape
     ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
@@ -63,6 +72,14 @@ def conv_transpose2d(
     (C, O/g, kh, kw) gives (N, O, *output_size)."""
     n, c, h, w = y.shape
     _, out_cg, kh, kw = weight.shape
+    full = [d * (k - 1) - p for d, k, p in zip(dilation, (kh, kw), padding)]
+    if (
+        _shift_gemm(y, stride, groups)
+        and min(full) >= 0
+        and (h + full[0] - padding[0], w + full[1] - padding[1]) == tuple(output_size)
+    ):
+        # stride 1: a correlation with the flipped kernel, swapped channels ("full" padding)
+        return _stride1.conv2d(y, weight.flip(2, 3).transpose(0, 1), bias, (full[0], full[1]), dilation)
     out_c = out_cg * groups
     wt = weight.reshape(groups, c // groups, -1).transpose(1, 2)  # (g, O/g*kh*kw, C/g)
     cols = wt @ y.reshape(n, groups, c // groups, h * w)  # (N, g, O/g*kh*kw, L)
@@ -99,6 +116,8 @@ def conv2d_weight_grad(
 ) -> Tensor:
     """Gradient of :func:`conv2d` w.r.t. its weight: ``grad_out`` times the unfolded input,
     summed over the batch and the output positions."""
+    if _shift_gemm(x, stride, groups):
+        return _stride1.conv2d_weight_grad(x, grad_out, tuple(weight_shape), padding, dilation)
     n, c = x.shape[:2]
     out_c, _, kh, kw = weight_shape
     k = c // groups * kh * kw
@@ -111,8 +130,9 @@ def conv2d_weight_grad(
 
 
 def bias_grad(grad_out: Tensor) -> Tensor:
-    """Gradient w.r.t. a per-channel bias of a (N, C, H, W) output: a sum, not a mean."""
-    return grad_out.sum(dim=(0, 2, 3))
+    """Gradient w.r.t. a per-channel bias of a (N, C, H, W) output: a sum, not a mean.
+    (The spatial dims are contiguous in every layout used here: reduce them first.)"""
+    return grad_out.sum(dim=(2, 3)).sum(0)
 
 
 def _pad_index(size: int, before: int, after: int, mode: str, device: torch.device) -> Tensor:
@@ -199,6 +219,11 @@ def repeat2d(x: Tensor, rh: int, rw: int) -> Tensor:
 
 
 def repeat2d_backward(grad: Tensor, rh: int, rw: int) -> Tensor:
-    """Adjoint of :func:`repeat2d`: a sum-pool over each ``rh x rw`` block."""
+    """Adjoint of :func:`repeat2d`: a sum-pool over each ``rh x rw`` block, as ``rh * rw``
+    strided adds (a reduction over short strided dims is far slower)."""
     *lead, ho, wo = grad.shape
-    return grad.reshape(*lead, ho // rh, rh, wo // rw, rw).sum(dim=(-3, -1))
+    blocks = grad.reshape(*lead, ho // rh, rh, wo // rw, rw)
+    out = blocks[..., 0, :, 0].clone()
+    for t in range(1, rh * rw):
+        out += blocks[..., t // rw, :, t % rw]
+    return out
