@@ -292,18 +292,13 @@ class ConvTranspose2d(_ConvNd):
         g = self._check_grad(grad_output, out_shape, batched)
         if self.bias is not None:
             self._grads["bias"] += F.bias_grad(g)
-        padding = self.padding
-        output_padding = [o - m for o, m in zip(out_shape[2:], self._min_size(x))]
-        if any(op >= s for op, s in zip(output_padding, self.stride)):
-            # output_padding >= stride: the rows/columns past the last block would count as
-            # extra blocks in unfold; pad explicitly and crop to exactly the blocks of x.
-            full = [m + 2 * p - op for m, p, op in zip(out_shape[2:], padding, output_padding)]
-            g = F.pad(g, (padding[0], padding[0], padding[1], padding[1]), "zeros")[..., : full[0], : full[1]]
-            padding = (0, 0)
+        # the weight gradient reads exactly the output positions of x, and the input gradient
+        # is cropped to x: rows that output_padding added beyond the last block play no part
         self._grads["weight"] += F.conv2d_weight_grad(
-            g, x, self.weight.shape, self.stride, padding, self.dilation, self.groups
+            g, x, self.weight.shape, self.stride, self.padding, self.dilation, self.groups
         )
-        gx = F.conv2d(g, self.weight, None, self.stride, padding, self.dilation, self.groups)
+        gx = F.conv2d(g, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+        gx = gx[:, :, : x.shape[2], : x.shape[3]]
         return gx if batched else gx.squeeze(0)
 
 

@@ -1,61 +1,32 @@
 """The maths of the blocks, each kernel written once (STYLE.md: gradients by duality).
 
-- ``conv2d`` is an ``unfold`` (im2col) and one batched matrix product per group.
-- ``conv_transpose2d`` is its adjoint: the transposed product and a ``fold`` (col2im). It is
+- ``conv2d`` is one matrix product over the input patches (see :mod:`impl._gemm`).
+- ``conv_transpose2d`` is its adjoint: the transposed product and a scatter-add (col2im). It is
   both the input gradient of ``conv2d`` and the forward of ``ConvTranspose2d``; ``conv2d`` is
   in turn the input gradient of ``ConvTranspose2d``.
 - ``conv2d_weight_grad`` serves both layers (for the transpose, with input and output swapped).
 - ``pad`` gathers with index tensors; ``pad_backward`` is its adjoint, a scatter-add.
 - ``nearest_index`` gives the source pixel of every output pixel; its adjoint is a sum.
 
-Only tensor methods, ``torch.arange`` and ``fold``/``unfold`` are used (the EE-559 rule).
+Only tensor methods and ``torch.arange``/``torch.empty`` are used (the EE-559 rule).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.nn.functional import fold, unfold
 
-from . import _stride1
+from . import _gemm
 
 Pair = tuple[int, int]
 Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
 
 
-def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    """``floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1``."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _shift_gemm(x: Tensor, stride: Pair, groups: int) -> bool:
-    """Stride-1 ungrouped convolutions of a non-empty batch go to :mod:`impl._stride1`."""
-    return tuple(stride) == (1, 1) and groups == 1 and x.shape[0] > 0
-
-
 def conv2d(
-    x: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    stride: Pair,
-    padding: Pair,
-    dilation: Pair,
-    groups: int,
+    x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair, dilation: Pair, groups: int
 ) -> Tensor:
     """Cross-correlation of a batched ``x`` (N, C, H, W) with ``weight`` (O, C/g, kh, kw)."""
-    if _shift_gemm(x, stride, groups):
-        return _stride1.conv2d(x, weight, bias, padding, dilation)
-    n, c, h, w = x.shape
-    out_c, _, kh, kw = weight.shape
-    ho = conv_output_size(h, kh, stride[0], padding[0], dilation[0])
-    wo = conv_output_size(w, kw, stride[1], padding[1], dilation[1])
-    cols = unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
-    cols = cols.view(n, groups, c // groups * kh * kw, ho * wo)  # (N, g, C/g*kh*kw, L)
-    out = weight.reshape(groups, out_c // groups, -1) @ cols  # (N, g, O/g, L)
-    out = out.view(n, out_c, ho, wo)
-    if bias is not None:
-        out += bias.view(1, -1, 1, 1)
-    return out
+    return _gemm.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
 
 def conv_transpose2d(
@@ -69,64 +40,42 @@ def conv_transpose2d(
     output_size: Pair,
 ) -> Tensor:
     """Adjoint of :func:`conv2d` in ``x`` (bias aside): ``y`` (N, C, H, W) with ``weight``
-    (C, O/g, kh, kw) gives (N, O, *output_size)."""
-    n, c, h, w = y.shape
-    _, out_cg, kh, kw = weight.shape
-    full = [d * (k - 1) - p for d, k, p in zip(dilation, (kh, kw), padding)]
-    if (
-        _shift_gemm(y, stride, groups)
-        and min(full) >= 0
-        and (h + full[0] - padding[0], w + full[1] - padding[1]) == tuple(output_size)
-    ):
-        # stride 1: a correlation with the flipped kernel, swapped channels ("full" padding)
-        return _stride1.conv2d(y, weight.flip(2, 3).transpose(0, 1), bias, (full[0], full[1]), dilation)
-    out_c = out_cg * groups
-    wt = weight.reshape(groups, c // groups, -1).transpose(1, 2)  # (g, O/g*kh*kw, C/g)
-    cols = wt @ y.reshape(n, groups, c // groups, h * w)  # (N, g, O/g*kh*kw, L)
-    cols = cols.view(n, out_c * kh * kw, h * w)
-    kernel = (kh, kw)
-    # fold's padding crops `padding` from each side; it is usable directly when the
-    # requested size makes exactly (h, w) blocks, i.e. output_padding < stride.
-    if all(
-        conv_output_size(output_size[i], kernel[i], stride[i], padding[i], dilation[i]) == y.shape[2 + i]
-        for i in (0, 1)
-    ):
-        out = fold(cols, output_size, kernel, dilation=dilation, padding=padding, stride=stride)
-    else:  # output_padding >= stride (allowed when dilation > output_padding): fold the full
-        # output, then crop `padding` and zero-fill the rows/columns no block reaches.
-        full = tuple((s - 1) * st + d * (k - 1) + 1 for s, st, d, k in zip((h, w), stride, dilation, kernel))
-        whole = fold(cols, full, kernel, dilation=dilation, stride=stride)
-        out = y.new_zeros(n, out_c, *output_size)
-        rows = min(output_size[0], full[0] - padding[0])
-        columns = min(output_size[1], full[1] - padding[1])
-        out[:, :, :rows, :columns] = whole[:, :, padding[0] : padding[0] + rows, padding[1] : padding[1] + columns]
+    (C, O/g, kh, kw) gives (N, O, *output_size). It is both the input gradient of ``conv2d``
+    and the forward of ``ConvTranspose2d``."""
+    out = _gemm.conv2d_input_grad(
+        y,
+        weight,
+        stride,
+        padding,
+        dilation,
+        groups,
+        output_size,
+    )
     if bias is not None:
-        out += bias.view(1, -1, 1, 1)
+        out = out + bias.view(1, -1, 1, 1)
     return out
 
 
 def conv2d_weight_grad(
     x: Tensor,
     grad_out: Tensor,
-    weight_shape: torch.Size,
+    weight_shape: tuple[int, ...],
     stride: Pair,
     padding: Pair,
     dilation: Pair,
     groups: int,
 ) -> Tensor:
-    """Gradient of :func:`conv2d` w.r.t. its weight: ``grad_out`` times the unfolded input,
-    summed over the batch and the output positions."""
-    if _shift_gemm(x, stride, groups):
-        return _stride1.conv2d_weight_grad(x, grad_out, tuple(weight_shape), padding, dilation)
-    n, c = x.shape[:2]
-    out_c, _, kh, kw = weight_shape
-    k = c // groups * kh * kw
-    cols = unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
-    length = cols.shape[-1]
-    cols = cols.view(n, groups, k, length).permute(1, 0, 3, 2).reshape(groups, n * length, k)
-    go = grad_out.reshape(n, groups, out_c // groups, length).permute(1, 2, 0, 3)
-    go = go.reshape(groups, out_c // groups, n * length)
-    return (go @ cols).view(weight_shape)
+    """Gradient of :func:`conv2d` w.r.t. its weight: ``grad_out`` times the input patches,
+    summed over the batch and the output positions (those of ``grad_out``)."""
+    return _gemm.conv2d_weight_grad(
+        x,
+        grad_out,
+        weight_shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+    )
 
 
 def bias_grad(grad_out: Tensor) -> Tensor:

@@ -1,0 +1,179 @@
+"""Convolutions as matrix products on channel-first buffers (one engine for both directions).
+
+Every convolution here works on a zero-padded copy of its input laid out channel-first,
+``(C, N, Hp, Wp)``, so that a kernel tap (i, j) is a strided *view* of it and the batch sits in
+the columns of one GEMM (no per-sample products, no im2col round trip through (N, K, L)).
+
+- ``gather``: the (C*kh*kw, N*Ho*Wo) patch matrix as one strided copy (im2col).
+- stride 1 reads each tap as a plain 2D slice of the flattened buffer ("shift-GEMM"): tap (i, j)
+  is ``X[:, off:off + M]`` with ``off = i*dh*Wp + j*dw``; output pixel (n, y, x) sits at column
+  ``n*Hp*Wp + y*Wp + x`` and every valid one lies before ``M``; the rest is cropped away (a view).
+  Three ways to form the sum, picked by the memory they move: gather (small C*kh*kw), scatter
+  (one GEMM over all taps then shifted adds: small O*kh*kw), or one GEMM per tap.
+- ``conv2d_input_grad`` is the adjoint: the transposed product then a scatter-add of each tap
+  into the padded frame (col2im); for stride 1 it is the full correlation with the flipped kernel.
+- Groups are a batch dimension of the products.
+
+Outputs are (N, C, H, W) views of channel-first buffers; every consumer accepts any strides.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+Pair = tuple[int, int]
+
+
+def padded(x: Tensor, padding: Pair, size: Pair | None = None) -> Tensor:
+    """(C, N, Hp, Wp) zero-padded, channel-first copy of (N, C, H, W) ``x``; ``size`` (Hp, Wp)
+    may ask for extra zero rows/columns at the bottom/right."""
+    n, c, h, w = x.shape
+    hp, wp = size or (h + 2 * padding[0], w + 2 * padding[1])
+    xp = x.new_zeros(c, n, hp, wp)
+    xp[:, :, padding[0] : padding[0] + h, padding[1] : padding[1] + w] = x.transpose(0, 1)
+    return xp
+
+
+def _taps(kernel: Pair, dilation: Pair, wp: int) -> list[int]:
+    return [i * dilation[0] * wp + j * dilation[1] for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def gather(xp: Tensor, kernel: Pair, stride: Pair, dilation: Pair, out: Pair) -> Tensor:
+    """(C*kh*kw, N*Ho*Wo) patches of a channel-first buffer (row (c, i, j), column (n, y, x))."""
+    c, n = xp.shape[:2]
+    sc, sn, sh, sw = xp.stride()
+    view = xp.as_strided(
+        (c, kernel[0], kernel[1], n, out[0], out[1]),
+        (sc, dilation[0] * sh, dilation[1] * sw, sn, stride[0] * sh, stride[1] * sw),
+        xp.storage_offset(),
+    )
+    return view.reshape(c * kernel[0] * kernel[1], n * out[0] * out[1])
+
+
+def _shift_columns(xf: Tensor, kernel: Pair, dilation: Pair, wp: int, columns: int) -> Tensor:
+    """Stride-1 ``gather`` in the flat frame of a (C, L) matrix whose images are ``wp`` wide:
+    row (c, i, j) is ``xf[c, off_ij : off_ij + columns]``."""
+    c = xf.shape[0]
+    view = xf.as_strided(
+        (c, kernel[0], kernel[1], columns), (xf.stride(0), dilation[0] * wp, dilation[1], 1), xf.storage_offset()
+    )
+    return view.reshape(c * kernel[0] * kernel[1], columns)
+
+
+def _grouped(a: Tensor, groups: int) -> Tensor:
+    return a.view(groups, a.shape[0] // groups, a.shape[1])
+
+
+def _output(buffer: Tensor, n: int, frame: Pair, out: Pair) -> Tensor:
+    """(N, O, Ho, Wo) view of a (O, N*fh*fw) result laid out in an (fh, fw) frame."""
+    return buffer.view(buffer.shape[0], n, *frame)[:, :, : out[0], : out[1]].transpose(0, 1)
+
+
+def conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair, dilation: Pair, groups: int
+) -> Tensor:
+    """Cross-correlation of (N, C, H, W) ``x`` with (O, C/g, kh, kw) ``weight``."""
+    n = x.shape[0]
+    out_c, cg, kh, kw = weight.shape
+    xp = padded(x, padding)
+    hp, wp = xp.shape[2:]
+    ho = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    if stride == (1, 1) and groups == 1 and n > 0:
+        out = _shift_conv(xp, weight, dilation)
+        frame: Pair = (hp, wp)
+    else:
+        cols = gather(xp, (kh, kw), stride, dilation, (ho, wo))
+        out = (weight.reshape(groups, out_c // groups, -1) @ _grouped(cols, groups)).view(out_c, -1)
+        frame = (ho, wo)
+    if bias is not None:
+        out += bias.view(-1, 1)
+    return _output(out, n, frame, (ho, wo))
+
+
+def _shift_conv(xp: Tensor, weight: Tensor, dilation: Pair) -> Tensor:
+    """Stride-1 correlation in the flat frame of ``xp``: (O, N*Hp*Wp), valid columns first."""
+    out_c, c, kh, kw = weight.shape
+    xf = xp.view(c, -1)
+    offs = _taps((kh, kw), dilation, xp.shape[-1])
+    length = xf.shape[1]
+    m = length - offs[-1]
+    out = xp.new_empty(out_c, length)
+    head = out[:, :m]
+    taps = kh * kw
+    if c * taps <= 2 * out_c or taps == 1:  # gather: the patch copy is small next to the output
+        head.copy_(weight.reshape(out_c, c * taps) @ _shift_columns(xf, (kh, kw), dilation, xp.shape[-1], m))
+    elif out_c * taps <= 2 * c:  # scatter: one GEMM over all taps, then shifted adds
+        y = weight.permute(2, 3, 0, 1).reshape(taps * out_c, c) @ xf
+        head.copy_(y[:out_c, :m])
+        for t in range(1, taps):
+            head += y[t * out_c : (t + 1) * out_c, offs[t] : offs[t] + m]
+    else:  # one GEMM per kernel tap, accumulated in place
+        head.zero_()
+        for t, off in enumerate(offs):
+            head.addmm_(weight[:, :, t // kw, t % kw], xf[:, off : off + m])
+    out[:, m:] = 0  # columns past the last valid pixel: never read, but keep them defined
+    return out
+
+
+def conv2d_input_grad(
+    grad: Tensor, weight: Tensor, stride: Pair, padding: Pair, dilation: Pair, groups: int, size: Pair
+) -> Tensor:
+    """Adjoint of :func:`conv2d` in ``x`` for an input of spatial ``size``: (N, O, Ho, Wo)
+    ``grad`` to (N, C, *size). Also the forward of the transposed convolution."""
+    n, out_c, ho, wo = grad.shape
+    c, kh, kw = weight.shape[1] * groups, weight.shape[2], weight.shape[3]
+    full = (dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1])
+    natural = (ho + full[0] - padding[0], wo + full[1] - padding[1])
+    if stride == (1, 1) and groups == 1 and n > 0 and min(full) >= 0 and natural == tuple(size):
+        # the full correlation of the gradient with the flipped kernel, channels swapped
+        return conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, (1, 1), full, dilation, 1)
+    g = grad.transpose(0, 1).reshape(out_c, n * ho * wo)
+    cols = weight.reshape(groups, out_c // groups, -1).transpose(1, 2) @ _grouped(g, groups)
+    cols = cols.view(c, kh, kw, n, ho, wo)
+    frame = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
+    xp = grad.new_zeros(c, n, *frame)
+    for i in range(kh):  # col2im: scatter-add each kernel tap into the padded frame
+        for j in range(kw):
+            rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (ho - 1) + 1, stride[0])
+            columns = slice(j * dilation[1], j * dilation[1] + stride[1] * (wo - 1) + 1, stride[1])
+            xp[:, :, rows, columns] += cols[:, i, j]
+    return xp[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]].transpose(0, 1)
+
+
+def conv2d_weight_grad(
+    x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair, groups: int
+) -> Tensor:
+    """Gradient of :func:`conv2d` w.r.t. its weight. The output positions are those of ``grad``
+    (so a transposed convolution's extra output_padding rows are simply never read)."""
+    out_c, cg, kh, kw = weight_shape
+    n, _, ho, wo = grad.shape
+    xp = padded(x, padding)
+    if stride == (1, 1) and groups == 1 and n > 0:
+        return _shift_weight_grad(xp, grad, weight_shape, dilation)
+    cols = gather(xp, (kh, kw), stride, dilation, (ho, wo))
+    g = grad.transpose(0, 1).reshape(out_c, n * ho * wo)
+    return (_grouped(g, groups) @ _grouped(cols, groups).transpose(1, 2)).view(weight_shape)
+
+
+def _shift_weight_grad(xp: Tensor, grad: Tensor, weight_shape: tuple[int, ...], dilation: Pair) -> Tensor:
+    out_c, c, kh, kw = weight_shape
+    n, _, ho, wo = grad.shape
+    hp, wp = xp.shape[2:]
+    xf = xp.view(c, -1)
+    offs = _taps((kh, kw), dilation, wp)
+    m = min(xf.shape[1] - offs[-1], (n - 1) * hp * wp + (ho - 1) * wp + wo)
+    g = padded(grad, (0, 0), (hp, wp)).view(out_c, -1)  # the output gradient in the padded frame
+    taps = kh * kw
+    if c * taps <= 4 * out_c or taps == 1:  # gather the shifted inputs: one GEMM
+        return (g[:, :m] @ _shift_columns(xf, (kh, kw), dilation, wp, m).t()).view(weight_shape)
+    if out_c * taps <= 4 * c:  # gather the shifted output gradients instead: one GEMM
+        # row (o, i', j') reads G shifted right by off(kh-1-i', kw-1-j') = last - off(i, j)
+        gp = grad.new_zeros(out_c, offs[-1] + g.shape[1])
+        gp[:, offs[-1] :] = g
+        stacked = _shift_columns(gp, (kh, kw), dilation, wp, xf.shape[1])
+        return (stacked @ xf.t()).view(out_c, kh, kw, c).flip(1, 2).permute(0, 3, 1, 2)
+    gw = grad.new_empty(kh, kw, out_c, c)
+    for t, off in enumerate(offs):  # one GEMM per kernel tap
+        gw[t // kw, t % kw] = g[:, :m] @ xf[:, off : off + m].t()
+    return gw.permute(2, 3, 0, 1)
