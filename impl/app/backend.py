@@ -1,0 +1,115 @@
+"""ImplBackend: one network, its optimizer and its training step, over the impl blocks.
+
+The training loop (:mod:`impl.app.train`), the Model API (:mod:`impl.app.api`) and the evaluation
+talk to a network only through this small interface, so the torch.nn twin
+(:class:`reference.model.TorchBackend`) plugs into the same code:
+
+- ``train_step(inputs, targets, lr) -> float``: one optimizer step on the MSE loss, returns the loss;
+- ``forward(x) -> Tensor``: the network's output, without training;
+- ``state_dict()`` / ``load_state_dict()``: weights with torch.nn's keys (CPU copies);
+- ``optimizer_state_dict()`` / ``load_optimizer_state_dict()``: torch.optim's layout;
+- ``device``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+import impl
+from impl.models import course_network
+from impl.module import Module
+
+from .config import TrainConfig
+
+
+class Backend(Protocol):
+    """What the loop, the Model API and the evaluation need from a network."""
+
+    device: torch.device
+
+    def train_step(self, inputs: Tensor, targets: Tensor, lr: float) -> float: ...
+
+    def forward(self, x: Tensor) -> Tensor: ...
+
+    def state_dict(self) -> dict[str, Tensor]: ...
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None: ...
+
+    def optimizer_state_dict(self) -> dict[str, Any]: ...
+
+    def load_optimizer_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def initial_state(config: TrainConfig) -> dict[str, Tensor]:
+    """The initial weights of ``config``'s network: impl's default initialisation seeded with
+    ``config.seed`` (the global RNG is left as it was). Both backends start from these."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        net = course_network(config.upsampling, config.channels)
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+class ImplBackend:
+    """The network of a :class:`TrainConfig` built from impl blocks, with impl's Adam or SGD.
+
+    Args:
+        config: network and optimizer settings.
+        device: default :func:`default_device`.
+    """
+
+    name = "impl"
+
+    def __init__(self, config: TrainConfig, device: torch.device | str | None = None) -> None:
+        self.config = config
+        self.device = torch.device(device) if device is not None else default_device()
+        self.net: Module = course_network(config.upsampling, config.channels)
+        self.net.load_state_dict(initial_state(config))
+        self.net.to(device=self.device)  # before the optimizer, which holds the parameters
+        if config.optimizer == "adam":
+            self.optimizer: impl.Optimizer = impl.Adam(self.net.param(), lr=config.lr)
+        else:
+            self.optimizer = impl.SGD(self.net.param(), lr=config.lr, momentum=config.momentum)
+        self.loss = impl.MSELoss()
+
+    def train_step(self, inputs: Tensor, targets: Tensor, lr: float) -> float:
+        self.optimizer.lr = lr
+        self.optimizer.zero_grad()
+        loss = self.loss(self.net(inputs.to(self.device)), targets.to(self.device))
+        self.net.backward(self.loss.backward())
+        self.optimizer.step()
+        return loss.item()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.to(self.device))
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        self.net.load_state_dict(state)
+
+    def optimizer_state_dict(self) -> dict[str, Any]:
+        return _to_cpu(self.optimizer.state_dict())
+
+    def load_optimizer_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)
+
+
+def _to_cpu(obj: Any) -> Any:
+    """A copy of a nest of dicts/lists with every tensor moved to the CPU (for checkpoints)."""
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj

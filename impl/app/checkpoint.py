@@ -1,0 +1,73 @@
+"""Atomic file writes and checkpoint loading.
+
+A file is written to a temporary file in the destination's directory, flushed and ``fsync``-ed,
+then moved over the destination with ``os.replace`` (atomic on POSIX and Windows): a crash or an
+exception during the write leaves the previous file intact and no temporary file behind.
+
+Checkpoints are plain dicts of tensors, numbers, strings, lists, tuples and dicts, so they load
+with ``torch.load(weights_only=True)`` (no arbitrary code runs when a file is opened).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from .errors import UserError
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write(file)`` on a temporary file next to ``path``, then move it over ``path``.
+
+    Args:
+        path: the destination; missing parent directories are created.
+        write: writes the content into the binary file object it receives.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a saved model or image should be readable like any file
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint saved by :func:`save_checkpoint` onto the CPU, with ``weights_only=True``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        UserError: the file is not a checkpoint (not a torch file, or not a dict).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many types (UnpicklingError, struct.error ...) on a foreign file
+        raise UserError(f"{path} is not a checkpoint this program can read: {e}") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: expected a checkpoint dict, got {type(obj).__name__}")
+    return obj

@@ -1,0 +1,223 @@
+"""The ``n2n`` command: ``train``, ``denoise``, ``evaluate``, ``report``.
+
+Expected errors (missing or unreadable files, wrong file contents, bad flag values) print
+``n2n: error: ...`` on stderr and exit with status 2, without a traceback; Ctrl-C during training
+saves a checkpoint and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .backend import Backend, ImplBackend
+from .checkpoint import load_checkpoint
+from .config import ARCHS, DEFAULT_STEPS, LR_SCHEDULES, OPTIMIZERS, UPSAMPLINGS, TrainConfig
+from .data import EVAL_SIZE
+from .errors import UserError
+from .evaluate import DEFAULT_NOISE, EVAL_SEED, EvalSet, evaluate, folder_set, format_table, heldout_set, pkl_set
+from .images import read_image, write_image
+from .noise import PAIRS
+from .report import make_report
+from .tiling import DEFAULT_TILE, check_tile, run_tiled
+from .train import CHECKPOINT, BackendFactory, export_model, load_model, train_run
+
+CONFIG_FLAGS = [f for f in TrainConfig.__dataclass_fields__]
+
+
+def _bestmodel() -> Path:
+    from impl.model import BESTMODEL  # late: impl.model imports this package
+
+    return BESTMODEL
+
+
+def _factory(name: str) -> BackendFactory:
+    if name == "reference":
+        from reference.model import TorchBackend  # the torch.nn twin, for comparison runs only
+
+        return TorchBackend
+    return ImplBackend
+
+
+def _add_evalset_flags(p: argparse.ArgumentParser, prefix: str) -> None:
+    what = "validation" if prefix else "evaluation"
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(f"--{prefix}images", metavar="DIR", help=f"{what} on the PNG/JPEG files of DIR (noise added)")
+    group.add_argument(f"--{prefix}pkl", metavar="FILE", help=f"{what} on a course val_data.pkl (noisy, clean)")
+    p.add_argument(
+        f"--{prefix}size", type=int, default=EVAL_SIZE, help=f"held-out center-crop side (default {EVAL_SIZE})"
+    )
+    p.add_argument(f"--{prefix}seed", type=int, default=EVAL_SEED, help=f"noise seed (default {EVAL_SEED})")
+
+
+def _train_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a denoiser (default: the main job)")
+    p.add_argument("--name", default="course", help="run name: runs/NAME/ (default course)")
+    p.add_argument("--runs-dir", default="runs", help="where runs are kept (default runs)")
+    d = TrainConfig()
+    p.add_argument("--arch", choices=ARCHS, help=f"network (default {d.arch})")
+    p.add_argument("--upsampling", choices=UPSAMPLINGS, help=f"default {d.upsampling}")
+    p.add_argument("--channels", type=int, help=f"hidden channels (default {d.channels})")
+    p.add_argument("--noise", help=f"gaussian:SIGMA, gaussian:LOW-HIGH, poisson:PEAK (default {d.noise})")
+    p.add_argument("--pairs", choices=PAIRS, help=f"Noise2Noise or Noise2Clean (default {d.pairs})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr:g})")
+    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum})")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"default {d.lr_schedule}")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--steps", type=int, help=f"optimizer steps (default {DEFAULT_STEPS})")
+    p.add_argument("--crop", type=int, help=f"training crop side (default {d.crop})")
+    p.add_argument("--seed", type=int, help=f"weights, crops and noise (default {d.seed})")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--images", metavar="DIR", help="train on the PNG/JPEG files of DIR")
+    source.add_argument("--pkl", metavar="FILE", help="train on a course train_data.pkl (noisy pairs)")
+    _add_evalset_flags(p, "val-")
+    p.add_argument("--val-every", type=int, default=250, help="validation PSNR every N steps (default 250, 0: off)")
+    p.add_argument("--checkpoint-every", type=int, default=250, help="checkpoint every N steps (default 250)")
+    p.add_argument("--log-every", type=int, default=10, help="log.jsonl record every N steps (default 10)")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
+    p.add_argument("--resume", action="store_true", help="continue runs/NAME/checkpoint.pth")
+    p.add_argument("--force", action="store_true", help="start over even if runs/NAME/ holds a checkpoint")
+    p.add_argument("--export", metavar="PATH", help="also save the trained weights for inference to PATH")
+    p.add_argument("--backend", choices=("impl", "reference"), default="impl", help="blocks or torch.nn twin")
+    p.add_argument("--no-baselines", action="store_true", help="results table without NL-means and TV")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _evaluate_parser(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="PSNR/SSIM table: noisy input, NL-means, TV and models")
+    p.add_argument(
+        "--model", action="append", metavar="PATH", help="model or checkpoint (repeatable; default bestmodel)"
+    )
+    _add_evalset_flags(p, "")
+    p.add_argument("--noise", default=DEFAULT_NOISE, help=f"noise added to clean images (default {DEFAULT_NOISE})")
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE, help=f"tile side (default {DEFAULT_TILE})")
+    p.add_argument("--no-baselines", action="store_true", help="skip NL-means and TV")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="n2n", description="Noise2Noise denoiser built from the impl blocks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    p = sub.add_parser("denoise", help="denoise one PNG/JPEG of any size")
+    p.add_argument("input", metavar="IN", help="noisy PNG/JPEG (greyscale and RGBA are read as RGB)")
+    p.add_argument("output", metavar="OUT", help="denoised PNG/JPEG (by suffix)")
+    p.add_argument("--model", metavar="PATH", help="model or checkpoint (default the shipped bestmodel.pth)")
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE, help=f"tile side (default {DEFAULT_TILE})")
+    _evaluate_parser(sub)
+    p = sub.add_parser("report", help="train impl/reference N2N and impl N2C, write reports/denoising.md")
+    p.add_argument("--out", default="reports", help="report directory (default reports)")
+    p.add_argument("--runs-dir", default="runs/report", help="where its runs are kept (default runs/report)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"steps of each run (default {DEFAULT_STEPS})")
+    p.add_argument("--batch-size", type=int, default=64, help="default 64")
+    p.add_argument("--channels", type=int, default=48, help="default 48")
+    p.add_argument("--val-every", type=int, default=250, help="default 250")
+    p.add_argument("--size", type=int, default=EVAL_SIZE, help=f"held-out crop side (default {EVAL_SIZE})")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _evalset(args: argparse.Namespace, prefix: str, noise: str) -> EvalSet:
+    images, pkl = getattr(args, f"{prefix}images"), getattr(args, f"{prefix}pkl")
+    seed = getattr(args, f"{prefix}seed")
+    if pkl is not None:
+        return pkl_set(pkl)
+    if images is not None:
+        return folder_set(images, noise, seed)
+    return heldout_set(noise, seed, getattr(args, f"{prefix}size"))
+
+
+def _load(path: str | None) -> tuple[str, Backend]:
+    model = Path(path) if path is not None else _bestmodel()
+    if path is None and not model.is_file():
+        raise UserError(f"no model given and no {model}; pass --model PATH or train one (see README)")
+    return str(model), load_model(model)
+
+
+def _train(args: argparse.Namespace) -> int:
+    directory = Path(args.runs_dir) / args.name
+    values = load_checkpoint(directory / CHECKPOINT)["config"] if args.resume else TrainConfig().to_dict()
+    explicit = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
+    config = TrainConfig.from_dict({**values, **explicit})
+    for name in ("val_every", "checkpoint_every", "log_every"):
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    valset = _evalset(args, "val_", config.noise)
+    try:
+        backend, state = train_run(
+            config,
+            directory,
+            factory=_factory(args.backend),
+            resume=args.resume,
+            force=args.force,
+            validation=valset,
+            val_every=args.val_every,
+            checkpoint_every=args.checkpoint_every,
+            log_every=args.log_every,
+            max_minutes=args.max_minutes,
+            quiet=args.quiet,
+        )
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; checkpoint saved in {directory}; continue with --name {args.name} --resume")
+        return 130
+    if args.export:
+        export_model(args.export, config, backend)
+    images_per_s = state.step * config.batch_size / state.elapsed if state.elapsed else 0.0
+    print(f"run {directory}: {state.step} steps, {state.elapsed:.0f} s of training, {images_per_s:.0f} images/s")
+    if state.stopped == "time limit":
+        print(f"stopped at the --max-minutes limit; continue with --name {args.name} --resume")
+    rows = evaluate(
+        valset, {f"this model ({args.backend}, {config.pairs})": backend.forward}, baselines=not args.no_baselines
+    )
+    print(f"\n{valset.name}, noise {config.noise if args.val_pkl is None else 'from the file'}:\n{format_table(rows)}")
+    return 0
+
+
+def _denoise(args: argparse.Namespace) -> int:
+    tile = check_tile(args.tile)
+    image = read_image(args.input)
+    _, backend = _load(args.model)
+    out = run_tiled(backend.forward, image[None], tile)[0]
+    write_image(args.output, out)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    tile = check_tile(args.tile)
+    evalset = _evalset(args, "", args.noise)
+    models = dict(_load(path) for path in (args.model or [None]))
+    rows = evaluate(evalset, {name: b.forward for name, b in models.items()}, tile, baselines=not args.no_baselines)
+    print(f"{evalset.name}, noise {args.noise if args.pkl is None else 'from the file'}:\n{format_table(rows)}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    path = make_report(
+        args.out,
+        args.runs_dir,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        channels=args.channels,
+        val_every=args.val_every,
+        size=args.size,
+        quiet=args.quiet,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"train": _train, "denoise": _denoise, "evaluate": _evaluate, "report": _report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``n2n``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (UserError, FileNotFoundError) as e:
+        print(f"n2n: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,105 @@
+"""TrainConfig: everything that decides a training run's result, as primitives.
+
+It is stored in every checkpoint (as a dict) so a run can be resumed and a saved model rebuilt.
+Settings that do not change the result (validation interval, progress bar) are not part of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UserError
+from .noise import PAIRS, Noise
+
+DEFAULT_STEPS = 4000
+ARCHS = ("course",)
+UPSAMPLINGS = ("nearest", "transpose")
+OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("none", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """A training run. Defaults are the main job (``n2n train`` with no flags).
+
+    Args:
+        arch: network (``'course'``, the EE-559 network of :func:`impl.models.course_network`).
+        upsampling: ``'nearest'`` (default) or ``'transpose'``. channels: hidden width (default 48).
+        noise: noise spec (see :mod:`impl.app.noise`), default ``'gaussian:25'``.
+        pairs: ``'n2n'`` (Noise2Noise, default) or ``'n2c'`` (Noise2Clean).
+        optimizer: ``'adam'`` (default) or ``'sgd'`` (with ``momentum``, default 0.9).
+        lr: peak learning rate (default 1e-3). lr_schedule: ``'cosine'`` (default; decays to 0 at
+            the last step) or ``'none'``.
+        batch_size: default 64. steps: default :data:`DEFAULT_STEPS`. crop: crop side (default 32).
+        seed: initial weights, crops and noise (default 0).
+        images: a folder of training images instead of the built-in ones (default None).
+        pkl: a course ``train_data.pkl`` of noisy pairs instead of images (default None).
+    """
+
+    arch: str = "course"
+    upsampling: str = "nearest"
+    channels: int = 48
+    noise: str = "gaussian:25"
+    pairs: str = "n2n"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    lr_schedule: str = "cosine"
+    batch_size: int = 64
+    steps: int = DEFAULT_STEPS
+    crop: int = 32
+    seed: int = 0
+    images: str | None = None
+    pkl: str | None = None
+
+    def __post_init__(self) -> None:
+        choices = {
+            "arch": ARCHS,
+            "upsampling": UPSAMPLINGS,
+            "pairs": PAIRS,
+            "optimizer": OPTIMIZERS,
+            "lr_schedule": LR_SCHEDULES,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise UserError(f"--{_flag(name)} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name, low in (("channels", 1), ("batch_size", 1), ("steps", 0), ("crop", 4), ("seed", 0)):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+                raise UserError(f"--{_flag(name)} must be an integer >= {low}, got {value!r}")
+        if self.crop % 4:
+            raise UserError(f"--crop must be a multiple of 4 (the network halves the size twice), got {self.crop}")
+        for name in ("lr", "momentum"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise UserError(f"--{_flag(name)} must be a finite number >= 0, got {value!r}")
+        Noise.parse(self.noise)
+        if self.images is not None and self.pkl is not None:
+            raise UserError("--images and --pkl are exclusive: train on one source")
+        if self.pkl is not None and self.pairs == "n2c":
+            raise UserError("--pairs n2c needs clean images; a course .pkl holds noisy pairs only")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`to_dict`; unknown keys raise :class:`UserError`."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"unknown configuration keys {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    def learning_rate(self, step: int) -> float:
+        r"""The learning rate of step ``step`` (0-based): ``lr``, or ``lr * (1 + cos(pi * step / steps)) / 2``."""
+        if self.lr_schedule == "none":
+            return self.lr
+        return self.lr * 0.5 * (1 + math.cos(math.pi * step / max(self.steps, 1)))
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")

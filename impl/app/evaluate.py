@@ -1,0 +1,145 @@
+"""Evaluation: PSNR/SSIM of models beside the noisy input and two classical baselines.
+
+Every method sees exactly the same noisy images. The held-out set is the 256 x 256 center crops of
+astronaut and coffee (:func:`impl.app.data.heldout_images`) with noise drawn from a
+``torch.Generator`` seeded with :data:`EVAL_SEED`, so every evaluation uses the same noisy pixels.
+
+Baselines from scikit-image, with the noise level as their one parameter (the known Gaussian sigma,
+else an estimate, see :func:`estimate_sigma`): non-local means (``denoise_nl_means``, ``h = 0.8
+sigma``, 5 x 5 patches, search distance 6, as skimage's documentation recommends) and total
+variation (``denoise_tv_chambolle``, ``weight = sigma``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import skimage.restoration
+import torch
+from torch import Tensor
+
+from .data import EVAL_SIZE, folder_images, heldout_images, load_course_pairs
+from .metrics import psnr, ssim
+from .noise import Noise
+from .tiling import DEFAULT_TILE, Forward, run_tiled
+
+EVAL_SEED = 2022
+DEFAULT_NOISE = "gaussian:25"
+
+
+@dataclass
+class EvalSet:
+    """Noisy images and their clean originals, (3, H, W) in [0, 1]; ``sigma``: the Gaussian noise
+    level on [0, 1] when known (None: baselines estimate it)."""
+
+    name: str
+    noisy: list[Tensor]
+    clean: list[Tensor]
+    sigma: float | None = None
+
+
+@dataclass
+class Row:
+    """One line of the results table, with the denoised images."""
+
+    method: str
+    psnr: float
+    ssim: float
+    outputs: list[Tensor]
+
+
+def _noisy_set(name: str, clean: list[Tensor], noise: str, seed: int) -> EvalSet:
+    model = Noise.parse(noise)
+    generator = torch.Generator().manual_seed(seed)
+    noisy = [model.apply(image[None], generator)[0] for image in clean]
+    return EvalSet(name, noisy, clean, model.sigma)
+
+
+def heldout_set(noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED, size: int = EVAL_SIZE) -> EvalSet:
+    """The held-out built-in images (astronaut, coffee) with ``noise`` drawn from ``seed``."""
+    return _noisy_set(f"held-out astronaut + coffee, {size}x{size} center crops", heldout_images(size), noise, seed)
+
+
+def folder_set(folder: str | Path, noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED) -> EvalSet:
+    """Every PNG/JPEG of ``folder`` as clean images, with ``noise`` drawn from ``seed``."""
+    return _noisy_set(f"images in {folder}", folder_images(folder), noise, seed)
+
+
+def pkl_set(path: str | Path) -> EvalSet:
+    """A course ``val_data.pkl``: (noisy, clean) uint8 tensors; the noise level is estimated."""
+    noisy, clean = load_course_pairs(path)
+    return EvalSet(f"{Path(path).name} ({len(noisy)} images)", list(noisy.float() / 255), list(clean.float() / 255))
+
+
+def estimate_sigma(image: Tensor) -> float:
+    """Gaussian noise level of a (C, H, W) image (Immerkaer 1996): the mean absolute response to
+    the Laplacian-difference kernel, scaled; averaged over channels."""
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
+    sigmas = []
+    for channel in image.double().cpu().numpy():
+        h, w = channel.shape
+        valid = sum(kernel[i, j] * channel[i : h - 2 + i, j : w - 2 + j] for i in range(3) for j in range(3))
+        sigmas.append(math.sqrt(math.pi / 2) * np.abs(valid).sum() / (6 * (w - 2) * (h - 2)))
+    return float(np.mean(sigmas))
+
+
+def nl_means(image: Tensor, sigma: float) -> Tensor:
+    """skimage non-local means of a (3, H, W) image with noise level ``sigma`` (on [0, 1])."""
+    array = image.double().permute(1, 2, 0).numpy()
+    out = skimage.restoration.denoise_nl_means(
+        array, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=2
+    )
+    return torch.from_numpy(out).permute(2, 0, 1).float()
+
+
+def tv_chambolle(image: Tensor, sigma: float) -> Tensor:
+    """skimage total-variation denoising (Chambolle) of a (3, H, W) image, ``weight = sigma``."""
+    out = skimage.restoration.denoise_tv_chambolle(
+        image.double().permute(1, 2, 0).numpy(), weight=sigma, channel_axis=2
+    )
+    return torch.from_numpy(out).permute(2, 0, 1).float()
+
+
+BASELINES: dict[str, Callable[[Tensor, float], Tensor]] = {"NL-means": nl_means, "TV (Chambolle)": tv_chambolle}
+
+
+def denoise_images(
+    forward: Forward, images: Sequence[Tensor], tile: int = DEFAULT_TILE, batch: int = 64
+) -> list[Tensor]:
+    """Run ``forward`` on (3, H, W) images of any sizes; consecutive images of one shape share a batch."""
+    outputs: list[Tensor] = []
+    start = 0
+    while start < len(images):
+        end = start + 1
+        while end < len(images) and end - start < batch and images[end].shape == images[start].shape:
+            end += 1
+        out = run_tiled(forward, torch.stack(list(images[start:end])), tile)
+        outputs.extend(out.detach().float().cpu())
+        start = end
+    return outputs
+
+
+def evaluate(
+    evalset: EvalSet, models: dict[str, Forward], tile: int = DEFAULT_TILE, baselines: bool = True
+) -> list[Row]:
+    """Rows: the noisy input, each baseline (if ``baselines``), then each model, in that order."""
+    candidates: dict[str, list[Tensor]] = {"Noisy input": [x.clone() for x in evalset.noisy]}
+    if baselines:
+        sigmas = [evalset.sigma if evalset.sigma is not None else estimate_sigma(x) for x in evalset.noisy]
+        for name, method in BASELINES.items():
+            candidates[name] = [method(x, s) for x, s in zip(evalset.noisy, sigmas)]
+    for name, forward in models.items():
+        candidates[name] = denoise_images(forward, evalset.noisy, tile)
+    return [Row(name, psnr(out, evalset.clean), ssim(out, evalset.clean), out) for name, out in candidates.items()]
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """A Markdown table: method, PSNR (dB), SSIM."""
+    width = max(len("method"), *(len(r.method) for r in rows))
+    lines = [f"| {'method':<{width}} | PSNR (dB) |  SSIM  |", f"|{'-' * (width + 2)}|----------:|-------:|"]
+    lines += [f"| {r.method:<{width}} | {r.psnr:9.2f} | {r.ssim:6.4f} |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""Run a network on images of any size: pad to a multiple of 4, split large images into tiles.
+
+The course network halves the resolution twice, so it needs H and W multiples of 4. An image is
+padded at the bottom and right by repeating its last row/column, run, and cropped back.
+
+An image larger than ``tile`` on a side is cut into ``tile x tile`` tiles, each run with a
+``margin`` of surrounding pixels that is then discarded, so memory stays bounded by the tile size.
+Tiles start at multiples of 4 and the margin (16) covers the network's receptive field, so the
+result equals running the whole image at once (up to float rounding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .errors import UserError
+
+MULTIPLE = 4
+MARGIN = 16
+DEFAULT_TILE = 256
+
+Forward = Callable[[Tensor], Tensor]
+
+
+def pad_to_multiple(x: Tensor, multiple: int = MULTIPLE) -> Tensor:
+    """Pad the last two dims at the end, repeating the last row/column, to multiples of ``multiple``."""
+    h, w = x.shape[-2:]
+    rows = torch.arange(-(-h // multiple) * multiple, device=x.device).clamp_(max=h - 1)
+    cols = torch.arange(-(-w // multiple) * multiple, device=x.device).clamp_(max=w - 1)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def check_tile(tile: int) -> int:
+    """``tile`` must be a positive multiple of 4."""
+    if not (isinstance(tile, int) and tile > 0 and tile % MULTIPLE == 0):
+        raise UserError(f"--tile must be a positive multiple of {MULTIPLE}, got {tile!r}")
+    return tile
+
+
+def run_tiled(forward: Forward, x: Tensor, tile: int = DEFAULT_TILE, margin: int = MARGIN) -> Tensor:
+    """``forward`` applied to the (N, C, H, W) batch ``x`` of any H, W; returns (N, C', H, W).
+
+    Args:
+        forward: the network; takes and returns (N, C, h, w) with h, w multiples of 4.
+        tile: largest side run at once (default 256, a multiple of 4).
+        margin: context kept around each tile (default 16, a multiple of 4).
+    """
+    check_tile(tile)
+    h, w = x.shape[-2:]
+    padded = pad_to_multiple(x)
+    hp, wp = padded.shape[-2:]
+    if hp <= tile and wp <= tile:
+        return forward(padded)[..., :h, :w]
+    out: Tensor | None = None
+    for top in range(0, hp, tile):
+        for left in range(0, wp, tile):
+            t0, l0 = max(0, top - margin), max(0, left - margin)
+            t1, l1 = min(hp, top + tile + margin), min(wp, left + tile + margin)
+            y = forward(padded[..., t0:t1, l0:l1])
+            if out is None:
+                out = y.new_empty(*y.shape[:-2], hp, wp)
+            bottom, right = min(hp, top + tile), min(wp, left + tile)
+            out[..., top:bottom, left:right] = y[..., top - t0 : bottom - t0, left - l0 : right - l0]
+    assert out is not None  # the loops run at least once: hp, wp > tile > 0
+    return out[..., :h, :w]

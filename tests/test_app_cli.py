@@ -1,0 +1,206 @@
+"""The n2n command, in process, on tiny settings: train, denoise, evaluate, report, and its errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import impl.model
+from impl.app import cli, data, report
+from impl.app.checkpoint import load_checkpoint
+from impl.app.images import read_image
+
+TINY = ["--steps", "3", "--batch-size", "2", "--channels", "4", "--crop", "8", "--val-size", "16", "--quiet"]
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def trained(tmp_path, capsys):
+    """A tiny run in tmp_path/runs/t with an exported model tmp_path/m.pth."""
+    code, out, _ = run(capsys, "train", "--runs-dir", tmp_path / "runs", "--name", "t", *TINY, "--val-every", "2",
+                       "--export", tmp_path / "m.pth")  # fmt: skip
+    assert code == 0
+    return tmp_path, out
+
+
+def table_methods(out):
+    return [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "method" not in line]
+
+
+def test_train_saves_checkpoint_log_export_and_prints_the_table(trained):
+    tmp_path, out = trained
+    assert table_methods(out) == ["Noisy input", "NL-means", "TV (Chambolle)", "this model (impl, n2n)"]
+    assert "3 steps" in out and "held-out astronaut + coffee, 16x16" in out and "noise gaussian:25" in out
+    saved = load_checkpoint(tmp_path / "runs" / "t" / "checkpoint.pth")
+    assert saved["step"] == 3 and saved["config"]["channels"] == 4 and saved["backend"] == "impl"
+    records = [json.loads(line) for line in (tmp_path / "runs" / "t" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 3] and "val_psnr" in records[0]
+    assert set(load_checkpoint(tmp_path / "m.pth")) == {"format", "config", "state_dict"}
+
+
+def test_train_resume_keeps_the_run_config_and_refuses_changes(trained, capsys):
+    tmp_path, _ = trained
+    base = ["train", "--runs-dir", tmp_path / "runs", "--name", "t", "--quiet", "--val-size", "16"]
+    code, _, err = run(capsys, *base, "--no-baselines")
+    assert code == 2 and "pass --resume" in err and "Traceback" not in err
+    code, _, err = run(capsys, *base, "--resume", "--lr", "0.5")
+    assert code == 2 and "other settings (lr: 0.001 -> 0.5)" in err
+    code, out, _ = run(capsys, *base, "--resume", "--steps", "4", "--no-baselines")
+    assert code == 0 and table_methods(out) == ["Noisy input", "this model (impl, n2n)"]
+    saved = load_checkpoint(tmp_path / "runs" / "t" / "checkpoint.pth")
+    assert saved["step"] == 4 and saved["config"]["channels"] == 4 and saved["config"]["crop"] == 8
+
+
+def test_train_on_user_folders_and_course_files_with_the_reference_backend(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(2):
+        pixels = np.random.default_rng(i).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    pairs = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    torch.save((pairs, pairs), tmp_path / "train_data.pkl")
+    torch.save((pairs, pairs), tmp_path / "val_data.pkl")
+    runs = ["--runs-dir", tmp_path / "runs"]
+    code, out, _ = run(capsys, "train", *runs, "--name", "a", *TINY, "--images", folder, "--val-images", folder,
+                       "--noise", "poisson:20", "--backend", "reference")  # fmt: skip
+    assert code == 0 and "images in" in out and "noise poisson:20" in out and "(reference, n2n)" in out
+    code, out, _ = run(capsys, "train", *runs, "--name", "b", *TINY, "--pkl", tmp_path / "train_data.pkl",
+                       "--val-pkl", tmp_path / "val_data.pkl")  # fmt: skip
+    assert code == 0 and "val_data.pkl (4 images), noise from the file" in out
+    assert load_checkpoint(tmp_path / "runs" / "b" / "checkpoint.pth")["config"]["pkl"].endswith("train_data.pkl")
+
+
+def test_train_time_limit_and_ctrl_c(tmp_path, capsys, monkeypatch):
+    code, out, _ = run(capsys, "train", "--runs-dir", tmp_path, *TINY, "--max-minutes", "0", "--no-baselines")
+    assert code == 0 and "1 steps" in out and "--max-minutes limit; continue with --name course --resume" in out
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "train_run", interrupted)
+    code, out, _ = run(capsys, "train", "--runs-dir", tmp_path, *TINY, "--force")
+    assert code == 130 and "interrupted; checkpoint saved in" in out
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--noise", "gaussian:x"], "--noise: cannot read"),
+        (["--val-every", "-1"], "--val-every must be >= 0"),
+        (["--crop", "6"], "--crop must be a multiple of 4"),
+        (["--images", "/nonexistent/dir"], "--images: /nonexistent/dir is not a directory"),
+        (["--val-pkl", "/nonexistent/val.pkl"], "course data file not found"),
+        (["--resume"], "checkpoint not found"),
+    ],
+)
+def test_train_flag_errors_exit_2_without_traceback(tmp_path, capsys, flags, message):
+    code, _, err = run(capsys, "train", "--runs-dir", tmp_path, *TINY, *flags)
+    assert code == 2 and message in err and err.startswith("n2n: error:")
+
+
+def test_argparse_rejects_malformed_values(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--steps", "many"])
+    assert e.value.code == 2 and "invalid int value" in capsys.readouterr().err
+
+
+def test_denoise_any_size_grey_or_rgba(trained, capsys, monkeypatch):
+    tmp_path, _ = trained
+    rgba = np.random.default_rng(0).integers(0, 256, (37, 29, 4), dtype=np.uint8)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "in.png")
+    code, out, _ = run(capsys, "denoise", tmp_path / "in.png", tmp_path / "out.png", "--model", tmp_path / "m.pth")
+    assert code == 0 and "wrote" in out
+    whole = read_image(tmp_path / "out.png")
+    assert whole.shape == (3, 37, 29) and whole.std() > 0
+    code, _, _ = run(capsys, "denoise", tmp_path / "in.png", tmp_path / "tiled.png", "--model", tmp_path / "m.pth",
+                     "--tile", "8")  # fmt: skip
+    assert code == 0 and (read_image(tmp_path / "tiled.png") - whole).abs().max() <= 1 / 255 + 1e-6
+    Image.fromarray(rgba[:, :, 0]).save(tmp_path / "grey.jpg")
+    monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "m.pth")  # the default model
+    code, _, _ = run(capsys, "denoise", tmp_path / "grey.jpg", tmp_path / "grey_out.jpg")
+    assert code == 0 and read_image(tmp_path / "grey_out.jpg").shape == (3, 37, 29)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.png", "out.png", "--model", "m.pth"], "image file not found"),
+        (["in.png", "out.bmp", "--model", "m.pth"], "output file must end in one of"),
+        (["in.png", "out.png", "--model", "m.pth", "--tile", "10"], "--tile must be a positive multiple of 4"),
+        (["in.png", "out.png", "--model", "none.pth"], "checkpoint not found"),
+        (["in.png", "out.png"], "no model given and no"),
+    ],
+)
+def test_denoise_errors(trained, capsys, monkeypatch, args, message):
+    tmp_path, _ = trained
+    Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+    monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "no-bestmodel.pth")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "denoise", *args)
+    assert code == 2 and message in err
+
+
+def test_evaluate_models_on_held_out_folder_and_course_file(trained, capsys, monkeypatch):
+    tmp_path, _ = trained
+    m, ckpt = tmp_path / "m.pth", tmp_path / "runs" / "t" / "checkpoint.pth"
+    code, out, _ = run(capsys, "evaluate", "--model", m, "--model", ckpt, "--size", "16")
+    assert code == 0 and table_methods(out) == ["Noisy input", "NL-means", "TV (Chambolle)", str(m), str(ckpt)]
+    numbers = {line.split("|")[1].strip(): line.split("|")[2:] for line in out.splitlines() if line.startswith("| ")}
+    assert numbers[str(m)] == numbers[str(ckpt)]  # the exported model is the checkpoint's weights
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.full((9, 11, 3), 128, np.uint8)).save(folder / "a.png")
+    code, out, _ = run(capsys, "evaluate", "--model", m, "--images", folder, "--noise", "poisson:30", "--no-baselines")
+    assert code == 0 and "noise poisson:30" in out and len(table_methods(out)) == 2
+    pairs = torch.randint(0, 256, (3, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    torch.save((pairs, pairs), tmp_path / "val_data.pkl")
+    code, out, _ = run(capsys, "evaluate", "--model", m, "--pkl", tmp_path / "val_data.pkl")
+    assert code == 0 and "noise from the file" in out
+    assert "| Noisy input" in out and "100.00 | 1.0000" in out  # noisy == clean in this file
+    monkeypatch.setattr(impl.model, "BESTMODEL", m)
+    code, out, _ = run(capsys, "evaluate", "--size", "16", "--tile", "8", "--no-baselines")
+    assert code == 0 and str(m) in out
+    torch.save(([1],), tmp_path / "bad.pkl")
+    code, _, err = run(capsys, "evaluate", "--model", m, "--pkl", tmp_path / "bad.pkl")
+    assert code == 2 and "expected a pair of uint8 tensors" in err
+
+
+def test_report_writes_markdown_and_figures_and_reuses_runs(tmp_path, capsys, monkeypatch):
+    args = ["report", "--out", tmp_path / "rep", "--runs-dir", tmp_path / "runs", "--steps", "2", "--batch-size", "2",
+            "--channels", "4", "--val-every", "1", "--size", "16", "--quiet"]  # fmt: skip
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and "denoising.md" in out
+    text = (tmp_path / "rep" / "denoising.md").read_text()
+    for needle in ["| impl N2N ", "| reference N2N ", "| impl N2C ", "| NL-means ", "| TV (Chambolle) ", "Quality bars",
+                   "within 0.1 dB", ">= 28.5 dB", "n/a: not the main job", "figures/loss.png", "figures/crops.png",
+                   ", ".join(data.HELD_OUT)]:  # fmt: skip
+        assert needle in text, needle
+    for name in ("loss.png", "crops.png"):
+        assert (tmp_path / "rep" / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["impl-n2c", "impl-n2n", "reference-n2n"]
+    calls, real = [], report.train_run
+    monkeypatch.setattr(report, "train_run", lambda *a, **k: calls.append(k["resume"]) or real(*a, **k))
+    code, _, _ = run(capsys, *args)
+    assert code == 0 and calls == [True, True, True]  # finished runs with the same config: reused
+    changed = [a if a != "2" else "3" for a in args]
+    calls.clear()
+    code, _, _ = run(capsys, *changed)
+    assert code == 0 and calls == [False, False, False]  # another config: trained again
+
+
+def test_report_verdict_for_the_main_job_configuration():
+    state = report.RunState(step=4000, losses=[0.1], elapsed=600.0)
+    rows = [report.Row(name, psnr, 0.9, []) for name, psnr in
+            [("Noisy input", 20.8), ("impl N2N", 28.6), ("reference N2N", 28.65), ("impl N2C", 28.7)]]  # fmt: skip
+    text = report._markdown(report.TrainConfig(), rows, dict.fromkeys(["impl N2N"], state), 30.0, 256)
+    assert "| 10.5 min | yes |" in text and "| -0.050 dB | yes |" in text and "| 28.60 dB | yes |" in text
+    rows[1] = report.Row("impl N2N", 28.4, 0.9, [])
+    text = report._markdown(report.TrainConfig(), rows, {"impl N2N": report.RunState(step=1)}, 30.0, 256)
+    assert "| 28.40 dB | **no** |" in text and "| +0.300 dB | **no** |" in text and "| 0 |" in text
