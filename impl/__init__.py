@@ -6,17 +6,21 @@ Every block follows one contract (see :class:`impl.module.Module`): ``forward`` 
 """
 
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
-from .container import Sequential
+from .container import Concat, Identity, Sequential
 from .conv import Conv2d, ConvTranspose2d, TransposeConv2d
 from .errors import DTypeError, OutputPaddingError, ShapeError, StateDictError, UnknownModeError
 from .loss import MSE, MSELoss
 from .module import Module
 from .optim import SGD, Adam, Optimizer
+from .pool import MaxPool2d
 from .upsample import NearestUpsampling, Upsampling
 
 __all__ = [
     "Module",
     "Sequential",
+    "Concat",
+    "Identity",
+    "MaxPool2d",
     "Conv2d",
     "ConvTranspose2d",
     "Upsampling",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import torch
 from torch import Tensor
 
 from .module import Module
@@ -57,3 +58,54 @@ class Sequential(Module):
     def __repr__(self) -> str:
         lines = [f"  ({i}): {m!r}" for i, m in enumerate(self.modules)]
         return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
+
+
+class Identity(Module):
+    """Returns its input; the gradient passes through unchanged."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._saved = True
+        return x
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        self._require_saved()
+        return grad_output
+
+
+class Concat(Module):
+    """Applies every branch to the same input and concatenates the outputs along ``dim``
+    (default -3: the channels of (N, C, H, W) and of unbatched (C, H, W) images):
+    ``Concat(inner, Identity())`` is a U-Net skip connection.
+
+    Backward splits the gradient along ``dim``, sends each part back through its branch and
+    sums the input gradients. state_dict keys are ``"<branch index>.<name>"``.
+    """
+
+    def __init__(self, *branches: Module, dim: int = -3) -> None:
+        super().__init__()
+        if not branches:
+            raise ValueError("Concat needs at least one branch")
+        for i, m in enumerate(branches):
+            if not isinstance(m, Module):
+                raise TypeError(f"Concat: branch {i} must be a Module, got {type(m).__name__}")
+        self.branches = list(branches)
+        self.dim = dim
+
+    def children(self) -> Iterator[tuple[str, Module]]:
+        return ((str(i), m) for i, m in enumerate(self.branches))
+
+    def forward(self, x: Tensor) -> Tensor:
+        outs = [m(x) for m in self.branches]
+        self._saved = [o.shape[self.dim] for o in outs]
+        return torch.cat(outs, dim=self.dim)
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        sizes = self._require_saved()
+        parts = grad_output.split(sizes, dim=self.dim)
+        grad = self.branches[0].backward(parts[0])
+        for m, part in zip(self.branches[1:], parts[1:]):
+            grad = grad + m.backward(part)
+        return grad
+
+    def extra_repr(self) -> str:
+        return ", ".join(repr(m) for m in self.branches) + (f", dim={self.dim}" if self.dim != -3 else "")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from .activation import ReLU, Sigmoid
-from .container import Sequential
+from .activation import LeakyReLU, ReLU, Sigmoid
+from .container import Concat, Identity, Sequential
 from .conv import Conv2d, ConvTranspose2d
 from .module import Module
+from .pool import MaxPool2d
 from .upsample import Upsampling
 
 UPSAMPLINGS = ("nearest", "transpose")
@@ -39,3 +40,27 @@ def course_network(upsampling: str = "nearest", channels: int = 48) -> Sequentia
         *_up(channels, 3, upsampling),
         Sigmoid(),
     )
+
+
+def _unet_level(in_channels: int, width: int, depth: int) -> Sequential:
+    """(N, in, H, W) -> (N, width, H, W); below the top, a pooled branch comes back up and is
+    concatenated with the features it started from (the skip connection)."""
+    encode = [Conv2d(in_channels, width, 3, padding=1), LeakyReLU(0.1)]
+    if depth == 0:
+        return Sequential(*encode, Conv2d(width, width, 3, padding=1), LeakyReLU(0.1))
+    inner = Sequential(MaxPool2d(2), _unet_level(width, width, depth - 1), Upsampling(scale_factor=2))
+    return Sequential(*encode, Concat(inner, Identity()), Conv2d(2 * width, width, 3, padding=1), LeakyReLU(0.1))
+
+
+def unet(depth: int = 3, width: int = 48, channels: int = 3) -> Sequential:
+    """A Noise2Noise-style U-Net: 3x3 convolutions with LeakyReLU(0.1), max-pooling down,
+    nearest upsampling up, skip connections by concatenation, a linear 1x1 convolution out.
+
+    Args:
+        depth: number of 2x poolings (H and W must be multiples of ``2**depth``). Default 3.
+        width: channels of every level. Default 48.
+        channels: image channels in and out. Default 3.
+    """
+    if depth < 0 or width < 1:
+        raise ValueError(f"unet needs depth >= 0 and width >= 1, got depth={depth}, width={width}")
+    return Sequential(_unet_level(channels, width, depth), Conv2d(width, channels, 1))

@@ -20,6 +20,21 @@ Sigmoid = nn.Sigmoid
 Tanh = nn.Tanh
 MSELoss = nn.MSELoss
 Sequential = nn.Sequential
+MaxPool2d = nn.MaxPool2d
+Identity = nn.Identity
+
+
+class Concat(nn.Module):
+    """Every branch on the same input, outputs concatenated along ``dim`` (impl.Concat's twin)."""
+
+    def __init__(self, *branches: nn.Module, dim: int = -3) -> None:
+        super().__init__()
+        for i, m in enumerate(branches):
+            self.add_module(str(i), m)
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (torch's name)
+        return torch.cat([m(input) for m in self.children()], dim=self.dim)
 
 
 class Upsampling(nn.Upsample):
@@ -103,6 +118,9 @@ __all__ = [
     "Tanh",
     "MSELoss",
     "Sequential",
+    "Concat",
+    "Identity",
+    "MaxPool2d",
     "SGD",
     "Adam",
     "MSE",

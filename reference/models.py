@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import Conv2d, ConvTranspose2d, ReLU, Sequential, Sigmoid, Upsampling
+from . import Concat, Conv2d, ConvTranspose2d, Identity, LeakyReLU, MaxPool2d, ReLU, Sequential, Sigmoid, Upsampling
 
 UPSAMPLINGS = ("nearest", "transpose")
 
@@ -29,3 +29,18 @@ def course_network(upsampling: str = "nearest", channels: int = 48) -> nn.Sequen
         *_up(channels, 3, upsampling),
         Sigmoid(),
     )
+
+
+def _unet_level(in_channels: int, width: int, depth: int) -> nn.Sequential:
+    encode = [Conv2d(in_channels, width, 3, padding=1), LeakyReLU(0.1)]
+    if depth == 0:
+        return Sequential(*encode, Conv2d(width, width, 3, padding=1), LeakyReLU(0.1))
+    inner = Sequential(MaxPool2d(2), _unet_level(width, width, depth - 1), Upsampling(scale_factor=2))
+    return Sequential(*encode, Concat(inner, Identity()), Conv2d(2 * width, width, 3, padding=1), LeakyReLU(0.1))
+
+
+def unet(depth: int = 3, width: int = 48, channels: int = 3) -> nn.Sequential:
+    """The U-Net of :func:`impl.models.unet`, in torch.nn."""
+    if depth < 0 or width < 1:
+        raise ValueError(f"unet needs depth >= 0 and width >= 1, got depth={depth}, width={width}")
+    return Sequential(_unet_level(channels, width, depth), Conv2d(width, channels, 1))

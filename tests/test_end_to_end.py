@@ -5,8 +5,9 @@ import torch
 
 import impl
 import reference
-from impl.models import course_network
+from impl.models import course_network, unet
 from reference.models import course_network as ref_course_network
+from reference.models import unet as ref_unet
 
 
 def noisy_pairs(steps, batch, size, seed=0):
@@ -75,3 +76,16 @@ def test_course_network_50_steps(upsampling, optimizer):
     for name, p in ref.state_dict().items():
         assert torch.allclose(net.state_dict()[name], p, atol=1e-4), name
     assert sum(losses[-10:]) < sum(losses[:10])
+
+
+def test_unet_20_steps():
+    """The U-Net (max-pooling, concatenation skips, LeakyReLU, nearest upsampling) trains step for step."""
+    torch.manual_seed(0)
+    net, ref = unet(depth=2, width=8), ref_unet(depth=2, width=8)
+    losses, ref_losses = train_both(
+        net, ref, lambda p: impl.Adam(p, lr=3e-3), lambda p: reference.Adam(p, lr=3e-3), steps=20, size=16
+    )
+    assert losses == pytest.approx(ref_losses, rel=1e-4)
+    for name, p in ref.state_dict().items():
+        assert torch.allclose(net.state_dict()[name], p, atol=1e-4), name
+    assert sum(losses[-5:]) < sum(losses[:5])

@@ -1,0 +1,121 @@
+"""MaxPool2d: the maximum over each window; the gradient flows to the (first) maximum only."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ._checks import IntPair, check_image, pair
+from .errors import ShapeError
+from .module import Module
+
+
+def _pool_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
+    """torch's rule; with ceil_mode the last window must start inside the input or left padding."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+class MaxPool2d(Module):
+    """2D max pooling, as ``torch.nn.MaxPool2d``.
+
+    Args:
+        kernel_size: int or (h, w). stride: defaults to kernel_size. padding: implicit ``-inf``
+            padding, at most half the kernel. dilation: default 1. ceil_mode: round the output
+            size up (default False).
+
+    Shape:
+        (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out),
+        ``H_out = floor((H + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1``.
+
+    Ties go to the first maximum in row-major window order, as in torch; backward sends each
+    output's gradient to that input (sums where windows overlap).
+
+    Example:
+        >>> MaxPool2d(2)(torch.empty(1, 3, 8, 8).normal_()).shape
+        torch.Size([1, 3, 4, 4])
+    """
+
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        padding: IntPair = 0,
+        dilation: IntPair = 1,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
+        self.padding = pair(padding, "padding", minimum=0)
+        self.dilation = pair(dilation, "dilation")
+        self.ceil_mode = bool(ceil_mode)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+            raise ValueError(
+                f"pad should be at most half of effective kernel size, got padding={self.padding}, "
+                f"kernel_size={self.kernel_size}"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = check_image(x, "MaxPool2d", None, None)
+        batched = x.dim() == 4
+        x4 = x if batched else x.unsqueeze(0)
+        n, c, h, w = x4.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        ho = _pool_size(h, kh, sh, ph, dh, self.ceil_mode)
+        wo = _pool_size(w, kw, sw, pw, dw, self.ceil_mode)
+        if ho < 1 or wo < 1:
+            raise ShapeError(
+                f"MaxPool2d: input of size {(h, w)} is too small for kernel {self.kernel_size}, "
+                f"padding {self.padding}, dilation {self.dilation} (output {(ho, wo)})"
+            )
+        # -inf padding, large enough for ceil_mode's last partial window
+        hp = max(h + 2 * ph, (ho - 1) * sh + dh * (kh - 1) + 1)
+        wp = max(w + 2 * pw, (wo - 1) * sw + dw * (kw - 1) + 1)
+        xp = x4.new_full((n, c, hp, wp), -math.inf)
+        xp[:, :, ph : ph + h, pw : pw + w] = x4
+        s = xp.stride()
+        windows = xp.as_strided((n, c, ho, wo, kh, kw), (s[0], s[1], sh * s[2], sw * s[3], dh * s[2], dw * s[3]))
+        out, arg = windows.reshape(n, c, ho, wo, kh * kw).max(dim=-1)
+        self._saved = (x4.shape, (hp, wp), self._positions(arg, ho, wo, wp), batched)
+        return out if batched else out.squeeze(0)
+
+    def _positions(self, arg: Tensor, ho: int, wo: int, wp: int) -> Tensor:
+        """Flat index, in the padded (hp, wp) frame, of the maximum each window picked."""
+        kw = self.kernel_size[1]
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        i, j = arg.div(kw, rounding_mode="floor"), arg.remainder(kw)
+        ys = torch.arange(ho, device=arg.device).view(ho, 1) * sh
+        xs = torch.arange(wo, device=arg.device) * sw
+        return (ys + i * dh) * wp + xs + j * dw
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        shape, (hp, wp), positions, batched = self._require_saved()
+        g = grad_output if batched else grad_output.unsqueeze(0)
+        if g.shape != positions.shape:
+            raise ShapeError(
+                f"MaxPool2d.backward: grad_output must have the output's shape "
+                f"{tuple(positions.shape if batched else positions.shape[1:])}, got {tuple(grad_output.shape)}"
+            )
+        n, c, h, w = shape
+        ph, pw = self.padding
+        gp = g.new_zeros(n, c, hp * wp).scatter_add_(2, positions.flatten(2), g.flatten(2))
+        gx = gp.view(n, c, hp, wp)[:, :, ph : ph + h, pw : pw + w]
+        return gx if batched else gx.squeeze(0)
+
+    def extra_repr(self) -> str:
+        s = f"kernel_size={self.kernel_size}"
+        for name, default in (
+            ("stride", self.kernel_size),
+            ("padding", (0, 0)),
+            ("dilation", (1, 1)),
+            ("ceil_mode", False),
+        ):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
+        return s

@@ -1,0 +1,92 @@
+"""One entry per block (in the style of torch's ModuleInfo): how to build it in impl and in its
+torch.nn mirror, and sample inputs. Generic checks in ``test_registry.py`` run over all of it, so
+a new block gets every check by adding one entry here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import impl
+import impl.models
+import reference
+import reference.models
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A construction (``args``/``kwargs`` for ``block`` in impl and reference) and an input shape."""
+
+    block: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    shape: tuple[int, ...] = (2, 4, 8, 6)
+    family: str = "default"
+    image: bool = True  # (N, C, H, W) input: unbatched/channels_last variants apply
+    factory: Callable[[ModuleType], Any] | None = None  # for blocks built from other blocks
+
+    def build(self, namespace: ModuleType) -> Any:
+        if self.factory is not None:
+            return self.factory(namespace)
+        if self.block in ("course_network", "unet"):
+            return getattr(namespace.models, self.block)(*self.args, **self.kwargs)
+        return getattr(namespace, self.block)(*self.args, **self.kwargs)
+
+    @property
+    def id(self) -> str:
+        args = ", ".join([*map(repr, self.args), *(f"{k}={v!r}" for k, v in self.kwargs.items())])
+        return f"{self.block}({args})"
+
+
+SAMPLES = [
+    Sample("Conv2d", (4, 6, 3), {"stride": 2, "padding": 1}, family="strided"),
+    Sample("Conv2d", (4, 6, 3), {"padding": 1}, family="stride 1"),
+    Sample(
+        "Conv2d", (4, 6, (2, 3)), {"padding": "same", "dilation": 2, "padding_mode": "reflect"}, family="same, reflect"
+    ),
+    Sample(
+        "Conv2d",
+        (4, 6, 3),
+        {"groups": 2, "bias": False, "padding": (1, 2), "padding_mode": "circular"},
+        family="groups, circular",
+    ),
+    Sample(
+        "Conv2d", (4, 4, 3), {"groups": 4, "padding_mode": "replicate", "padding": 1}, family="depthwise, replicate"
+    ),
+    Sample("ConvTranspose2d", (4, 6, 3), {"stride": 2, "padding": 1, "output_padding": 1}, family="strided"),
+    Sample("ConvTranspose2d", (4, 6, 3), {"dilation": 2, "output_padding": 1}, family="stride 1, dilated"),
+    Sample("ConvTranspose2d", (4, 6, 2), {"stride": 3, "groups": 2, "bias": False}, family="groups"),
+    Sample("Upsampling", (), {"scale_factor": 2}, family="integer"),
+    Sample("Upsampling", (), {"scale_factor": (1.5, 0.5), "mode": "nearest-exact"}, family="fractional"),
+    Sample("Upsampling", (), {"size": (5, 11)}, family="size"),
+    Sample("MaxPool2d", (2,), family="2x2"),
+    Sample("MaxPool2d", (3,), {"stride": 2, "padding": 1, "ceil_mode": True}, family="overlapping, ceil"),
+    Sample("ReLU", image=False),
+    Sample("LeakyReLU", (0.1,), image=False),
+    Sample("Sigmoid", image=False),
+    Sample("Tanh", image=False),
+    Sample("Sequential", family="empty", image=False),
+    Sample("Identity", image=False),
+    Sample(
+        "Concat", factory=lambda m: m.Concat(m.Sequential(m.Conv2d(4, 2, 1), m.ReLU()), m.Identity()), family="skip"
+    ),
+    Sample("Concat", factory=lambda m: m.Concat(m.Tanh(), m.Sigmoid(), dim=-1), image=False, family="last dim"),
+    Sample("course_network", ("nearest",), {"channels": 8}, shape=(2, 3, 8, 8), family="nearest"),
+    Sample("course_network", ("transpose",), {"channels": 8}, shape=(2, 3, 8, 8), family="transpose"),
+    Sample("unet", (2, 6), shape=(2, 3, 8, 4)),
+]
+
+# Blocks exported by impl that need more than one input, or no input: checked elsewhere.
+CHECKED_ELSEWHERE = {"MSELoss": "tests/test_elementwise.py (two inputs)", "Module": "abstract base"}
+
+
+def all_blocks() -> set[str]:
+    """Class names (aliases such as MSE count once) of every Module subclass impl exports."""
+    classes = [getattr(impl, name) for name in impl.__all__]
+    return {c.__name__ for c in classes if isinstance(c, type) and issubclass(c, impl.Module)}
+
+
+def pair(sample: Sample) -> tuple[Any, Any]:
+    return sample.build(impl), sample.build(reference)

@@ -1,0 +1,80 @@
+"""MaxPool2d against torch.nn.MaxPool2d: landmarks (ties included), hypothesis, errors."""
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import impl
+import reference
+from tests import strategies as S
+from tests.helpers import assert_parity
+
+GRID = [
+    dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=c)
+    for k, s, p, d, c in itertools.product([1, 2, 3, (3, 2)], [None, 1, 2, (2, 1)], [0, 1], [1, 2], [False, True])
+    if 2 * p <= (k if isinstance(k, int) else min(k))
+]
+
+
+@pytest.mark.parametrize("kw", GRID, ids=str)
+def test_grid(kw):
+    x = S.tensors((2, 3, 9, 8), torch.float64, seed=1)
+    assert_parity(impl.MaxPool2d(**kw), reference.MaxPool2d(**kw), x)
+
+
+@pytest.mark.parametrize(
+    "kw", [dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1), dict(kernel_size=3, stride=2)]
+)
+def test_ties_go_to_the_first_maximum_like_torch(kw):
+    x = torch.randint(0, 2, (2, 3, 9, 8)).to(torch.float32)  # many equal values per window
+    assert_parity(impl.MaxPool2d(**kw), reference.MaxPool2d(**kw), x)
+
+
+def test_infinities_and_unbatched():
+    x = torch.tensor([[[1.0, float("-inf")], [float("inf"), 2.0]]])
+    assert_parity(impl.MaxPool2d(2), reference.MaxPool2d(2), x)
+
+
+@st.composite
+def pool_configs(draw):
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    kw = dict(
+        kernel_size=k,
+        stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        padding=(draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2))),
+        dilation=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        ceil_mode=draw(st.booleans()),
+    )
+    low = [d * (kk - 1) + 1 for d, kk in zip(kw["dilation"], k)]
+    shape = (
+        draw(st.integers(1, 2)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(low[0], low[0] + 5)),
+        draw(st.integers(low[1], low[1] + 5)),
+    )
+    return kw, shape
+
+
+@given(pool_configs(), S.dtypes, S.seeds)
+def test_hypothesis(config, dtype, seed):
+    kw, shape = config
+    assert_parity(impl.MaxPool2d(**kw), reference.MaxPool2d(**kw), S.tensors(shape, dtype, seed), seed=seed)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="at most half"):
+        impl.MaxPool2d(2, padding=2)
+    with pytest.raises(RuntimeError):
+        reference.MaxPool2d(2, padding=2)(torch.randn(1, 1, 4, 4))
+    with pytest.raises(RuntimeError, match="MaxPool2d: input of size \\(1, 1\\) is too small"):
+        impl.MaxPool2d(3)(torch.randn(1, 1, 1, 1))
+    with pytest.raises(RuntimeError):
+        reference.MaxPool2d(3)(torch.randn(1, 1, 1, 1))
+    pool = impl.MaxPool2d(2)
+    pool(torch.randn(1, 1, 4, 4))
+    with pytest.raises(RuntimeError, match="grad_output must have the output's shape"):
+        pool.backward(torch.randn(1, 1, 3, 3))
+    assert repr(impl.MaxPool2d(3, 2, 1)) == "MaxPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))"
