@@ -94,6 +94,7 @@ def test_train_time_limit_and_ctrl_c(tmp_path, capsys, monkeypatch):
     [
         (["--noise", "gaussian:x"], "--noise: cannot read"),
         (["--val-every", "-1"], "--val-every must be >= 0"),
+        (["--max-minutes", "-2"], "--max-minutes must be >= 0, got -2.0"),
         (["--crop", "6"], "--crop must be a multiple of 4"),
         (["--images", "/nonexistent/dir"], "--images: /nonexistent/dir is not a directory"),
         (["--val-pkl", "/nonexistent/val.pkl"], "course data file not found"),

@@ -152,6 +152,7 @@ def test_resume_truncates_log_records_after_the_checkpoint(tmp_path):
     train.train_run(tiny(steps=2), tmp_path, quiet=True, log_every=1)
     with (tmp_path / train.LOG).open("a") as f:
         f.write(json.dumps({"step": 3, "loss": 9.0}) + "\n")  # written after the last checkpoint
+        f.write('{"step": 4, "lo')  # cut short by a crash
     train.train_run(tiny(steps=3), tmp_path, resume=True, quiet=True, log_every=1)
     records = [json.loads(line) for line in (tmp_path / train.LOG).read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3] and records[2]["loss"] != 9.0

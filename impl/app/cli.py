@@ -142,9 +142,10 @@ def _train(args: argparse.Namespace) -> int:
     values = load_checkpoint(directory / CHECKPOINT)["config"] if args.resume else TrainConfig().to_dict()
     explicit = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
     config = TrainConfig.from_dict({**values, **explicit})
-    for name in ("val_every", "checkpoint_every", "log_every"):
-        if getattr(args, name) < 0:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    for name in ("val_every", "checkpoint_every", "log_every", "max_minutes"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
     valset = _evalset(args, "val_", config.noise)
     try:
         backend, state = train_run(

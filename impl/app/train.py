@@ -191,7 +191,12 @@ class RunLog:
         """Start empty (``keep_until=None``) or keep the records with ``step <= keep_until`` (a resume)."""
         kept = []
         if keep_until is not None and path.is_file():
-            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= keep_until]
+            for line in path.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= keep_until:
+                        kept.append(line)
+                except (ValueError, KeyError, TypeError):  # a line cut short by a crash: drop it
+                    continue
         path.write_text("".join(line + "\n" for line in kept))
         self.path = path
 
