@@ -83,6 +83,7 @@ def assert_parity(
         grad_in = mod.backward(g)
 
     k = reduction or max(x.numel(), out.numel())
+    assert xr.grad is not None
     assert_close("output", out, out_ref.detach(), k)
     assert_close("input gradient", grad_in, xr.grad, k)
     ref_params = dict(ref.named_parameters())
@@ -90,7 +91,9 @@ def assert_parity(
     assert sorted(names) == sorted(ref_params), f"parameters {names} != torch's {sorted(ref_params)}"
     results = {"output": out, "input gradient": grad_in}
     for name, _, grad in mod.named_parameters():
-        assert_close(f"gradient of {name}", grad, ref_params[name].grad, k)
+        ref_grad = ref_params[name].grad
+        assert ref_grad is not None, f"torch computed no gradient for {name}"
+        assert_close(f"gradient of {name}", grad, ref_grad, k)
         results[f"gradient of {name}"] = grad
     assert torch.equal(x, x_before), "forward/backward modified the input tensor"
     return results

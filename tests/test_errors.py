@@ -256,3 +256,27 @@ def test_failed_forward_leaves_module_unchanged():
     gx = conv.backward(g)  # still the backward of the last good forward
     assert gx.shape == x.shape
     assert all(torch.equal(v, state[k]) for k, v in conv.state_dict().items())
+
+
+def test_concat_and_unet_arguments():
+    with pytest.raises(ValueError, match="at least one branch"):
+        impl.Concat()
+    with pytest.raises(TypeError, match="branch 1 must be a Module"):
+        impl.Concat(impl.ReLU(), "relu")
+    for models in (__import__("impl.models").models, __import__("reference.models").models):
+        with pytest.raises(ValueError, match="depth >= 0 and width >= 1, got depth=-1"):
+            models.unet(depth=-1)
+
+
+@pytest.mark.parametrize("name", ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity"])
+def test_elementwise_errors_name_the_layer(name):
+    mod = getattr(impl, name)()
+    if name != "Identity":
+        with pytest.raises(TypeError, match=f"^{name}: input must be a floating-point tensor, got dtype torch.int64"):
+            mod(torch.zeros(3, dtype=torch.int64))
+    mod(torch.zeros(2, 3))
+    if name != "Identity":
+        with pytest.raises(
+            RuntimeError, match=rf"^{name}.backward: grad_output must have the output's shape \(2, 3\), got \(3,\)"
+        ):
+            mod.backward(torch.zeros(3))

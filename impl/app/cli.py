@@ -1,4 +1,4 @@
-"""The ``n2n`` command: ``train``, ``denoise``, ``evaluate``, ``report``.
+"""The ``n2n`` command: ``train``, ``denoise``, ``evaluate``, ``report``, ``bench``, ``verify``.
 
 Expected errors (missing or unreadable files, wrong file contents, bad flag values) print
 ``n2n: error: ...`` on stderr and exit with status 2, without a traceback; Ctrl-C during training
@@ -117,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=250, help="default 250")
     p.add_argument("--size", type=int, default=EVAL_SIZE, help=f"held-out crop side (default {EVAL_SIZE})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p = sub.add_parser("bench", help="time impl against torch.nn side by side, write reports/bench.md")
+    p.add_argument("--out", default="reports/bench.md", help="Markdown table (default reports/bench.md)")
+    p.add_argument("--json", metavar="PATH", help="also one JSON record per case (case, impl_ms, reference_ms, ratio)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads to run at (default 1 2)")
+    p.add_argument("--batches", type=int, nargs="+", default=[64, 128], help="layer-case batch sizes (default 64 128)")
+    p.add_argument("--repeats", type=int, default=15, help="timed rounds per case (default 15)")
+    p.add_argument("--quick", action="store_true", help="a smoke run: course networks only, 128x128 predict")
+    p = sub.add_parser("verify", help="parity over the block registry, write reports/verification.md (source checkout)")
+    p.add_argument("--out", default="reports/verification.md", help="default reports/verification.md")
+    p.add_argument("--profile", default="ci", choices=("dev", "ci"), help="hypothesis profile (default ci)")
     return parser
 
 
@@ -211,7 +221,34 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "denoise": _denoise, "evaluate": _evaluate, "report": _report}
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main  # imports the torch.nn twin: comparison only
+
+    for name in ("threads", "batches"):
+        if min(getattr(args, name)) < 1:
+            raise UserError(f"--{name} must be positive, got {getattr(args, name)}")
+    if args.repeats < 1:
+        raise UserError(f"--repeats must be >= 1, got {args.repeats}")
+    bench_main(args.out, args.json, args.threads, args.batches, args.repeats, args.quick)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    try:
+        from tests.verify import main as verify_main  # the checks live with the tests
+    except ImportError as e:
+        raise UserError(f"n2n verify runs from a source checkout (it uses tests/): {e}") from None
+    return verify_main(["--out", args.out, "--profile", args.profile])
+
+
+COMMANDS = {
+    "train": _train,
+    "denoise": _denoise,
+    "evaluate": _evaluate,
+    "report": _report,
+    "bench": _bench,
+    "verify": _verify,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

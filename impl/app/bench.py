@@ -1,0 +1,268 @@
+"""``n2n bench``: impl against its torch.nn twin, in one process, alternating the two.
+
+Each case times the same work on both sides (warm-up, then ``repeats`` alternating rounds) and
+reports medians and the impl/reference ratio. Layer cases run forward + backward with the input
+gradient on both sides (the reference input requires grad, as inside a network). Peak memory of
+a training step is measured in a fresh subprocess per side (``ru_maxrss`` growth over the step).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import impl
+from impl.models import course_network, unet
+
+from .checkpoint import atomic_write
+
+
+@dataclass
+class Record:
+    case: str
+    threads: int
+    impl_ms: float
+    reference_ms: float
+    ratio: float
+    unit: str = "ms"
+
+
+def _median_pair(run_impl: Callable[[], object], run_ref: Callable[[], object], repeats: int) -> tuple[float, float]:
+    for _ in range(2):
+        run_impl()
+        run_ref()
+    a, b = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run_impl()
+        a.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        run_ref()
+        b.append(time.perf_counter() - t)
+    return statistics.median(a) * 1e3, statistics.median(b) * 1e3
+
+
+def _networks(name: str) -> tuple[Any, Any]:
+    import reference.models as ref_models  # the torch.nn twin: comparison only
+
+    torch.manual_seed(0)
+    if name == "unet":
+        net, ref = unet(), ref_models.unet()
+    else:
+        net, ref = course_network(name), ref_models.course_network(name)
+    ref.load_state_dict(net.state_dict())
+    return net, ref
+
+
+def layer_cases(batch: int, repeats: int, threads: int) -> list[Record]:
+    """Forward + backward of every layer of both course networks, on its real input shape."""
+    records = []
+    for variant in ("nearest", "transpose"):
+        net, ref = _networks(variant)
+        x = torch.rand(batch, 3, 32, 32)
+        for i, (mod, rmod) in enumerate(zip(net, ref)):
+            out = mod(x)
+            g = torch.randn(out.shape)
+            xr = x.clone().requires_grad_(True)
+
+            def run_impl(mod: Any = mod, x: Any = x, g: Any = g) -> None:
+                mod(x)
+                mod.backward(g)
+
+            def run_ref(rmod: Any = rmod, xr: Any = xr, g: Any = g) -> None:
+                rmod(xr).backward(g)
+                xr.grad = None
+
+            a, b = _median_pair(run_impl, run_ref, repeats)
+            records.append(Record(f"{variant}[{i}] {mod!r} fwd+bwd, batch {batch}", threads, a, b, a / b))
+            x = out.detach()
+    return records
+
+
+def step_case(name: str, batch: int, repeats: int, threads: int, size: int = 32) -> Record:
+    """A full training step: forward, MSE loss, backward, Adam step."""
+    import reference
+
+    net, ref = _networks(name)
+    opt, ref_opt = impl.Adam(net.param(), lr=1e-4), reference.Adam(ref.parameters(), lr=1e-4)
+    loss, ref_loss = impl.MSELoss(), reference.MSELoss()
+    x, t = torch.rand(batch, 3, size, size), torch.rand(batch, 3, size, size)
+
+    def run_impl() -> None:
+        opt.zero_grad()
+        loss(net(x), t)
+        net.backward(loss.backward())
+        opt.step()
+
+    def run_ref() -> None:
+        ref_opt.zero_grad()
+        ref_loss(ref(x), t).backward()
+        ref_opt.step()
+
+    a, b = _median_pair(run_impl, run_ref, repeats)
+    return Record(f"training step {name}, batch {batch}, {size}x{size}", threads, a, b, a / b)
+
+
+def predict_case(name: str, repeats: int, threads: int, size: int = 512) -> Record:
+    """Inference on one size x size image (impl forward; reference forward under no_grad)."""
+    net, ref = _networks(name)
+    x = torch.rand(1, 3, size, size)
+
+    def run_ref() -> None:
+        with torch.no_grad():
+            ref(x)
+
+    a, b = _median_pair(lambda: net(x), run_ref, repeats)
+    return Record(f"predict {name} {size}x{size}", threads, a, b, a / b)
+
+
+PEAK_SCRIPT = """
+import resource, sys, torch
+sys.path[:0] = {path!r}
+from impl.app.bench import _networks
+import impl, reference
+torch.set_num_threads(1)
+net, ref = _networks({name!r})
+x, t = torch.rand({batch}, 3, 32, 32), torch.rand({batch}, 3, 32, 32)
+if {side!r} == "impl":
+    opt, loss = impl.Adam(net.param()), impl.MSELoss()
+    def step():
+        opt.zero_grad(); loss(net(x), t); net.backward(loss.backward()); opt.step()
+else:
+    opt, loss = reference.Adam(ref.parameters()), reference.MSELoss()
+    def step():
+        opt.zero_grad(); loss(ref(x), t).backward(); opt.step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+step(); step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def peak_memory_case(name: str, batch: int) -> Record:
+    """Peak resident memory growth over two training steps (KiB), each side in a fresh process."""
+    kib = {}
+    for side in ("impl", "reference"):
+        script = PEAK_SCRIPT.format(path=sys.path, name=name, batch=batch, side=side)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        kib[side] = max(1, int(out.stdout.split()[-1]))
+    mib = {k: v / 1024 for k, v in kib.items()}
+    return Record(
+        f"peak memory of a training step {name}, batch {batch}",
+        1,
+        mib["impl"],
+        mib["reference"],
+        mib["impl"] / mib["reference"],
+        unit="MiB",
+    )
+
+
+def gflops_case(batch: int, repeats: int, threads: int) -> tuple[float, float]:
+    """Achieved GFLOP/s of the largest course-network convolution (48->48, 3x3, 16x16) in
+    impl's forward, and the machine's matmul GFLOP/s for the same product shape."""
+    conv = impl.Conv2d(48, 48, 3, padding=1)
+    x = torch.rand(batch, 48, 16, 16)
+    flops = 2 * 48 * 48 * 9 * 16 * 16 * batch
+    a = torch.rand(48, 48 * 9)
+    b = torch.rand(48 * 9, batch * 16 * 16)
+    conv_ms, mm_ms = _median_pair(lambda: conv(x), lambda: a @ b, repeats)
+    return flops / conv_ms / 1e6, flops / mm_ms / 1e6
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
+
+
+def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool = False) -> dict[str, Any]:
+    records: list[Record] = []
+    gflops: dict[int, tuple[float, float]] = {}
+    previous = torch.get_num_threads()
+    try:
+        for threads in threads_list:
+            torch.set_num_threads(threads)
+            print(f"threads {threads}: {machine()}", file=sys.stderr)
+            for batch in batches:
+                records += layer_cases(batch, repeats, threads)
+            for name in ("nearest", "transpose") + (() if quick else ("unet",)):
+                records.append(step_case(name, batches[0], repeats, threads))
+            for name in ("nearest",) + (() if quick else ("transpose", "unet")):
+                records.append(predict_case(name, repeats, threads, size=128 if quick else 512))
+            gflops[threads] = gflops_case(batches[-1], repeats, threads)
+    finally:
+        torch.set_num_threads(previous)
+    for name in ("nearest",) + (() if quick else ("transpose", "unet")):
+        records.append(peak_memory_case(name, batches[0]))
+    return {"machine": machine(), "records": [asdict(r) for r in records], "gflops": gflops}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows = result["records"]
+    time_rows = [r for r in rows if r["unit"] == "ms"]
+    worst = max(r["ratio"] for r in time_rows)
+    lines = [
+        "# Benchmark: impl against torch.nn",
+        "",
+        f"Machine: {result['machine']}. Generated by `n2n bench` (also `tox -e bench`): impl and its",
+        "torch.nn twin in the same process, alternating, warm-up first; medians. Ratio = impl / reference",
+        "(below 1: impl is faster). Layer cases include the input gradient on both sides.",
+        "",
+        f"Worst time ratio: **{worst:.2f}**; targets: at most 1.0 for every case, peak memory at most 1.2.",
+        "",
+        "| case | threads | impl | reference | ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        flag = " ✗" if (r["unit"] == "ms" and r["ratio"] > 1.0) or (r["unit"] == "MiB" and r["ratio"] > 1.2) else ""
+        lines.append(
+            f"| {r['case']} | {r['threads']} | {r['impl_ms']:.2f} {r['unit']} | {r['reference_ms']:.2f} {r['unit']} "
+            f"| {r['ratio']:.2f}{flag} |"
+        )
+    lines += [
+        "",
+        "## Distance to the hardware limit",
+        "",
+        "The largest convolution (48->48, 3x3, 16x16) against a plain matmul of the same product shape:",
+        "",
+        "| threads | impl conv GFLOP/s | matmul GFLOP/s | fraction |",
+        "|---:|---:|---:|---:|",
+    ]
+    for threads, (conv, mm) in sorted(result["gflops"].items()):
+        lines.append(f"| {threads} | {conv:.1f} | {mm:.1f} | {conv / mm:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(
+    out: str = "reports/bench.md",
+    json_path: str | None = None,
+    threads: list[int] | None = None,
+    batches: list[int] | None = None,
+    repeats: int = 15,
+    quick: bool = False,
+) -> dict[str, Any]:
+    result = run(threads or [1, 2], batches or [64, 128], repeats, quick)
+    atomic_write(out, lambda f: f.write(markdown(result).encode()))
+    if json_path:
+        atomic_write(json_path, lambda f: f.write(json.dumps(result["records"], indent=1).encode()))
+    print(markdown(result))
+    return result
+
+
+__all__ = ["main", "run", "markdown", "Record"]

@@ -1,0 +1,94 @@
+"""``n2n bench`` and ``n2n verify`` on tiny settings: the commands run, the files have the
+promised content, bad flags are refused."""
+
+import json
+
+import pytest
+
+from impl.app import bench
+from impl.app.cli import main
+
+
+def test_bench_quick_writes_table_and_json(tmp_path, capsys):
+    out, records = tmp_path / "bench.md", tmp_path / "bench.json"
+    argv = [
+        "bench",
+        "--quick",
+        "--threads",
+        "1",
+        "--batches",
+        "2",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+        "--json",
+        str(records),
+    ]
+    assert main(argv) == 0
+    text = out.read_text()
+    assert "| case | threads | impl | reference | ratio |" in text and "GFLOP/s" in text
+    rows = json.loads(records.read_text())
+    assert {"case", "impl_ms", "reference_ms", "ratio"} <= set(rows[0])
+    cases = [r["case"] for r in rows]
+    assert any(c.startswith("training step nearest") for c in cases)
+    assert any(c.startswith("peak memory") for c in cases)
+    assert sum("fwd+bwd" in c for c in cases) == 18  # every layer of both course networks
+    for r in rows:
+        assert r["ratio"] == pytest.approx(r["impl_ms"] / r["reference_ms"])
+    assert "threads 1:" in capsys.readouterr().err
+
+
+def test_bench_unet_cases_run():
+    assert bench.predict_case("unet", repeats=1, threads=1, size=16).case == "predict unet 16x16"
+    assert bench.step_case("unet", batch=2, repeats=1, threads=1, size=8).ratio > 0
+
+
+def test_markdown_flags_missed_targets():
+    result = {
+        "machine": "test",
+        "records": [
+            {"case": "fast", "threads": 1, "impl_ms": 1.0, "reference_ms": 2.0, "ratio": 0.5, "unit": "ms"},
+            {"case": "slow", "threads": 1, "impl_ms": 3.0, "reference_ms": 2.0, "ratio": 1.5, "unit": "ms"},
+            {"case": "memory", "threads": 1, "impl_ms": 13.0, "reference_ms": 10.0, "ratio": 1.3, "unit": "MiB"},
+        ],
+        "gflops": {1: (10.0, 20.0)},
+    }
+    text = bench.markdown(result)
+    assert "| fast | 1 | 1.00 ms | 2.00 ms | 0.50 |" in text
+    assert "| slow | 1 | 3.00 ms | 2.00 ms | 1.50 ✗ |" in text
+    assert "| memory | 1 | 13.00 MiB | 10.00 MiB | 1.30 ✗ |" in text
+    assert "Worst time ratio: **1.50**" in text and "| 1 | 10.0 | 20.0 | 0.50 |" in text
+
+
+@pytest.mark.parametrize("flags", [["--threads", "0"], ["--batches", "-1"], ["--repeats", "0"]])
+def test_bench_refuses_bad_flags(flags, capsys):
+    assert main(["bench", *flags]) == 2
+    assert "must be" in capsys.readouterr().err
+
+
+def test_verify_command_writes_the_report(tmp_path, monkeypatch):
+    import tests.verify as verify
+
+    monkeypatch.setattr(verify, "SAMPLES", verify.SAMPLES[:2])
+    monkeypatch.setattr(verify, "PROPERTY_TESTS", verify.PROPERTY_TESTS[4:5])
+    out = tmp_path / "verification.md"
+    assert main(["verify", "--out", str(out), "--profile", "dev"]) == 0
+    text = out.read_text()
+    assert "| Conv2d | strided |" in text and "| pass |" in text
+    assert "`test_elementwise::test_activation_hypothesis` | 30 |" in text
+
+
+def test_verify_outside_a_checkout(monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tests(name, *args, **kwargs):
+        if name == "tests.verify":
+            raise ImportError("No module named 'tests'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tests)
+    assert main(["verify"]) == 2
+    assert "source checkout" in capsys.readouterr().err
