@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 import sys
 import threading
@@ -100,12 +101,24 @@ def train_loop(
     """
     started = time.perf_counter()
     since_elapsed, since_step, since_losses = state.elapsed, state.step, []
+    last_checkpoint = [f"step {state.step}" if state.step else "none yet"]
+
+    def save(s: RunState) -> None:
+        assert checkpoint is not None
+        checkpoint(s)
+        last_checkpoint[0] = f"step {s.step}"
+
     bar = tqdm(total=config.steps, initial=state.step, unit="step", file=sys.stderr, disable=quiet, dynamic_ncols=True)
     with bar, _interrupt_between_steps() as interrupted:
         while state.step < config.steps:
             lr = config.learning_rate(state.step)
             t0 = time.perf_counter()
             loss = backend.train_step(*stream.next_batch(), lr)
+            if not math.isfinite(loss):  # stop before this state can reach a checkpoint
+                raise UserError(
+                    f"training diverged at step {state.step + 1}: the loss is {loss} (learning rate {lr:g}); "
+                    f"the last checkpoint ({last_checkpoint[0]}) is kept: lower --lr and try again"
+                )
             state.elapsed += time.perf_counter() - t0
             state.step += 1
             state.losses.append(loss)
@@ -133,9 +146,9 @@ def train_loop(
                     log(record)
                 since_elapsed, since_step, since_losses = state.elapsed, state.step, []
             if checkpoint is not None and (done or timed_out or interrupted["set"]):
-                checkpoint(state)
+                save(state)
             elif checkpoint is not None and checkpoint_every > 0 and state.step % checkpoint_every == 0:
-                checkpoint(state)
+                save(state)
             if interrupted["set"]:
                 raise KeyboardInterrupt
             if timed_out and not done:

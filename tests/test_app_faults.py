@@ -1,0 +1,118 @@
+"""Faults during training and untrusted files (issue 7): a diverging loss, a crafted pickle,
+a process killed while it writes a checkpoint."""
+
+import math
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from impl.app import checkpoint, data, train
+from impl.app.backend import ImplBackend
+from impl.app.config import TrainConfig
+from impl.app.errors import UserError
+
+
+def tiny(**kw):
+    return TrainConfig(**{"channels": 4, "batch_size": 2, "crop": 8, "steps": 6, **kw})
+
+
+class NanAt(ImplBackend):
+    """An impl backend whose loss becomes ``value`` at step ``at`` (1-based)."""
+
+    at, value = 3, math.nan
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.steps = 0
+
+    def train_step(self, inputs, targets, lr):
+        self.steps += 1
+        loss = super().train_step(inputs, targets, lr)
+        return self.value if self.steps == self.at else loss
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, value):
+    NanAt.value = value
+    with pytest.raises(
+        UserError, match=rf"diverged at step 3: the loss is {value}.*last checkpoint \(step 2\) is kept"
+    ):
+        train.train_run(tiny(), tmp_path, factory=NanAt, checkpoint_every=2, quiet=True)
+    saved = checkpoint.load_checkpoint(tmp_path / train.CHECKPOINT)
+    assert saved["step"] == 2
+    assert all(torch.isfinite(t).all() for t in saved["model"].values())
+
+
+def test_divergence_before_any_checkpoint_says_so(tmp_path):
+    NanAt.value = math.nan
+    with pytest.raises(UserError, match=r"last checkpoint \(none yet\)"):
+        train.train_run(tiny(), tmp_path, factory=NanAt, checkpoint_every=5, quiet=True)
+    assert not (tmp_path / train.CHECKPOINT).exists()
+
+
+class Payload:
+    """Unpickling this would create a file: what a malicious checkpoint does."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+@pytest.mark.parametrize("wrap", [lambda p: p, lambda p: {"model": {"0.weight": p}}, lambda p: (torch.zeros(1), p)])
+def test_crafted_pickles_run_nothing(tmp_path, wrap):
+    marker = tmp_path / "pwned"
+    for name in ("checkpoint.pth", "train_data.pkl"):
+        path = tmp_path / name
+        torch.save(wrap(Payload(marker)), path)
+        with pytest.raises((UserError, pickle.UnpicklingError, RuntimeError)):
+            if name.endswith(".pth"):
+                checkpoint.load_checkpoint(path)
+            else:
+                data.load_course_pairs(path)
+        assert not marker.exists(), "loading ran the payload"
+
+
+WRITER = """
+import sys, torch
+sys.path.insert(0, {root!r})
+from impl.app import checkpoint
+real_save = torch.save
+def announced_save(obj, f):
+    print("writing", flush=True)
+    real_save(obj, f)
+checkpoint.torch.save = announced_save
+big = {{"model": {{"w": torch.full((8_000_000,), float(sys.argv[1]))}}, "step": int(sys.argv[1])}}
+checkpoint.save_checkpoint(big, sys.argv[2])
+print("saved", flush=True)
+"""
+
+
+def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tmp_path):
+    """Kill a real writer process at random moments of its write, many times: the file is
+    always the last complete checkpoint, never a partial one."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = tmp_path / "checkpoint.pth"
+    checkpoint.save_checkpoint({"model": {"w": torch.full((8_000_000,), 0.0)}, "step": 0}, path)
+    script = WRITER.format(root=root)
+    rng = torch.Generator().manual_seed(0)
+    last = 0
+    for attempt in range(1, 7):
+        proc = subprocess.Popen([sys.executable, "-c", script, str(attempt), str(path)], stdout=subprocess.PIPE)
+        assert proc.stdout.readline() == b"writing\n"
+        time.sleep(0.15 * torch.rand((), generator=rng).item())  # somewhere inside the ~32 MB write
+        proc.send_signal(signal.SIGKILL)
+        finished = proc.communicate()[0] == b"saved\n"
+        saved = checkpoint.load_checkpoint(path)
+        assert saved["step"] == (attempt if finished else last)
+        assert torch.equal(saved["model"]["w"], torch.full((8_000_000,), float(saved["step"])))
+        last = saved["step"]
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "checkpoint.pth"]
+    assert all(name.startswith(".checkpoint.pth.") and name.endswith(".tmp") for name in leftovers)
