@@ -54,6 +54,19 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
+def safe_load(path: str | Path, what: str, expected: str) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU: tensors and plain containers only, so
+    a crafted pickle runs nothing. A missing file raises FileNotFoundError naming ``what``; a file
+    torch cannot read raises UserError saying it is not ``expected``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many types (UnpicklingError, struct.error ...) on a foreign file
+        raise UserError(f"{path} is not {expected}: {e}") from None
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint saved by :func:`save_checkpoint` onto the CPU, with ``weights_only=True``.
 
@@ -61,13 +74,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         FileNotFoundError: ``path`` does not exist.
         UserError: the file is not a checkpoint (not a torch file, or not a dict).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch.load raises many types (UnpicklingError, struct.error ...) on a foreign file
-        raise UserError(f"{path} is not a checkpoint this program can read: {e}") from None
+    obj = safe_load(path, "checkpoint", "a checkpoint this program can read")
     if not isinstance(obj, dict):
         raise UserError(f"{path}: expected a checkpoint dict, got {type(obj).__name__}")
     return obj

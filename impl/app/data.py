@@ -19,6 +19,7 @@ import skimage.data
 import torch
 from torch import Tensor
 
+from .checkpoint import safe_load
 from .errors import UserError
 from .images import SUFFIXES, read_image, to_tensor
 
@@ -99,13 +100,7 @@ def load_course_pairs(path: str | Path) -> tuple[Tensor, Tensor]:
         FileNotFoundError: no such file.
         UserError: the file is not a pair of uint8 N x 3 x H x W tensors of equal shape.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"course data file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch.load raises many types (UnpicklingError, struct.error ...) on a foreign file
-        raise UserError(f"{path} is not a torch file of tensors: {e}") from None
+    obj = safe_load(path, "course data file", "a torch file of tensors")
     expected = "a pair of uint8 tensors N x 3 x H x W of the same shape"
     if not (isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, Tensor) for t in obj)):
         raise UserError(f"{path}: expected {expected}, got {type(obj).__name__}")
