@@ -11,6 +11,17 @@ sizes = st.integers(1, 3)
 
 
 @st.composite
+def image_shapes(draw: st.DrawFn, channels: int, lows: list[int]) -> tuple[int, ...]:
+    """(C, H, W) or (N, C, H, W) with H, W at least ``lows`` (and up to 4 more)."""
+    shape: tuple[int, ...] = (
+        channels,
+        draw(st.integers(lows[0], lows[0] + 4)),
+        draw(st.integers(lows[1], lows[1] + 4)),
+    )
+    return (draw(st.integers(1, 3)), *shape) if draw(st.booleans()) else shape
+
+
+@st.composite
 def conv2d_configs(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[int, ...]]:
     """Constructor kwargs for Conv2d and an input shape it accepts."""
     groups = draw(st.integers(1, 3))
@@ -37,10 +48,7 @@ def conv2d_configs(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[int, ...]]:
     )
     # the padded input must hold the dilated kernel; reflect needs padding < size
     lows = [max(d * (k - 1) + 1 - 2 * p, p + 1, 1) for d, k, p in zip(dilation, kernel, pads)]
-    shape = (kw["in_channels"], draw(st.integers(lows[0], lows[0] + 4)), draw(st.integers(lows[1], lows[1] + 4)))
-    if draw(st.booleans()):
-        shape = (draw(st.integers(1, 3)), *shape)
-    return kw, shape
+    return kw, draw(image_shapes(kw["in_channels"], lows))
 
 
 @st.composite
@@ -68,10 +76,7 @@ def conv_transpose2d_configs(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[int
         max(1, -(-(2 * p - d * (k - 1) - op) // s) + 1)
         for p, d, k, op, s in zip(padding, dilation, kernel, output_padding, stride)
     ]
-    shape = (kw["in_channels"], draw(st.integers(lows[0], lows[0] + 4)), draw(st.integers(lows[1], lows[1] + 4)))
-    if draw(st.booleans()):
-        shape = (draw(st.integers(1, 3)), *shape)
-    return kw, shape
+    return kw, draw(image_shapes(kw["in_channels"], lows))
 
 
 @st.composite
