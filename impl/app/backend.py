@@ -13,7 +13,7 @@ talk to a network only through this small interface, so the torch.nn twin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import torch
@@ -79,12 +79,16 @@ class ImplBackend:
         else:
             self.optimizer = impl.SGD(self.net.param(), lr=config.lr, momentum=config.momentum)
         self.loss = impl.MSELoss()
+        # called with the parameter gradients between backward and step (data-parallel averaging)
+        self.reduce_gradients: Callable[[list[Tensor]], None] | None = None
 
     def train_step(self, inputs: Tensor, targets: Tensor, lr: float) -> float:
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
         loss = self.loss(self.net(inputs.to(self.device)), targets.to(self.device))
         self.net.backward(self.loss.backward())
+        if self.reduce_gradients is not None:
+            self.reduce_gradients([g for _, g in self.net.param()])
         self.optimizer.step()
         return loss.item()
 

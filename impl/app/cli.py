@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from .backend import Backend, ImplBackend
 from .checkpoint import load_checkpoint
 from .config import ARCHS, DEFAULT_STEPS, LR_SCHEDULES, OPTIMIZERS, UPSAMPLINGS, TrainConfig
@@ -85,6 +86,9 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--backend", choices=("impl", "reference"), default="impl", help="blocks or torch.nn twin")
     p.add_argument("--no-baselines", action="store_true", help="results table without NL-means and TV")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--dist-timeout", type=float, default=60.0, help="under torchrun: seconds before a silent rank is an error"
+    )
 
 
 def _evaluate_parser(sub: Any) -> None:
@@ -157,6 +161,10 @@ def _train(args: argparse.Namespace) -> int:
         if value is not None and value < 0:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
     valset = _evalset(args, "val_", config.noise)
+    group = distributed.setup(args.dist_timeout)
+    if group is not None and args.max_minutes is not None:
+        distributed.teardown()
+        raise UserError("--max-minutes is not supported under torchrun (ranks could stop at different steps)")
     try:
         backend, state = train_run(
             config,
@@ -170,10 +178,15 @@ def _train(args: argparse.Namespace) -> int:
             log_every=args.log_every,
             max_minutes=args.max_minutes,
             quiet=args.quiet,
+            group=group,
         )
     except KeyboardInterrupt:
         print(f"\ninterrupted; checkpoint saved in {directory}; continue with --name {args.name} --resume")
         return 130
+    finally:
+        distributed.teardown()
+    if group is not None and not group.main:
+        return 0  # rank 0 alone exports, reports and prints
     if args.export:
         export_model(args.export, config, backend)
     images_per_s = state.step * config.batch_size / state.elapsed if state.elapsed else 0.0

@@ -49,3 +49,6 @@ class BatchStream:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
+
+    def seek(self, step: int) -> None:
+        """Called with the checkpoint's step on resume (the generator state already says it all)."""

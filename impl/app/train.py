@@ -31,6 +31,7 @@ from tqdm import tqdm
 from .backend import Backend, ImplBackend
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .distributed import Group, ShardedStream, average_gradients
 from .errors import UserError
 from .evaluate import EvalSet, denoise_images
 from .metrics import psnr
@@ -231,6 +232,7 @@ def train_run(
     log_every: int = 10,
     max_minutes: float | None = None,
     quiet: bool = False,
+    group: Group | None = None,
 ) -> tuple[Backend, RunState]:
     """Train ``config`` in ``directory`` (``checkpoint.pth``, ``log.jsonl``); see :func:`train_loop`.
 
@@ -243,10 +245,19 @@ def train_run(
         UserError: a checkpoint exists and neither ``resume`` nor ``force``; or ``resume`` with a
         different configuration or another backend.
         FileNotFoundError: ``resume`` without a checkpoint.
+
+    With ``group`` (a data-parallel job, see :mod:`impl.app.distributed`) this rank trains its own
+    shard, gradients are averaged over the ranks, and only rank 0 validates and writes files.
     """
     directory = Path(directory)
     path = directory / CHECKPOINT
-    backend, stream, state = factory(config), BatchStream(config), RunState()
+    backend, state = factory(config), RunState()
+    stream = BatchStream(config) if group is None else ShardedStream(config, group.rank)
+    if group is not None:
+        if not hasattr(backend, "reduce_gradients"):
+            raise UserError(f"the {getattr(backend, 'name', 'given')} backend cannot train data-parallel")
+        backend.reduce_gradients = lambda grads: average_gradients(grads, group)  # type: ignore[attr-defined]
+    main = group is None or group.main
     if resume:
         saved = load_checkpoint(path)
         kind = getattr(backend, "name", type(backend).__name__)
@@ -261,22 +272,23 @@ def train_run(
         backend.load_optimizer_state_dict(saved["optimizer"])
         stream.load_state(saved["rng"])
         state = RunState(saved["step"], list(saved["losses"]), [list(v) for v in saved["val_psnr"]], saved["elapsed"])
+        stream.seek(state.step)
     elif path.exists() and not force:
         raise UserError(f"{path} exists: pass --resume to continue that run, --force to start over, or another --name")
-    directory.mkdir(parents=True, exist_ok=True)
-    log = RunLog(directory / LOG, state.step if resume else None)
+    if main:
+        directory.mkdir(parents=True, exist_ok=True)
     state = train_loop(
         backend,
         stream,
         config,
         state,
-        validation=validation,
+        validation=validation if main else None,
         val_every=val_every,
-        checkpoint=lambda s: save_checkpoint(checkpoint_dict(config, backend, stream, s), path),
+        checkpoint=(lambda s: save_checkpoint(checkpoint_dict(config, backend, stream, s), path)) if main else None,
         checkpoint_every=checkpoint_every,
-        log=log,
+        log=RunLog(directory / LOG, state.step if resume else None) if main else None,
         log_every=log_every,
         max_seconds=None if max_minutes is None else 60 * max_minutes,
-        quiet=quiet,
+        quiet=quiet or not main,
     )
     return backend, state
