@@ -272,3 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, FileNotFoundError) as e:
         print(f"n2n: error: {e}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m impl.app.cli` (what torchrun -m runs)
+    sys.exit(main())
