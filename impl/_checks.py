@@ -51,6 +51,8 @@ def check_image(x: object, layer: str, channels: int | None, like: Tensor | None
         raise ShapeError(
             f"{layer}: expected a 3D (C, H, W) or 4D (N, C, H, W) input, got {x.dim()}D input of shape {tuple(x.shape)}"
         )
+    if min(x.shape[-2:]) < 1:
+        raise ShapeError(f"{layer}: expected a non-empty image (H, W >= 1), got input of shape {tuple(x.shape)}")
     if channels is not None and x.shape[-3] != channels:
         raise ShapeError(f"{layer}: expected input with {channels} channels (dim -3), got shape {tuple(x.shape)}")
     if like is not None and (x.dtype != like.dtype or x.device != like.device):

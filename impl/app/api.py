@@ -24,7 +24,8 @@ def to_unit(images: Tensor, name: str) -> Tensor:
 
     Raises:
         TypeError: not a tensor, or neither uint8 nor floating point.
-        ValueError: not 3 channels in a 3-D or 4-D tensor.
+        ValueError: not 3 channels in a 3-D or 4-D tensor, empty, NaN or infinite values, or
+            values outside 0-255.
     """
     if not isinstance(images, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
@@ -32,6 +33,14 @@ def to_unit(images: Tensor, name: str) -> Tensor:
         raise TypeError(f"{name} must be uint8 or floating point on the 0-255 scale, got {images.dtype}")
     if images.dim() not in (3, 4) or images.shape[-3] != 3:
         raise ValueError(f"{name} must have shape N x 3 x H x W (or 3 x H x W), got {tuple(images.shape)}")
+    if images.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(images.shape)}")
+    if images.is_floating_point():
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        low, high = images.min().item(), images.max().item()
+        if low < 0 or high > 255:
+            raise ValueError(f"{name} must be on the 0-255 scale, got values from {low:g} to {high:g}")
     return images.float() / 255
 
 
