@@ -152,13 +152,13 @@ class Conv2d(_ConvNd):
             self.padding = pair(padding, "padding", minimum=0)
             self._pad4 = (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
         top, bottom, left, right = self._pad4
-        # Symmetric zero padding is left to unfold; anything else is padded explicitly.
-        self._unfold_padding = (top, left) if padding_mode == "zeros" and (top, left) == (bottom, right) else None
+        # Symmetric zero padding is part of the GEMM engine's padded copy; anything else is padded here.
+        self._engine_padding = (top, left) if padding_mode == "zeros" and (top, left) == (bottom, right) else None
 
     def forward(self, x: Tensor) -> Tensor:
         x, batched = self._check(x)
-        padded = x if self._unfold_padding is not None else F.pad(self._check_padding(x), self._pad4, self.padding_mode)
-        padding = self._unfold_padding or (0, 0)
+        padded = x if self._engine_padding is not None else F.pad(self._check_padding(x), self._pad4, self.padding_mode)
+        padding = self._engine_padding or (0, 0)
         for size, kernel, dilation, p in zip(padded.shape[2:], self.kernel_size, self.dilation, padding):
             if size + 2 * p < dilation * (kernel - 1) + 1:
                 raise ShapeError(
@@ -183,7 +183,7 @@ class Conv2d(_ConvNd):
     def backward(self, grad_output: Tensor) -> Tensor:
         padded, x_shape, out_shape, batched = self._require_saved()
         g = self._check_grad(grad_output, out_shape, batched)
-        padding = self._unfold_padding or (0, 0)
+        padding = self._engine_padding or (0, 0)
         self._grads["weight"] += F.conv2d_weight_grad(
             padded, g, self.weight.shape, self.stride, padding, self.dilation, self.groups
         )
@@ -192,7 +192,7 @@ class Conv2d(_ConvNd):
         gx = F.conv_transpose2d(
             g, self.weight, None, self.stride, padding, self.dilation, self.groups, padded.shape[2:]
         )
-        if self._unfold_padding is None:
+        if self._engine_padding is None:
             gx = F.pad_backward(gx, x_shape, self._pad4, self.padding_mode)
         return gx if batched else gx.squeeze(0)
 

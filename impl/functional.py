@@ -42,15 +42,7 @@ def conv_transpose2d(
     """Adjoint of :func:`conv2d` in ``x`` (bias aside): ``y`` (N, C, H, W) with ``weight``
     (C, O/g, kh, kw) gives (N, O, *output_size). It is both the input gradient of ``conv2d``
     and the forward of ``ConvTranspose2d``."""
-    out = _gemm.conv2d_input_grad(
-        y,
-        weight,
-        stride,
-        padding,
-        dilation,
-        groups,
-        output_size,
-    )
+    out = _gemm.conv2d_input_grad(y, weight, stride, padding, dilation, groups, output_size)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out
@@ -67,15 +59,7 @@ def conv2d_weight_grad(
 ) -> Tensor:
     """Gradient of :func:`conv2d` w.r.t. its weight: ``grad_out`` times the input patches,
     summed over the batch and the output positions (those of ``grad_out``)."""
-    return _gemm.conv2d_weight_grad(
-        x,
-        grad_out,
-        weight_shape,
-        stride,
-        padding,
-        dilation,
-        groups,
-    )
+    return _gemm.conv2d_weight_grad(x, grad_out, weight_shape, stride, padding, dilation, groups)
 
 
 def bias_grad(grad_out: Tensor) -> Tensor:

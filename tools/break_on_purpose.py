@@ -29,8 +29,8 @@ MUTANTS = {
     ),
     "conv: padding off by one in input gradient": (
         "impl/conv.py",
-        "padding = self._unfold_padding or (0, 0)\n        self._grads",
-        "padding = tuple(p + 1 for p in (self._unfold_padding or (0, 0)))\n        self._grads",
+        "padding = self._engine_padding or (0, 0)\n        self._grads",
+        "padding = tuple(p + 1 for p in (self._engine_padding or (0, 0)))\n        self._grads",
     ),
     "conv: stride dropped in the col2im scatter": (
         "impl/_gemm.py",
