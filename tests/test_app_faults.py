@@ -116,3 +116,32 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tmp_path):
         last = saved["step"]
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "checkpoint.pth"]
     assert all(name.startswith(".checkpoint.pth.") and name.endswith(".tmp") for name in leftovers)
+
+
+def test_unwritable_output_folder_fails_before_training(tmp_path, capsys):
+    from impl.app.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["train", "--runs-dir", str(blocker), "--steps", "1", "--quiet"]) == 2
+    assert "could not write" in capsys.readouterr().err
+    assert main(["train", "--runs-dir", str(tmp_path), "--export", str(blocker / "m.pth"), "--steps", "1"]) == 2
+    assert "could not write" in capsys.readouterr().err
+    assert not (tmp_path / "course").exists()  # refused before the run folder was made
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_file_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    train.train_run(tiny(steps=2), tmp_path, checkpoint_every=2, quiet=True)
+    before = (tmp_path / train.CHECKPOINT).read_bytes()
+
+    def full(obj, f):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    with pytest.raises(UserError, match="could not write .*checkpoint.pth: No space left on device"):
+        train.train_run(tiny(steps=4), tmp_path, resume=True, checkpoint_every=1, quiet=True)
+    assert (tmp_path / train.CHECKPOINT).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [train.CHECKPOINT, train.LOG]

@@ -95,7 +95,7 @@ def test_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path, monkey
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(UserError, match="could not write .*c.pth: disk full; the previous file"):
         checkpoint.save_checkpoint({"step": 2}, path)
     assert checkpoint.load_checkpoint(path) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["c.pth"]

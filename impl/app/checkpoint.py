@@ -33,20 +33,40 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
         ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; a saved model or image should be readable like any file
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as e:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(e, OSError):  # disk full, read-only or missing folder: the previous file is intact
+            raise UserError(
+                f"could not write {path}: {e.strerror or e}; the previous file, if any, is unchanged"
+            ) from None
         raise
     return path
+
+
+def check_writable(directory: str | Path) -> Path:
+    """Create ``directory`` if needed and write (then remove) a small file in it, so a run that
+    could not save its results fails before it starts, not after.
+
+    Raises:
+        UserError: the folder cannot be created or written (permissions, read-only, disk full, a
+            file in the way).
+    """
+    directory = Path(directory)
+    atomic_write(directory / ".n2n-write-test", lambda f: f.write(b"\0" * 4096))
+    (directory / ".n2n-write-test").unlink()
+    return directory
 
 
 def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:

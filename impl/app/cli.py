@@ -15,7 +15,7 @@ from typing import Any
 
 from . import distributed
 from .backend import Backend, ImplBackend
-from .checkpoint import load_checkpoint
+from .checkpoint import check_writable, load_checkpoint
 from .config import ARCHS, DEFAULT_STEPS, LR_SCHEDULES, OPTIMIZERS, UPSAMPLINGS, TrainConfig
 from .data import EVAL_SIZE
 from .errors import UserError
@@ -161,6 +161,8 @@ def _train(args: argparse.Namespace) -> int:
         if value is not None and value < 0:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
     valset = _evalset(args, "val_", config.noise)
+    if args.export:
+        check_writable(Path(args.export).parent)  # before hours of training, not after
     group = distributed.setup(args.dist_timeout)
     if group is not None and args.max_minutes is not None:
         distributed.teardown()

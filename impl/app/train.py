@@ -29,7 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .backend import Backend, ImplBackend
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_writable, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distributed import Group, ShardedStream, average_gradients
 from .errors import UserError
@@ -276,7 +276,7 @@ def train_run(
     elif path.exists() and not force:
         raise UserError(f"{path} exists: pass --resume to continue that run, --force to start over, or another --name")
     if main:
-        directory.mkdir(parents=True, exist_ok=True)
+        check_writable(directory)
     state = train_loop(
         backend,
         stream,
