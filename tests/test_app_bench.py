@@ -37,6 +37,7 @@ def test_bench_quick_writes_table_and_json(tmp_path, capsys):
     for r in rows:
         assert r["ratio"] == pytest.approx(r["impl_ms"] / r["reference_ms"])
     assert "threads 1:" in capsys.readouterr().err
+    assert "| 1 process(es) x 2 thread(s) |" in text and "| 2 process(es) x 1 thread(s) |" in text
 
 
 def test_bench_unet_cases_run():

@@ -167,6 +167,62 @@ def peak_memory_case(name: str, batch: int) -> Record:
     )
 
 
+SCALING_SCRIPT = """
+import sys, time, torch
+sys.path[:0] = {path!r}
+import torch.distributed as dist
+from impl.app import distributed
+from impl.app.backend import ImplBackend
+from impl.app.config import TrainConfig
+group = distributed.setup()
+world = group.world_size if group else 1
+backend = ImplBackend(TrainConfig(batch_size={batch} // world), device="cpu")
+if group:
+    backend.reduce_gradients = lambda grads: distributed.average_gradients(grads, group)
+x, t = torch.rand({batch} // world, 3, 32, 32), torch.rand({batch} // world, 3, 32, 32)
+for _ in range(2):
+    backend.train_step(x, t, 1e-4)
+if group:
+    dist.barrier()
+start = time.perf_counter()
+for _ in range({steps}):
+    backend.train_step(x, t, 1e-4)
+if group:
+    dist.barrier()
+print(time.perf_counter() - start)
+distributed.teardown()
+"""
+
+
+def scaling_case(batch: int = 128, steps: int = 10) -> dict[str, float]:
+    """Images/s of course-network training steps at the same global batch: one process with 2
+    threads against two gloo processes (torchrun's environment, loopback) with 1 thread each."""
+    import socket
+
+    script = SCALING_SCRIPT.format(path=sys.path, batch=batch, steps=steps)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rates = {}
+    for procs, threads in ((1, 2), (2, 1)):
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        env.pop("WORLD_SIZE", None)
+        if procs > 1:
+            env["WORLD_SIZE"] = str(procs)
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script],
+                env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for r in range(procs)
+        ]
+        seconds = max(float(p.communicate()[0].split()[-1]) for p in runs)
+        rates[f"{procs} process(es) x {threads} thread(s)"] = batch * steps / seconds
+    return rates
+
+
 def gflops_case(batch: int, repeats: int, threads: int) -> tuple[float, float]:
     """Achieved GFLOP/s of the largest course-network convolution (48->48, 3x3, 16x16) in
     impl's forward, and the machine's matmul GFLOP/s for the same product shape."""
@@ -210,7 +266,8 @@ def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool =
         torch.set_num_threads(previous)
     for name in ("nearest",) + (() if quick else ("transpose", "unet")):
         records.append(peak_memory_case(name, batches[0]))
-    return {"machine": machine(), "records": [asdict(r) for r in records], "gflops": gflops}
+    scaling = scaling_case(batch=16 if quick else 128, steps=2 if quick else 10)
+    return {"machine": machine(), "records": [asdict(r) for r in records], "gflops": gflops, "scaling": scaling}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -246,6 +303,19 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for threads, (conv, mm) in sorted(result["gflops"].items()):
         lines.append(f"| {threads} | {conv:.1f} | {mm:.1f} | {conv / mm:.2f} |")
+    if "scaling" in result:
+        lines += [
+            "",
+            "## Data-parallel scaling (torch.distributed, gloo on loopback)",
+            "",
+            "Course-network training steps at the same global batch on this machine:",
+            "",
+            "| setup | images/s | speed-up |",
+            "|---|---:|---:|",
+        ]
+        base = next(iter(result["scaling"].values()))
+        for setup, rate in result["scaling"].items():
+            lines.append(f"| {setup} | {rate:.0f} | {rate / base:.2f} |")
     return "\n".join(lines) + "\n"
 
 
