@@ -132,6 +132,9 @@ def test_gradients_are_bucketed_into_few_all_reduce_calls(single_process_group, 
     calls.clear()
     distributed.average_gradients(grads, single_process_group)
     assert len(calls) == 1
+    calls.clear()
+    distributed.average_gradients([], single_process_group)
+    assert calls == []
 
 
 def test_all_reduce_failure_is_a_user_error(single_process_group, monkeypatch):
