@@ -14,7 +14,7 @@ from typing import Any
 from .errors import UserError
 from .noise import PAIRS, Noise
 
-DEFAULT_STEPS = 5000
+DEFAULT_STEPS = 3500
 ARCHS = ("course",)
 UPSAMPLINGS = ("nearest", "transpose")
 OPTIMIZERS = ("adam", "sgd")
