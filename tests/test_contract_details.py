@@ -1,0 +1,117 @@
+"""Details of the contract that the mutation run (tox -e mutation) showed were unchecked:
+exact reprs, argument names in messages, defaults, optimizer state exchange."""
+
+import pytest
+import torch
+
+import impl
+from impl.models import unet
+
+
+@pytest.mark.parametrize(
+    "mod,text",
+    [
+        (impl.Conv2d(2, 3, 3, dilation=2), "Conv2d(2, 3, kernel_size=(3, 3), dilation=(2, 2))"),
+        (impl.ConvTranspose2d(2, 3, 3), "ConvTranspose2d(2, 3, kernel_size=(3, 3))"),
+        (
+            impl.ConvTranspose2d(2, 3, 3, stride=2, output_padding=(1, 0)),
+            "ConvTranspose2d(2, 3, kernel_size=(3, 3), stride=(2, 2), output_padding=(1, 0))",
+        ),
+        (impl.MaxPool2d(2), "MaxPool2d(kernel_size=(2, 2))"),
+        (
+            impl.MaxPool2d(3, 1, 1, 2, True),
+            "MaxPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(2, 2), ceil_mode=True)",
+        ),
+        (impl.Concat(impl.ReLU(), impl.Identity()), "Concat(ReLU(), Identity())"),
+        (impl.Concat(impl.Tanh(), dim=1), "Concat(Tanh(), dim=1)"),
+        (impl.Sequential(impl.ReLU(), impl.Sigmoid()), "Sequential(\n  (0): ReLU()\n  (1): Sigmoid()\n)"),
+    ],
+)
+def test_exact_repr(mod, text):
+    assert repr(mod) == text
+
+
+@pytest.mark.parametrize(
+    "kw,name",
+    [
+        (dict(kernel_size=0), "kernel_size"),
+        (dict(kernel_size=2, stride=0), "stride"),
+        (dict(kernel_size=2, padding=-1), "padding"),
+        (dict(kernel_size=2, dilation=0), "dilation"),
+    ],
+)
+def test_maxpool_argument_errors_name_the_argument(kw, name):
+    with pytest.raises(ValueError, match=f"^{name} must be >= "):
+        impl.MaxPool2d(**kw)
+
+
+def test_maxpool_one_dimension_too_small():
+    with pytest.raises(RuntimeError, match=r"MaxPool2d: input of size \(1, 5\) is too small .* \(output \(0, 1\)\)"):
+        impl.MaxPool2d(3)(torch.randn(1, 1, 1, 5))
+
+
+def test_maxpool_unbatched_backward_error_shows_the_unbatched_shape():
+    pool = impl.MaxPool2d(2)
+    pool(torch.randn(1, 4, 4))
+    with pytest.raises(RuntimeError, match=r"output's shape \(1, 2, 2\), got \(1, 3, 3\)"):
+        pool.backward(torch.randn(1, 3, 3))
+
+
+def test_unet_defaults_and_bounds():
+    net = unet()
+    pools = []
+
+    def walk(m):
+        pools.extend(c for _, c in m.children() if isinstance(c, impl.MaxPool2d))
+        for _, c in m.children():
+            walk(c)
+
+    walk(net)
+    assert len(pools) == 3  # depth 3
+    assert net[0][0].out_channels == 48 and net[0][0].in_channels == 3  # width 48, RGB
+    assert len(unet(depth=0, width=1)) == 2  # the smallest network is allowed
+    with pytest.raises(ValueError, match="width=0"):
+        unet(width=0)
+
+
+def test_abstract_module_messages_name_the_class():
+    class Block(impl.Module):
+        pass
+
+    with pytest.raises(NotImplementedError, match="^Block does not implement forward$"):
+        Block()(torch.zeros(1))
+    with pytest.raises(NotImplementedError, match="^Block does not implement backward$"):
+        Block().backward(torch.zeros(1))
+
+
+def test_eval_sets_training_false_everywhere():
+    net = impl.Sequential(impl.ReLU())
+    assert net.eval().training is False and net[0].training is False
+    assert net.train().training is True
+
+
+def test_load_state_dict_messages_name_the_class_and_the_value():
+    conv = impl.Conv2d(1, 1, 1)
+    with pytest.raises(RuntimeError, match=r"^Conv2d.load_state_dict: missing keys \['bias'\]"):
+        conv.load_state_dict({"weight": torch.zeros(1, 1, 1, 1)})
+    with pytest.raises(RuntimeError, match=r"^Conv2d.load_state_dict: 'bias' expects shape \(1,\), got list$"):
+        conv.load_state_dict({"weight": torch.zeros(1, 1, 1, 1), "bias": [0.0]})
+
+
+def test_optimizer_state_dict_lr_copies_and_conversion():
+    conv = impl.Conv2d(1, 2, 1)
+    opt = impl.Adam(conv.param(), lr=0.05)
+    for _, g in conv.param():
+        g.fill_(1)
+    opt.step()
+    state = opt.state_dict()
+    assert state["param_groups"][0]["lr"] == 0.05
+    state["state"][0]["exp_avg"].fill_(123)  # a copy: the optimizer is untouched
+    assert not bool((opt.state[0]["exp_avg"] == 123).any())
+    double = impl.Conv2d(1, 2, 1).double()
+    other = impl.Adam(double.param())
+    other.load_state_dict(state)
+    assert other.state[0]["exp_avg"].dtype == torch.float64  # moved to the parameter's dtype
+    assert other.state[0]["step"].dtype == torch.float32  # the step stays as torch keeps it
+    with pytest.raises(ValueError, match="^Adam.load_state_dict: state has 2 parameters, optimizer has 1$"):
+        impl.Adam([(torch.zeros(1), torch.zeros(1))]).load_state_dict(state)
