@@ -115,3 +115,78 @@ def test_optimizer_state_dict_lr_copies_and_conversion():
     assert other.state[0]["step"].dtype == torch.float32  # the step stays as torch keeps it
     with pytest.raises(ValueError, match="^Adam.load_state_dict: state has 2 parameters, optimizer has 1$"):
         impl.Adam([(torch.zeros(1), torch.zeros(1))]).load_state_dict(state)
+
+
+def test_concat_messages():
+    with pytest.raises(ValueError, match="^Concat needs at least one branch$"):
+        impl.Concat()
+    with pytest.raises(TypeError, match="^Concat: branch 0 must be a Module, got str$"):
+        impl.Concat("relu")
+
+
+def test_reflect_padding_limit_on_the_width():
+    conv = impl.Conv2d(1, 1, 1, padding=(0, 3), padding_mode="reflect")
+    with pytest.raises(RuntimeError, match="padding_mode='reflect' needs padding"):
+        conv(torch.randn(1, 1, 8, 3))
+    assert conv(torch.randn(1, 1, 8, 4)).shape == (1, 1, 8, 10)
+
+
+def test_optimizer_defaults_and_param_groups_like_torch():
+    conv = impl.Conv2d(1, 1, 1)
+    ref = torch.nn.Conv2d(1, 1, 1)
+    for name, kw in (
+        ("SGD", dict(momentum=0.5, dampening=0.1, weight_decay=0.2, maximize=True)),
+        ("Adam", dict(betas=(0.8, 0.9), eps=1e-6, weight_decay=0.3, amsgrad=True, maximize=True)),
+    ):
+        ours = getattr(impl, name)(conv.param(), **kw)
+        theirs = getattr(torch.optim, name)(ref.parameters(), **kw)
+        assert ours.lr == 1e-3 == theirs.defaults["lr"]
+        group, ref_group = ours.state_dict()["param_groups"][0], theirs.state_dict()["param_groups"][0]
+        for key, value in group.items():
+            assert ref_group[key] == value, key
+    sgd = impl.SGD(conv.param(), nesterov=True, momentum=0.9)
+    assert sgd.state_dict()["param_groups"][0]["nesterov"] is True
+    with pytest.raises(ValueError, match="^Nesterov momentum requires a momentum and zero dampening$"):
+        impl.SGD(conv.param(), nesterov=True)
+
+
+def test_optimizer_boundaries_allowed_like_torch():
+    conv = impl.Conv2d(1, 1, 1)
+    impl.Adam(conv.param(), betas=(0.0, 0.0), eps=0.0)  # torch accepts these too
+    torch.optim.Adam(torch.nn.Conv2d(1, 1, 1).parameters(), betas=(0.0, 0.0), eps=0.0)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_weight_decay_of_one(name):
+    p, g = torch.ones(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    q = p.clone().requires_grad_(True)
+    getattr(impl, name)([(p, g)], lr=0.1, weight_decay=1.0).step()
+    q.grad = torch.zeros(3, dtype=torch.float64)
+    getattr(torch.optim, name)([q], lr=0.1, weight_decay=1.0, foreach=False).step()
+    assert torch.allclose(p, q.detach())
+    assert not torch.equal(p, torch.ones(3, dtype=torch.float64))
+
+
+def test_adam_step_counter_is_float32_whatever_the_default_dtype():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        opt = impl.Adam([(torch.zeros(2), torch.ones(2))])
+        opt.step()
+    finally:
+        torch.set_default_dtype(previous)
+    assert opt.state[0]["step"].dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "kw,name",
+    [
+        (dict(kernel_size=(2,)), "kernel_size"),
+        (dict(kernel_size=2, stride=(1,)), "stride"),
+        (dict(kernel_size=2, padding=(1,)), "padding"),
+        (dict(kernel_size=2, dilation=(1,)), "dilation"),
+    ],
+)
+def test_maxpool_malformed_sizes_name_the_argument(kw, name):
+    with pytest.raises(TypeError, match=f"^{name} must be an int or a pair of ints"):
+        impl.MaxPool2d(**kw)
