@@ -75,7 +75,7 @@ class Upsampling(Module):
         else:
             out_size = (math.floor(h * self._scale[0]), math.floor(w * self._scale[1]))
             scales = self._scale
-        if min(h, w, *out_size) < 1:
+        if min(out_size) < 1:  # (check_image already refused an empty input)
             raise ShapeError(f"Upsampling: input {(h, w)} and output {out_size} sizes must be greater than 0")
         exact = self.mode == "nearest-exact"
         rows = F.nearest_index(out_size[0], h, scales[0], exact, x.device)

@@ -190,3 +190,27 @@ def test_adam_step_counter_is_float32_whatever_the_default_dtype():
 def test_maxpool_malformed_sizes_name_the_argument(kw, name):
     with pytest.raises(TypeError, match=f"^{name} must be an int or a pair of ints"):
         impl.MaxPool2d(**kw)
+
+
+def test_upsampling_messages_and_fast_path():
+    with pytest.raises(ValueError, match="^either size or scale_factor should be defined$"):
+        impl.Upsampling()
+    with pytest.raises(TypeError, match=r"^size must be an int or a pair of ints, got \(1,\)$"):
+        impl.Upsampling(size=(1,))
+    with pytest.raises(TypeError, match="^scale_factor must be a number or a pair of numbers, got True$"):
+        impl.Upsampling(scale_factor=True)
+    with pytest.raises(ValueError, match=r"^scale_factor must be positive and finite, got \(2, inf\)$"):
+        impl.Upsampling(scale_factor=(2, float("inf")))
+    with pytest.raises(
+        RuntimeError, match=r"^Upsampling: input \(4, 4\) and output \(0, 0\) sizes must be greater than 0$"
+    ):
+        impl.Upsampling(scale_factor=0.1)(torch.zeros(1, 1, 4, 4))
+    with pytest.raises(TypeError, match="^Upsampling: input must be a floating-point"):
+        impl.Upsampling(scale_factor=2)(torch.zeros(1, 1, 2, 2, dtype=torch.int64))
+    # whole-number factors take the repeat path (a view and one copy), others the index gather
+    up = impl.Upsampling(scale_factor=(2, 3))
+    up(torch.zeros(1, 1, 4, 5))
+    assert up._saved[3] == (2, 3)
+    up = impl.Upsampling(scale_factor=1.5)
+    up(torch.zeros(1, 1, 4, 4))
+    assert up._saved[3] == (None, None)
