@@ -162,7 +162,7 @@ def _shift_weight_grad(xp: Tensor, grad: Tensor, weight_shape: tuple[int, ...], 
     hp, wp = xp.shape[2:]
     xf = xp.view(c, -1)
     offs = _taps((kh, kw), dilation, wp)
-    m = min(xf.shape[1] - offs[-1], (n - 1) * hp * wp + (ho - 1) * wp + wo)
+    m = xf.shape[1] - offs[-1]  # g is zero past its last valid column: reading up to m adds nothing
     g = padded(grad, (0, 0), (hp, wp)).view(out_c, -1)  # the output gradient in the padded frame
     taps = kh * kw
     if c * taps <= 4 * out_c or taps == 1:  # gather the shifted inputs: one GEMM

@@ -214,3 +214,36 @@ def test_upsampling_messages_and_fast_path():
     up = impl.Upsampling(scale_factor=1.5)
     up(torch.zeros(1, 1, 4, 4))
     assert up._saved[3] == (None, None)
+
+
+def test_mse_messages():
+    loss = impl.MSELoss()
+    with pytest.raises(TypeError, match="^MSELoss: input must be a floating-point tensor"):
+        loss(torch.zeros(2, dtype=torch.int64), torch.zeros(2))
+    with pytest.raises(TypeError, match="^MSELoss: target must be a floating-point tensor"):
+        loss(torch.zeros(2), torch.zeros(2, dtype=torch.int64))
+    with pytest.raises(TypeError, match="^MSELoss: input must be a torch.Tensor, got list"):
+        loss([0.0], torch.zeros(1))
+    none = impl.MSELoss("none")
+    none(torch.zeros(2, 3), torch.zeros(2, 3))
+    with pytest.raises(
+        RuntimeError, match=r"^MSELoss\(reduction='none'\).backward needs grad_output of the input's shape$"
+    ):
+        none.backward()
+    with pytest.raises(RuntimeError, match=r"^MSELoss.backward: grad_output must have shape \(2, 3\), got \(3,\)$"):
+        none.backward(torch.zeros(3))
+    loss(torch.zeros(2, 3), torch.zeros(2, 3))
+    with pytest.raises(RuntimeError, match=r"^MSELoss.backward: grad_output must have shape \(\), got \(1,\)$"):
+        loss.backward(torch.zeros(1))
+
+
+def test_optimizer_argument_messages_and_zero_lr():
+    with pytest.raises(ValueError, match="^optimizer got an empty parameter list$"):
+        impl.SGD([])
+    with pytest.raises(TypeError, match=r"^params\[0\] must be a \(parameter, gradient\) pair"):
+        impl.SGD([[torch.zeros(1), torch.zeros(1)]])
+    with pytest.raises(ValueError, match=r"^params\[0\]: gradient shape \(3,\) != parameter shape \(2,\)$"):
+        impl.SGD([(torch.zeros(2), torch.zeros(3))])
+    p = torch.ones(2)
+    impl.SGD([(p, torch.ones(2))], lr=0.0).step()  # torch allows lr=0 too
+    assert torch.equal(p, torch.ones(2))
