@@ -247,3 +247,19 @@ def test_optimizer_argument_messages_and_zero_lr():
     p = torch.ones(2)
     impl.SGD([(p, torch.ones(2))], lr=0.0).step()  # torch allows lr=0 too
     assert torch.equal(p, torch.ones(2))
+
+
+def test_nearest_indices_match_aten_under_a_float64_default_dtype():
+    """ATen computes the source index in float32 whatever the default dtype."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for mode in ("nearest", "nearest-exact"):
+            for size in (7, 13, 29, 37):
+                x = torch.arange(size, dtype=torch.float32).view(1, 1, 1, size)
+                for factor in (0.7, 1 / 3, 2.5, 3.3):
+                    ours = impl.Upsampling(scale_factor=(1, factor), mode=mode)(x)
+                    theirs = torch.nn.functional.interpolate(x, scale_factor=(1, factor), mode=mode)
+                    assert torch.equal(ours, theirs), (mode, size, factor)
+    finally:
+        torch.set_default_dtype(previous)

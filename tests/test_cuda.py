@@ -22,6 +22,7 @@ CASES = [
     ("ConvTranspose2d", (4, 6, 3), dict(dilation=2, output_padding=1, groups=2)),
     ("Upsampling", (), dict(scale_factor=2)),
     ("Upsampling", (), dict(scale_factor=1.5, mode="nearest-exact")),
+    ("MaxPool2d", (3,), dict(stride=2, padding=1, ceil_mode=True)),
     ("ReLU", (), {}),
     ("LeakyReLU", (0.1,), {}),
     ("Sigmoid", (), {}),
