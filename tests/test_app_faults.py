@@ -145,3 +145,26 @@ def test_disk_full_while_checkpointing_keeps_the_previous_file_and_leaves_nothin
         train.train_run(tiny(steps=4), tmp_path, resume=True, checkpoint_every=1, quiet=True)
     assert (tmp_path / train.CHECKPOINT).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [train.CHECKPOINT, train.LOG]
+
+
+def test_exif_rotated_photo_is_read_upright(tmp_path):
+    from PIL import Image
+
+    from impl.app.images import read_image
+
+    pixels = Image.new("RGB", (12, 8), (0, 0, 0))
+    pixels.paste((255, 0, 0), (0, 0, 4, 4))  # a red block at the stored top-left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the viewer turns the stored image 90 degrees clockwise
+    pixels.save(tmp_path / "rotated.jpg", exif=exif, quality=100)
+    image = read_image(tmp_path / "rotated.jpg")
+    assert image.shape == (3, 12, 8)  # portrait, as shown
+    assert image[0, 0, -1] > 0.8 and image[0, -1, 0] < 0.2  # the red corner is now top-right
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (3, 5)])
+def test_images_smaller_than_the_receptive_field_denoise(size):
+    from impl.model import Model
+
+    out = Model().predict(torch.full((1, 3, *size), 128.0))
+    assert out.shape == (1, 3, *size) and bool(torch.isfinite(out).all())

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import skimage.util
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 
 from .checkpoint import atomic_write
@@ -62,7 +62,8 @@ def read_image(path: str | Path) -> Tensor:
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as file:
-            image: Image.Image = file
+            # a camera's EXIF orientation tag: return the pixels the way viewers show them
+            image: Image.Image = ImageOps.exif_transpose(file)
             if image.mode not in _DIRECT_MODES:  # palette, 1-bit, CMYK ...: let PIL make it RGB(A)
                 image = image.convert("RGBA" if "transparency" in image.info or "A" in image.mode else "RGB")
             array = np.asarray(image)
