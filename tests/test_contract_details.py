@@ -263,3 +263,23 @@ def test_nearest_indices_match_aten_under_a_float64_default_dtype():
                     assert torch.equal(ours, theirs), (mode, size, factor)
     finally:
         torch.set_default_dtype(previous)
+
+
+def test_conv_transpose_details():
+    assert impl.ConvTranspose2d(2, 3, 3, dtype=torch.float64).weight.dtype == torch.float64
+    assert impl.Conv2d(2, 3, 3, dtype=torch.float64).bias.dtype == torch.float64
+    with pytest.raises(ValueError, match=r"^padding must be >= 0 in every dimension, got \(-1, -1\)$"):
+        impl.ConvTranspose2d(2, 3, 3, padding=-1)
+    with pytest.raises(TypeError, match="^output_padding must be an int or a pair of ints"):
+        impl.ConvTranspose2d(2, 3, 3, output_padding=(1,))
+    mod = impl.ConvTranspose2d(2, 3, 3, stride=2)
+    with pytest.raises(ValueError, match=r"^ConvTranspose2d: output_size must have 2 or 4 elements, got \(1, 2, 3\)$"):
+        mod(torch.zeros(1, 2, 4, 4), output_size=(1, 2, 3))
+    with pytest.raises(
+        ValueError, match=r"valid sizes range from \(9, 9\) to \(10, 10\) \(for an input of \(4, 4\)\)$"
+    ):
+        mod(torch.zeros(1, 2, 4, 4), output_size=(20, 20))
+    with pytest.raises(
+        RuntimeError, match=r"^ConvTranspose2d: input of size \(1, 1\) gives an empty output \(-1, -1\)$"
+    ):
+        impl.ConvTranspose2d(2, 3, 1, padding=1)(torch.zeros(1, 2, 1, 1))
