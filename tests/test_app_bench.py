@@ -81,6 +81,30 @@ def test_verify_command_writes_the_report(tmp_path, monkeypatch):
     assert "`test_elementwise::test_activation_hypothesis` | 30 |" in text
 
 
+def test_bench_without_json_and_verify_from_the_repository_root(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    import tests.verify as verify
+
+    fake = {"machine": "m", "records": [], "gflops": {}}
+    monkeypatch.setattr(
+        bench,
+        "run",
+        lambda *a, **k: {
+            **fake,
+            "records": [{"case": "c", "threads": 1, "impl_ms": 1.0, "reference_ms": 1.0, "ratio": 1.0, "unit": "ms"}],
+        },
+    )
+    bench.main(out=str(tmp_path / "b.md"))
+    assert (tmp_path / "b.md").exists() and not (tmp_path / "bench.json").exists()
+    monkeypatch.setattr(verify, "SAMPLES", verify.SAMPLES[:1])
+    monkeypatch.setattr(verify, "PROPERTY_TESTS", [])
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.getcwd())])
+    assert main(["verify", "--out", str(tmp_path / "v.md"), "--profile", "dev"]) == 0
+    assert os.getcwd() in sys.path
+
+
 def test_verify_outside_a_checkout(monkeypatch, capsys):
     import builtins
 

@@ -171,3 +171,17 @@ def test_sharded_streams_differ_by_rank_and_resume_by_step():
     resumed.load_state(a.state())
     resumed.seek(1)
     assert torch.equal(resumed.next_batch()[0], second[0])
+
+
+def test_torchrun_refusals(tmp_path, monkeypatch, capsys):
+    from impl.app import cli, train
+    from reference.model import TorchBackend
+
+    group = distributed.Group(0, 2, torch.device("cpu"))
+    monkeypatch.setattr(distributed, "setup", lambda timeout_s=60.0: group)
+    monkeypatch.setattr(distributed, "teardown", lambda: None)
+    assert cli.main(["train", "--runs-dir", str(tmp_path), *FLAGS, "--max-minutes", "1"]) == 2
+    assert "--max-minutes is not supported under torchrun" in capsys.readouterr().err
+    config = TrainConfig(channels=4, batch_size=2, crop=8, steps=1)
+    with pytest.raises(UserError, match="the reference backend cannot train data-parallel"):
+        train.train_run(config, tmp_path / "ref", factory=TorchBackend, group=group, quiet=True)

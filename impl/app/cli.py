@@ -250,6 +250,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if Path("tests/verify.py").is_file() and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # run from the repository root: its tests/ package
     try:
         from tests.verify import main as verify_main  # the checks live with the tests
     except ImportError as e:
