@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from .errors import ShapeError
 from .module import Module
 
 
@@ -96,6 +97,13 @@ class Concat(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         outs = [m(x) for m in self.branches]
+        dim = self.dim % outs[0].dim()
+        shapes = [tuple(o.shape[:dim] + o.shape[dim + 1 :]) for o in outs]
+        if any(shape != shapes[0] for shape in shapes):
+            raise ShapeError(
+                f"Concat: the branch outputs must match except along dim {self.dim}, got shapes "
+                f"{[tuple(o.shape) for o in outs]} (a U-Net needs H and W divisible by 2**depth)"
+            )
         self._saved = [o.shape[self.dim] for o in outs]
         return torch.cat(outs, dim=self.dim)
 

@@ -283,3 +283,9 @@ def test_conv_transpose_details():
         RuntimeError, match=r"^ConvTranspose2d: input of size \(1, 1\) gives an empty output \(-1, -1\)$"
     ):
         impl.ConvTranspose2d(2, 3, 1, padding=1)(torch.zeros(1, 2, 1, 1))
+
+
+def test_concat_refuses_branches_of_different_sizes():
+    net = unet(depth=2, width=2)
+    with pytest.raises(RuntimeError, match=r"^Concat: the branch outputs must match except along dim -3"):
+        net(torch.zeros(1, 3, 6, 8))

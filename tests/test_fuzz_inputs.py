@@ -53,7 +53,17 @@ def test_blocks_refuse_bad_inputs_cleanly(sample, x):
         assert mod._saved is saved, "a refused input replaced the saved state"
         assert all(torch.equal(v, state[k]) for k, v in mod.state_dict().items())
         text = str(e)
-        names = {sample.block, "Conv2d", "ConvTranspose2d", "Upsampling", "MaxPool2d", "ReLU", "LeakyReLU", "Sigmoid"}
+        names = {
+            sample.block,
+            "Conv2d",
+            "ConvTranspose2d",
+            "Upsampling",
+            "MaxPool2d",
+            "ReLU",
+            "LeakyReLU",
+            "Sigmoid",
+            "Concat",
+        }
         assert any(name in text for name in names), f"the message names no layer: {text}"
         return
     assert out.dtype == x.dtype and out.dim() == x.dim()  # accepted: a float image of the right rank
