@@ -24,6 +24,8 @@ from impl.app.api import CourseModel
 from impl.app.backend import ImplBackend
 
 BESTMODEL = Path(__file__).parent / "bestmodel.pth"
+#: the pretrained U-Net (:func:`impl.models.unet`), the default of ``n2n denoise``
+UNET_MODEL = Path(__file__).parent / "unet.pth"
 
 
 class Model(CourseModel):

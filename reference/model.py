@@ -21,7 +21,7 @@ from impl.app.backend import default_device, initial_state
 from impl.app.config import TrainConfig
 
 from . import SGD, Adam
-from .models import course_network
+from .models import course_network, unet
 
 BESTMODEL: Path = impl.model.BESTMODEL  # one shipped file serves both (same state_dict keys)
 
@@ -38,7 +38,11 @@ class TorchBackend:
     def __init__(self, config: TrainConfig, device: torch.device | str | None = None) -> None:
         self.config = config
         self.device = torch.device(device) if device is not None else default_device()
-        self.net = course_network(config.upsampling, config.channels)
+        self.net = (
+            unet(config.depth, config.channels)
+            if config.arch == "unet"
+            else course_network(config.upsampling, config.channels)
+        )
         self.net.load_state_dict(initial_state(config))
         self.net.to(self.device)
         if config.optimizer == "adam":

@@ -124,8 +124,8 @@ def test_denoise_any_size_grey_or_rgba(trained, capsys, monkeypatch):
                      "--tile", "8")  # fmt: skip
     assert code == 0 and (read_image(tmp_path / "tiled.png") - whole).abs().max() <= 1 / 255 + 1e-6
     Image.fromarray(rgba[:, :, 0]).save(tmp_path / "grey.jpg")
-    monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "m.pth")  # the default model
-    code, _, _ = run(capsys, "denoise", tmp_path / "grey.jpg", tmp_path / "grey_out.jpg")
+    monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "m.pth")  # the shipped course network
+    code, _, _ = run(capsys, "denoise", tmp_path / "grey.jpg", tmp_path / "grey_out.jpg", "--arch", "course")
     assert code == 0 and read_image(tmp_path / "grey_out.jpg").shape == (3, 37, 29)
 
 
@@ -137,12 +137,15 @@ def test_denoise_any_size_grey_or_rgba(trained, capsys, monkeypatch):
         (["in.png", "out.png", "--model", "m.pth", "--tile", "10"], "--tile must be a positive multiple of 4"),
         (["in.png", "out.png", "--model", "none.pth"], "checkpoint not found"),
         (["in.png", "out.png"], "no model given and no"),
+        (["in.png", "out.png", "--arch", "course"], "no-bestmodel.pth"),
+        (["in.png", "out.png", "--model", "m.pth", "--arch", "unet"], "--arch unet but m.pth holds a course network"),
     ],
 )
 def test_denoise_errors(trained, capsys, monkeypatch, args, message):
     tmp_path, _ = trained
     Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
     monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "no-bestmodel.pth")
+    monkeypatch.setattr(impl.model, "UNET_MODEL", tmp_path / "no-unet.pth")
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "denoise", *args)
     assert code == 2 and message in err
@@ -165,43 +168,84 @@ def test_evaluate_models_on_held_out_folder_and_course_file(trained, capsys, mon
     code, out, _ = run(capsys, "evaluate", "--model", m, "--pkl", tmp_path / "val_data.pkl")
     assert code == 0 and "noise from the file" in out
     assert "| Noisy input" in out and "100.00 | 1.0000" in out  # noisy == clean in this file
-    monkeypatch.setattr(impl.model, "BESTMODEL", m)
+    monkeypatch.setattr(impl.model, "BESTMODEL", m)  # the shipped models that exist: here the course one
+    monkeypatch.setattr(impl.model, "UNET_MODEL", tmp_path / "no-unet.pth")
     code, out, _ = run(capsys, "evaluate", "--size", "16", "--tile", "8", "--no-baselines")
-    assert code == 0 and str(m) in out
+    assert code == 0 and table_methods(out) == ["Noisy input", str(m)]
+    monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "no-bestmodel.pth")
+    code, _, err = run(capsys, "evaluate", "--size", "16", "--no-baselines")
+    assert code == 2 and "no-unet.pth" in err
     torch.save(([1],), tmp_path / "bad.pkl")
     code, _, err = run(capsys, "evaluate", "--model", m, "--pkl", tmp_path / "bad.pkl")
     assert code == 2 and "expected a pair of uint8 tensors" in err
 
 
 def test_report_writes_markdown_and_figures_and_reuses_runs(tmp_path, capsys, monkeypatch):
-    args = ["report", "--out", tmp_path / "rep", "--runs-dir", tmp_path / "runs", "--steps", "2", "--batch-size", "2",
-            "--channels", "4", "--val-every", "1", "--size", "16", "--quiet"]  # fmt: skip
+    args = ["report", "--out", tmp_path / "rep", "--runs-dir", tmp_path / "runs", "--steps", "2", "--unet-steps", "2",
+            "--batch-size", "2", "--channels", "4", "--val-every", "1", "--size", "16", "--quiet"]  # fmt: skip
+    monkeypatch.setattr(impl.model, "UNET_MODEL", tmp_path / "no-unet.pth")
     code, out, _ = run(capsys, *args)
     assert code == 0 and "denoising.md" in out
     text = (tmp_path / "rep" / "denoising.md").read_text()
-    for needle in ["| impl N2N ", "| reference N2N ", "| impl N2C ", "| NL-means ", "| TV (Chambolle) ", "Quality bars",
-                   "within 0.1 dB", ">= 28.5 dB", "n/a: not the main job", "figures/loss.png", "figures/crops.png",
+    for needle in ["| impl N2N ", "| reference N2N ", "| impl N2C ", "| U-Net N2N ", "| U-Net N2C ", "| NL-means ",
+                   "| TV (Chambolle) ", "Quality bars", "within 0.1 dB", ">= 28.5 dB", "n/a: not the main job",
+                   ">= +1.0 dB", "unet(depth=3, width=4)", "| 2 | cpu |", "figures/loss.png", "figures/crops.png",
                    ", ".join(data.HELD_OUT)]:  # fmt: skip
         assert needle in text, needle
+    assert "BM3D" not in text  # no shipped U-Net here
     for name in ("loss.png", "crops.png"):
         assert (tmp_path / "rep" / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["impl-n2c", "impl-n2n", "reference-n2n"]
+    runs = ["impl-n2c", "impl-n2n", "reference-n2n", "unet-n2c", "unet-n2n"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == runs
     calls, real = [], report.train_run
     monkeypatch.setattr(report, "train_run", lambda *a, **k: calls.append(k["resume"]) or real(*a, **k))
+    monkeypatch.setattr(impl.model, "UNET_MODEL", tmp_path / "runs" / "unet-n2n" / "checkpoint.pth")
     code, _, _ = run(capsys, *args)
-    assert code == 0 and calls == [True, True, True]  # finished runs with the same config: reused
+    assert code == 0 and calls == [True] * 5  # finished runs with the same config: reused
+    text = (tmp_path / "rep" / "denoising.md").read_text()
+    assert "| U-Net shipped (impl/unet.pth) " in text and "vs colour BM3D (32.8 dB quoted, not run)" in text
     changed = [a if a != "2" else "3" for a in args]
     calls.clear()
     code, _, _ = run(capsys, *changed)
-    assert code == 0 and calls == [False, False, False]  # another config: trained again
+    assert code == 0 and calls == [False] * 5  # another config: trained again
 
 
-def test_report_verdict_for_the_main_job_configuration():
-    state = report.RunState(step=4000, losses=[0.1], elapsed=600.0)
-    rows = [report.Row(name, psnr, 0.9, []) for name, psnr in
-            [("Noisy input", 20.8), ("impl N2N", 28.6), ("reference N2N", 28.65), ("impl N2C", 28.7)]]  # fmt: skip
-    text = report._markdown(report.TrainConfig(), rows, dict.fromkeys(["impl N2N"], state), 30.0, 256)
+def _verdict_text(psnrs, unet_state, cpu_step_ms=None, config=None):
+    rows = [report.Row(name, psnr, 0.9, []) for name, psnr in psnrs.items()]
+    configs = {name: config or report.TrainConfig() for name, *_ in report.RUNS}
+    states = {name: report.RunState(step=1) for name, *_ in report.RUNS}
+    states["impl N2N"] = report.RunState(step=4000, losses=[0.1], elapsed=600.0)
+    states["U-Net N2N"] = unet_state
+    return report._markdown(configs, rows, states, 30.0, 256, cpu_step_ms)
+
+
+PSNRS = {"Noisy input": 20.8, "NL-means": 30.1, "impl N2N": 28.6, "reference N2N": 28.65, "impl N2C": 28.7,
+         "U-Net N2N": 31.2, "U-Net N2C": 31.25}  # fmt: skip
+
+
+def test_report_verdicts():
+    cpu = report.RunState(step=1000, elapsed=600.0, devices=["cpu"])
+    text = _verdict_text(PSNRS, cpu)
     assert "| 10.5 min | yes |" in text and "| -0.050 dB | yes |" in text and "| 28.60 dB | yes |" in text
-    rows[1] = report.Row("impl N2N", 28.4, 0.9, [])
-    text = report._markdown(report.TrainConfig(), rows, {"impl N2N": report.RunState(step=1)}, 30.0, 256)
+    assert "| +1.10 dB | yes |" in text and "| +0.050 dB | yes |" in text  # U-Net over NL-means, N2C - N2N
+    assert "| 10.0 min (measured) + 0.5 min evaluation | yes |" in text
+    text = _verdict_text({**PSNRS, "impl N2N": 28.4, "U-Net N2N": 31.0}, report.RunState(step=1))
     assert "| 28.40 dB | **no** |" in text and "| +0.300 dB | **no** |" in text and "| 0 |" in text
+    assert "| +0.90 dB | **no** |" in text and "| +0.250 dB | **no** |" in text
+    assert "| 0.0 min (measured) + 0.5 min evaluation | yes |" in text and "cpu (not recorded)" in text
+    gpu = report.RunState(step=1000, elapsed=60.0, devices=["cuda"])
+    text = _verdict_text(PSNRS, gpu, cpu_step_ms=900.0)
+    assert "| 15.0 min (estimated: steps x 900 ms) + 0.5 min evaluation | **no** |" in text
+    assert "unknown: trained off the CPU and no bench.json" in _verdict_text(PSNRS, gpu)
+    assert "n/a: not the main job" in _verdict_text(PSNRS, gpu, config=report.TrainConfig(channels=8))
+
+
+def test_report_reads_the_cpu_step_time_of_the_bench(tmp_path):
+    assert report._cpu_step_ms(tmp_path) is None
+    (tmp_path / "bench.json").write_text("not json")
+    assert report._cpu_step_ms(tmp_path) is None
+    records = [{"case": report.BENCH_UNET_CASE, "threads": t, "impl_ms": 100.0 * t} for t in (1, 2)]
+    (tmp_path / "bench.json").write_text(json.dumps(records))
+    assert report._cpu_step_ms(tmp_path) == 200.0
+    assert report._config_of({"config": {"arch": "resnet"}}) is None
+    assert report._config_of({}) == report.TrainConfig()

@@ -81,14 +81,15 @@ class CourseModel:
 
         Args:
             train_input, train_target: N x 3 x H x W, uint8 or float on 0-255, the same shape; H and
-                W multiples of 4 (the course's 32 x 32 are).
+                W multiples of 4 (the course's 32 x 32 are; ``2**depth`` for a U-Net).
         """
         if not isinstance(num_epochs, int) or num_epochs < 0:
             raise ValueError(f"num_epochs must be an integer >= 0, got {num_epochs!r}")
         x, t = to_unit(train_input, "train_input"), to_unit(train_target, "train_target")
-        if x.shape != t.shape or x.dim() != 4 or x.shape[-1] % 4 or x.shape[-2] % 4 or len(x) == 0:
+        multiple = self.backend.config.multiple
+        if x.shape != t.shape or x.dim() != 4 or x.shape[-1] % multiple or x.shape[-2] % multiple or len(x) == 0:
             raise ValueError(
-                f"train_input and train_target must be non-empty N x 3 x H x W with H, W multiples of 4 and "
+                f"train_input and train_target must be non-empty N x 3 x H x W with H, W multiples of {multiple} and "
                 f"equal shapes, got {tuple(x.shape)} and {tuple(t.shape)}"
             )
         batch = self.config.batch_size
@@ -105,6 +106,9 @@ class CourseModel:
         """
         x = to_unit(test_input, "test_input")
         batched = x if x.dim() == 4 else x[None]
-        out = torch.cat([run_tiled(self.backend.forward, chunk, self.tile) for chunk in batched.split(PREDICT_BATCH)])
+        geometry = self.backend.config.geometry
+        out = torch.cat(
+            [run_tiled(self.backend.forward, chunk, self.tile, geometry) for chunk in batched.split(PREDICT_BATCH)]
+        )
         y = out.to(test_input.device).float().mul_(255).clamp_(0, 255)
         return y if x.dim() == 4 else y[0]

@@ -8,7 +8,7 @@ talk to a network only through this small interface, so the torch.nn twin
 - ``forward(x) -> Tensor``: the network's output, without training;
 - ``state_dict()`` / ``load_state_dict()``: weights with torch.nn's keys (CPU copies);
 - ``optimizer_state_dict()`` / ``load_optimizer_state_dict()``: torch.optim's layout;
-- ``device``.
+- ``device`` and ``config`` (its :attr:`~impl.app.config.TrainConfig.geometry` says how to tile).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 import impl
-from impl.models import course_network
+from impl.models import course_network, unet
 from impl.module import Module
 
 from .config import TrainConfig
@@ -30,6 +30,7 @@ class Backend(Protocol):
     """What the loop, the Model API and the evaluation need from a network."""
 
     device: torch.device
+    config: TrainConfig
 
     def train_step(self, inputs: Tensor, targets: Tensor, lr: float) -> float: ...
 
@@ -49,12 +50,19 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def build_network(config: TrainConfig) -> Module:
+    """``config``'s network from impl blocks: the course network or a U-Net."""
+    if config.arch == "unet":
+        return unet(config.depth, config.channels)
+    return course_network(config.upsampling, config.channels)
+
+
 def initial_state(config: TrainConfig) -> dict[str, Tensor]:
     """The initial weights of ``config``'s network: impl's default initialisation seeded with
     ``config.seed`` (the global RNG is left as it was). Both backends start from these."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        net = course_network(config.upsampling, config.channels)
+        net = build_network(config)
     return {k: v.clone() for k, v in net.state_dict().items()}
 
 
@@ -71,7 +79,7 @@ class ImplBackend:
     def __init__(self, config: TrainConfig, device: torch.device | str | None = None) -> None:
         self.config = config
         self.device = torch.device(device) if device is not None else default_device()
-        self.net: Module = course_network(config.upsampling, config.channels)
+        self.net: Module = build_network(config)
         self.net.load_state_dict(initial_state(config))
         self.net.to(device=self.device)  # before the optimizer, which holds the parameters
         if config.optimizer == "adam":

@@ -22,17 +22,18 @@ from .errors import UserError
 from .evaluate import DEFAULT_NOISE, EVAL_SEED, EvalSet, evaluate, folder_set, format_table, heldout_set, pkl_set
 from .images import read_image, write_image
 from .noise import PAIRS
-from .report import make_report
+from .report import DEFAULT_UNET_STEPS, make_report
 from .tiling import DEFAULT_TILE, check_tile, run_tiled
 from .train import CHECKPOINT, BackendFactory, export_model, load_model, train_run
 
 CONFIG_FLAGS = [f for f in TrainConfig.__dataclass_fields__]
 
 
-def _bestmodel() -> Path:
-    from impl.model import BESTMODEL  # late: impl.model imports this package
+def _shipped(arch: str) -> Path:
+    """The pretrained model shipped for ``arch``: ``impl/bestmodel.pth`` (course) or ``impl/unet.pth``."""
+    from impl.model import BESTMODEL, UNET_MODEL  # late: impl.model imports this package
 
-    return BESTMODEL
+    return UNET_MODEL if arch == "unet" else BESTMODEL
 
 
 def _factory(name: str) -> BackendFactory:
@@ -62,6 +63,7 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--arch", choices=ARCHS, help=f"network (default {d.arch})")
     p.add_argument("--upsampling", choices=UPSAMPLINGS, help=f"default {d.upsampling}")
     p.add_argument("--channels", type=int, help=f"hidden channels (default {d.channels})")
+    p.add_argument("--depth", type=int, help=f"U-Net poolings (default {d.depth}; --arch unet)")
     p.add_argument("--noise", help=f"gaussian:SIGMA, gaussian:LOW-HIGH, poisson:PEAK (default {d.noise})")
     p.add_argument("--pairs", choices=PAIRS, help=f"Noise2Noise or Noise2Clean (default {d.pairs})")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
@@ -94,7 +96,10 @@ def _train_parser(sub: Any) -> None:
 def _evaluate_parser(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="PSNR/SSIM table: noisy input, NL-means, TV and models")
     p.add_argument(
-        "--model", action="append", metavar="PATH", help="model or checkpoint (repeatable; default bestmodel)"
+        "--model",
+        action="append",
+        metavar="PATH",
+        help="model or checkpoint (repeatable; default the shipped course network and U-Net)",
     )
     _add_evalset_flags(p, "")
     p.add_argument("--noise", default=DEFAULT_NOISE, help=f"noise added to clean images (default {DEFAULT_NOISE})")
@@ -109,13 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("denoise", help="denoise one PNG/JPEG of any size")
     p.add_argument("input", metavar="IN", help="noisy PNG/JPEG (greyscale and RGBA are read as RGB)")
     p.add_argument("output", metavar="OUT", help="denoised PNG/JPEG (by suffix)")
-    p.add_argument("--model", metavar="PATH", help="model or checkpoint (default the shipped bestmodel.pth)")
+    p.add_argument("--model", metavar="PATH", help="model or checkpoint (default the shipped model of --arch)")
+    p.add_argument(
+        "--arch", choices=ARCHS, help="shipped model to use: unet (default, impl/unet.pth) or course (bestmodel.pth)"
+    )
     p.add_argument("--tile", type=int, default=DEFAULT_TILE, help=f"tile side (default {DEFAULT_TILE})")
     _evaluate_parser(sub)
     p = sub.add_parser("report", help="train impl/reference N2N and impl N2C, write reports/denoising.md")
     p.add_argument("--out", default="reports", help="report directory (default reports)")
     p.add_argument("--runs-dir", default="runs/report", help="where its runs are kept (default runs/report)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"steps of each run (default {DEFAULT_STEPS})")
+    p.add_argument(
+        "--unet-steps", type=int, default=DEFAULT_UNET_STEPS, help=f"U-Net runs' steps (default {DEFAULT_UNET_STEPS})"
+    )
     p.add_argument("--batch-size", type=int, default=64, help="default 64")
     p.add_argument("--channels", type=int, default=48, help="default 48")
     p.add_argument("--val-every", type=int, default=250, help="default 250")
@@ -144,8 +155,9 @@ def _evalset(args: argparse.Namespace, prefix: str, noise: str) -> EvalSet:
     return heldout_set(noise, seed, getattr(args, f"{prefix}size"))
 
 
-def _load(path: str | None) -> tuple[str, Backend]:
-    model = Path(path) if path is not None else _bestmodel()
+def _load(path: str | None, arch: str = "unet") -> tuple[str, Backend]:
+    """``path``'s model, or else the one shipped for ``arch``."""
+    model = Path(path) if path is not None else _shipped(arch)
     if path is None and not model.is_file():
         raise UserError(f"no model given and no {model}; pass --model PATH or train one (see README)")
     return str(model), load_model(model)
@@ -196,9 +208,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"run {directory}: {state.step} steps, {state.elapsed:.0f} s of training, {images_per_s:.0f} images/s")
     if state.stopped == "time limit":
         print(f"stopped at the --max-minutes limit; continue with --name {args.name} --resume")
-    rows = evaluate(
-        valset, {f"this model ({args.backend}, {config.pairs})": backend.forward}, baselines=not args.no_baselines
-    )
+    rows = evaluate(valset, {f"this model ({args.backend}, {config.pairs})": backend}, baselines=not args.no_baselines)
     print(f"\n{valset.name}, noise {config.noise if args.val_pkl is None else 'from the file'}:\n{format_table(rows)}")
     return 0
 
@@ -206,8 +216,11 @@ def _train(args: argparse.Namespace) -> int:
 def _denoise(args: argparse.Namespace) -> int:
     tile = check_tile(args.tile)
     image = read_image(args.input)
-    _, backend = _load(args.model)
-    out = run_tiled(backend.forward, image[None], tile)[0]
+    path, backend = _load(args.model, args.arch or "unet")
+    if args.arch is not None and backend.config.arch != args.arch:
+        raise UserError(f"--arch {args.arch} but {path} holds a {backend.config.arch} network; drop one of them")
+    check_tile(tile, backend.config.multiple)
+    out = run_tiled(backend.forward, image[None], tile, backend.config.geometry)[0]
     write_image(args.output, out)
     print(f"wrote {args.output}")
     return 0
@@ -216,8 +229,12 @@ def _denoise(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     tile = check_tile(args.tile)
     evalset = _evalset(args, "", args.noise)
-    models = dict(_load(path) for path in (args.model or [None]))
-    rows = evaluate(evalset, {name: b.forward for name, b in models.items()}, tile, baselines=not args.no_baselines)
+    if args.model:
+        models = dict(_load(path) for path in args.model)
+    else:  # the shipped models that exist
+        shipped = [arch for arch in ARCHS if _shipped(arch).is_file()] or ["unet"]
+        models = dict(_load(None, arch) for arch in shipped)
+    rows = evaluate(evalset, models, tile, baselines=not args.no_baselines)
     print(f"{evalset.name}, noise {args.noise if args.pkl is None else 'from the file'}:\n{format_table(rows)}")
     return 0
 
@@ -227,6 +244,7 @@ def _report(args: argparse.Namespace) -> int:
         args.out,
         args.runs_dir,
         steps=args.steps,
+        unet_steps=args.unet_steps,
         batch_size=args.batch_size,
         channels=args.channels,
         val_every=args.val_every,

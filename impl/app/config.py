@@ -13,9 +13,10 @@ from typing import Any
 
 from .errors import UserError
 from .noise import PAIRS, Noise
+from .tiling import Geometry
 
 DEFAULT_STEPS = 3500
-ARCHS = ("course",)
+ARCHS = ("course", "unet")
 UPSAMPLINGS = ("nearest", "transpose")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("none", "cosine")
@@ -26,8 +27,10 @@ class TrainConfig:
     """A training run. Defaults are the main job (``n2n train`` with no flags).
 
     Args:
-        arch: network (``'course'``, the EE-559 network of :func:`impl.models.course_network`).
-        upsampling: ``'nearest'`` (default) or ``'transpose'``. channels: hidden width (default 48).
+        arch: network: ``'course'`` (default; the EE-559 network of :func:`impl.models.course_network`)
+            or ``'unet'`` (:func:`impl.models.unet`, ``depth`` poolings of width ``channels``).
+        upsampling: ``'nearest'`` (default) or ``'transpose'`` (course network only).
+        channels: hidden width (default 48). depth: U-Net poolings (default 3; unet only).
         noise: noise spec (see :mod:`impl.app.noise`), default ``'gaussian:25'``.
         pairs: ``'n2n'`` (Noise2Noise, default) or ``'n2c'`` (Noise2Clean).
         optimizer: ``'adam'`` (default) or ``'sgd'`` (with ``momentum``, default 0.9).
@@ -42,6 +45,7 @@ class TrainConfig:
     arch: str = "course"
     upsampling: str = "nearest"
     channels: int = 48
+    depth: int = 3
     noise: str = "gaussian:25"
     pairs: str = "n2n"
     optimizer: str = "adam"
@@ -66,12 +70,15 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"--{_flag(name)} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name, low in (("channels", 1), ("batch_size", 1), ("steps", 0), ("crop", 4), ("seed", 0)):
+        for name, low in (("channels", 1), ("depth", 0), ("batch_size", 1), ("steps", 0), ("crop", 4), ("seed", 0)):
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
                 raise UserError(f"--{_flag(name)} must be an integer >= {low}, got {value!r}")
-        if self.crop % 4:
-            raise UserError(f"--crop must be a multiple of 4 (the network halves the size twice), got {self.crop}")
+        if self.crop % self.multiple:
+            raise UserError(
+                f"--crop must be a multiple of {self.multiple} (the {self.arch} network halves the size "
+                f"{self.multiple.bit_length() - 1} times), got {self.crop}"
+            )
         for name in ("lr", "momentum"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -81,6 +88,19 @@ class TrainConfig:
             raise UserError("--images and --pkl are exclusive: train on one source")
         if self.pkl is not None and self.pairs == "n2c":
             raise UserError("--pairs n2c needs clean images; a course .pkl holds noisy pairs only")
+
+    @property
+    def multiple(self) -> int:
+        """What H and W of the network's input must be a multiple of: 4, or ``2**depth`` for a U-Net."""
+        return 2**self.depth if self.arch == "unet" else 4
+
+    @property
+    def geometry(self) -> Geometry:
+        """:attr:`multiple` and the tiling margin: a bound of the receptive field's radius, a
+        multiple of :attr:`multiple`. 16 for the course network (radius 9); ``5 * 2**depth`` for a
+        U-Net (radius ``5 * 2**depth - 3``). tests/test_app_unet.py measures both radii at every
+        pixel phase."""
+        return Geometry(self.multiple, 5 * 2**self.depth if self.arch == "unet" else 16)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -13,7 +13,7 @@ variation (``denoise_tv_chambolle``, ``weight = sigma``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +22,11 @@ import skimage.restoration
 import torch
 from torch import Tensor
 
+from .backend import Backend
 from .data import EVAL_SIZE, folder_images, heldout_images, load_course_pairs
 from .metrics import psnr, ssim
 from .noise import Noise
-from .tiling import DEFAULT_TILE, Forward, run_tiled
+from .tiling import COURSE, DEFAULT_TILE, Forward, run_tiled
 
 EVAL_SEED = 2022
 DEFAULT_NOISE = "gaussian:25"
@@ -108,32 +109,36 @@ BASELINES: dict[str, Callable[[Tensor, float], Tensor]] = {"NL-means": nl_means,
 
 
 def denoise_images(
-    forward: Forward, images: Sequence[Tensor], tile: int = DEFAULT_TILE, batch: int = 64
+    model: Backend | Forward, images: Sequence[Tensor], tile: int = DEFAULT_TILE, batch: int = 64
 ) -> list[Tensor]:
-    """Run ``forward`` on (3, H, W) images of any sizes; consecutive images of one shape share a batch."""
+    """Run a backend (tiled by its configuration's geometry) or a plain ``forward`` (the course
+    network's geometry) on (3, H, W) images of any sizes; consecutive images of one shape share a
+    batch."""
+    forward, geometry = (model, COURSE) if callable(model) else (model.forward, model.config.geometry)
     outputs: list[Tensor] = []
     start = 0
     while start < len(images):
         end = start + 1
         while end < len(images) and end - start < batch and images[end].shape == images[start].shape:
             end += 1
-        out = run_tiled(forward, torch.stack(list(images[start:end])), tile)
+        out = run_tiled(forward, torch.stack(list(images[start:end])), tile, geometry)
         outputs.extend(out.detach().float().cpu())
         start = end
     return outputs
 
 
 def evaluate(
-    evalset: EvalSet, models: dict[str, Forward], tile: int = DEFAULT_TILE, baselines: bool = True
+    evalset: EvalSet, models: Mapping[str, Backend | Forward], tile: int = DEFAULT_TILE, baselines: bool = True
 ) -> list[Row]:
-    """Rows: the noisy input, each baseline (if ``baselines``), then each model, in that order."""
+    """Rows: the noisy input, each baseline (if ``baselines``), then each model (a backend or a
+    forward function, see :func:`denoise_images`), in that order."""
     candidates: dict[str, list[Tensor]] = {"Noisy input": [x.clone() for x in evalset.noisy]}
     if baselines:
         sigmas = [evalset.sigma if evalset.sigma is not None else estimate_sigma(x) for x in evalset.noisy]
         for name, method in BASELINES.items():
             candidates[name] = [method(x, s) for x, s in zip(evalset.noisy, sigmas)]
-    for name, forward in models.items():
-        candidates[name] = denoise_images(forward, evalset.noisy, tile)
+    for name, model in models.items():
+        candidates[name] = denoise_images(model, evalset.noisy, tile)
     return [Row(name, psnr(out, evalset.clean), ssim(out, evalset.clean), out) for name, out in candidates.items()]
 
 

@@ -53,6 +53,7 @@ class RunState:
     val_psnr: list[list[float]] = field(default_factory=list)
     elapsed: float = 0.0
     stopped: str = ""
+    devices: list[str] = field(default_factory=list)  # where its steps ran ('cpu', 'cuda')
 
 
 @contextlib.contextmanager
@@ -78,7 +79,7 @@ def _interrupt_between_steps() -> Iterator[dict[str, bool]]:
 
 def validation_psnr(backend: Backend, evalset: EvalSet) -> float:
     """Mean PSNR of the backend's outputs on an evaluation set."""
-    return psnr(denoise_images(backend.forward, evalset.noisy), evalset.clean)
+    return psnr(denoise_images(backend, evalset.noisy), evalset.clean)
 
 
 def train_loop(
@@ -109,6 +110,8 @@ def train_loop(
         checkpoint(s)
         last_checkpoint[0] = f"step {s.step}"
 
+    if state.step < config.steps and backend.device.type not in state.devices:
+        state.devices.append(backend.device.type)
     bar = tqdm(total=config.steps, initial=state.step, unit="step", file=sys.stderr, disable=quiet, dynamic_ncols=True)
     with bar, _interrupt_between_steps() as interrupted:
         while state.step < config.steps:
@@ -172,6 +175,7 @@ def checkpoint_dict(config: TrainConfig, backend: Backend, stream: BatchStream, 
         "losses": list(state.losses),
         "val_psnr": [list(v) for v in state.val_psnr],
         "elapsed": state.elapsed,
+        "devices": list(state.devices),
     }
 
 
@@ -263,15 +267,21 @@ def train_run(
         kind = getattr(backend, "name", type(backend).__name__)
         if saved.get("format") != FORMAT or saved.get("backend") != kind:
             raise UserError(f"{path} is not a training checkpoint of the {kind} backend")
-        ours, theirs = config.to_dict(), saved["config"]
-        different = sorted(k for k in ours if k != "steps" and ours[k] != theirs.get(k))
+        ours, theirs = config.to_dict(), TrainConfig.from_dict(saved["config"]).to_dict()  # defaults filled in
+        different = sorted(k for k in ours if k != "steps" and ours[k] != theirs[k])
         if different:
-            changes = ", ".join(f"{k}: {theirs.get(k)!r} -> {ours[k]!r}" for k in different)
+            changes = ", ".join(f"{k}: {theirs[k]!r} -> {ours[k]!r}" for k in different)
             raise UserError(f"--resume: the run in {directory} was trained with other settings ({changes})")
         backend.load_state_dict(saved["model"])
         backend.load_optimizer_state_dict(saved["optimizer"])
         stream.load_state(saved["rng"])
-        state = RunState(saved["step"], list(saved["losses"]), [list(v) for v in saved["val_psnr"]], saved["elapsed"])
+        state = RunState(
+            saved["step"],
+            list(saved["losses"]),
+            [list(v) for v in saved["val_psnr"]],
+            saved["elapsed"],
+            devices=list(saved.get("devices", [])),
+        )
         stream.seek(state.step)
     elif path.exists() and not force:
         raise UserError(f"{path} exists: pass --resume to continue that run, --force to start over, or another --name")
