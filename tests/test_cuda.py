@@ -4,10 +4,15 @@ import pytest
 import torch
 
 import impl
+import impl.model
 import impl.models
 import reference
 import reference.models
+from impl.app.backend import ImplBackend
+from impl.app.config import TrainConfig
+from reference.model import TorchBackend
 from tests.helpers import assert_parity
+from tests.registry import SAMPLES, pair
 
 pytestmark = [
     pytest.mark.cuda,
@@ -59,3 +64,36 @@ def test_training_step_on_cuda(optimizer, kw):
         ref_opt.step()
     for name, p in ref.state_dict().items():
         assert torch.allclose(net.state_dict()[name], p, atol=1e-5), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.id)
+def test_registry_parity_on_cuda(sample, dtype):
+    """Every block of the registry, as in tests/test_registry.py, with the input on the GPU."""
+    torch.manual_seed(0)
+    x = torch.randn(sample.shape, generator=torch.Generator().manual_seed(0), dtype=dtype).to("cuda")
+    results = assert_parity(*pair(sample), x)
+    assert all(t.device.type == "cuda" for t in results.values())
+
+
+def test_unet_backends_train_alike_on_cuda():
+    config = TrainConfig(arch="unet", depth=2, channels=6, batch_size=2, crop=16)
+    ours, theirs = ImplBackend(config, device="cuda"), TorchBackend(config, device="cuda")
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x, t = torch.rand(2, 3, 16, 16, generator=gen), torch.rand(2, 3, 16, 16, generator=gen)
+        assert ours.train_step(x, t, 1e-3) == pytest.approx(theirs.train_step(x, t, 1e-3), rel=1e-4)
+    for key, value in ours.state_dict().items():
+        torch.testing.assert_close(value, theirs.state_dict()[key], rtol=1e-3, atol=1e-5)
+
+
+def test_model_predicts_on_the_input_device():
+    model = impl.model.Model()  # the course network, on CUDA when there is one
+    assert model.backend.device.type == "cuda"
+    x = torch.randint(0, 256, (2, 3, 21, 13), dtype=torch.uint8, device="cuda")
+    y = model.predict(x)
+    assert y.device == x.device and y.shape == x.shape and y.dtype == torch.float32
+    on_cpu = ImplBackend(model.config, device="cpu")
+    on_cpu.load_state_dict(model.backend.state_dict())
+    model.backend = on_cpu
+    torch.testing.assert_close(model.predict(x.cpu()), y.cpu(), rtol=0, atol=1e-3)
