@@ -4,12 +4,13 @@ In parallel, on the one GPU:
 
 1. the CUDA tests (``tests/test_cuda.py``: every registry block, the training steps, the U-Net
    backends and the Model API on the GPU) and the U-Net application tests;
-2. the report's two U-Net runs (``runs/report/unet-n2n``, ``unet-n2c``: the configuration
-   ``n2n report --unet-steps STEPS`` reuses);
-3. the pretrained U-Net, trained longer on larger crops, exported to ``impl/unet.pth``: its step
-   count is set from a short timing probe so that it ends within ``--long-seconds``.
+2. the U-Net budget runs of :data:`SWEEP` (``RUNS/sweep/NAME-{n2n,n2c}``, ``--unet-steps`` each):
+   the pixels per step of the main job's batch, laid out as fewer, larger crops;
+3. the longer U-Net runs of :data:`LONG`, exported to ``RUNS/NAME.pth`` (candidates for the shipped
+   ``impl/unet.pth``): their step count is set from a short timing probe so that they end within
+   about ``--long-seconds``.
 
-Everything it makes is packed into ``OUT/runs.tgz``; logs go to ``OUT/*.log``. It needs the
+Everything under ``RUNS`` is packed into ``OUT/runs.tgz``; logs go to ``OUT/*.log``. It needs the
 packages the device image has (torch, pytest, hypothesis, scikit-image, matplotlib, tqdm).
 """
 
@@ -25,7 +26,19 @@ import time
 from pathlib import Path
 
 TRAIN = [sys.executable, "-m", "impl.app.cli", "train", "--quiet", "--no-baselines", "--arch", "unet"]
-LONG = ["--crop", "64", "--batch-size", "32", "--val-every", "1000"]
+PROBE = ["--crop", "64", "--batch-size", "32"]
+# the U-Net budget runs: name -> flags (each trained with --pairs n2n and n2c, --targets raw)
+SWEEP = {
+    "c32-b64": ["--crop", "32", "--batch-size", "64"],
+    "c64-b16": ["--crop", "64", "--batch-size", "16"],
+    "c128-b4": ["--crop", "128", "--batch-size", "4"],
+    "c64-b16-lr2": ["--crop", "64", "--batch-size", "16", "--lr", "2e-3"],
+}
+# the longer runs, one of which becomes the shipped U-Net
+LONG = {
+    "long-c64-b32": ["--crop", "64", "--batch-size", "32"],
+    "long-c128-b16": ["--crop", "128", "--batch-size", "16"],
+}
 
 
 def start(out: Path, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -40,7 +53,6 @@ def main() -> int:
     parser.add_argument("--long-seconds", type=float, default=240.0)
     parser.add_argument("--probe-steps", type=int, default=60)
     parser.add_argument("--runs", default="runs", help="where the runs go (default runs)")
-    parser.add_argument("--export", default="impl/unet.pth", help="the pretrained U-Net (default impl/unet.pth)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -48,7 +60,7 @@ def main() -> int:
     began = time.time()
 
     probe_flags = ["--steps", str(args.probe_steps), "--val-every", "0", "--lr-schedule", "none"]
-    probe = start(args.out, "probe", [*TRAIN, "--runs-dir", args.runs, "--name", "probe", *LONG, *probe_flags])
+    probe = start(args.out, "probe", [*TRAIN, "--runs-dir", args.runs, "--name", "probe", *PROBE, *probe_flags])
     jobs = {
         "pytest": start(
             args.out,
@@ -68,27 +80,25 @@ def main() -> int:
             ],
         ),  # fmt: skip
     }
-    for pairs in ("n2n", "n2c"):
-        jobs[f"unet-{pairs}"] = start(args.out, f"unet-{pairs}", [*TRAIN, "--runs-dir", f"{args.runs}/report", "--name",
-                                      f"unet-{pairs}", "--pairs", pairs, "--steps", str(args.unet_steps)])  # fmt: skip
     probe.wait()
     records = [json.loads(line) for line in Path(args.runs, "probe", "log.jsonl").read_text().splitlines()]
-    rate = records[-1]["images_per_s"] / 32  # steps/s over the probe's last records, under the same load
-    steps = max(1, int(rate * args.long_seconds) // 500 * 500 or int(rate * args.long_seconds))
-    print(f"probe: {rate:.1f} steps/s -> long run of {steps} steps", flush=True)
-    jobs["unet-long"] = start(args.out, "unet-long", [*TRAIN, "--runs-dir", args.runs, "--name", "unet-long", *LONG,
-                              "--steps", str(steps), "--export", args.export])  # fmt: skip
+    rate = records[-1]["images_per_s"] / 32  # steps/s over the probe's last records
+    steps = max(1, int(0.7 * rate * args.long_seconds) // 500 * 500 or int(rate * args.long_seconds))
+    print(f"probe: {rate:.1f} steps/s -> long runs of {steps} steps", flush=True)
+    limit = str((args.long_seconds + 60) / 60)
+    for name, flags in LONG.items():
+        jobs[name] = start(args.out, name, [*TRAIN, "--runs-dir", args.runs, "--name", name, *flags, "--targets", "raw",
+                           "--steps", str(steps), "--val-every", "1000", "--max-minutes", limit,
+                           "--export", f"{args.runs}/{name}.pth"])  # fmt: skip
+    for name, flags in SWEEP.items():
+        for pairs in ("n2n", "n2c"):
+            jobs[f"{name}-{pairs}"] = start(args.out, f"{name}-{pairs}", [*TRAIN, "--runs-dir", f"{args.runs}/sweep",
+                                            "--name", f"{name}-{pairs}", *flags, "--targets", "raw", "--pairs", pairs,
+                                            "--steps", str(args.unet_steps)])  # fmt: skip
     codes = {name: job.wait() for name, job in jobs.items()}
     print(json.dumps({"codes": codes, "seconds": round(time.time() - began)}), flush=True)
     with tarfile.open(args.out / "runs.tgz", "w:gz") as tar:
-        for path in (
-            f"{args.runs}/report/unet-n2n",
-            f"{args.runs}/report/unet-n2c",
-            f"{args.runs}/unet-long",
-            args.export,
-        ):
-            if Path(path).exists():
-                tar.add(path)
+        tar.add(args.runs)
     return max(codes.values())
 
 

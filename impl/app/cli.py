@@ -21,7 +21,7 @@ from .data import EVAL_SIZE
 from .errors import UserError
 from .evaluate import DEFAULT_NOISE, EVAL_SEED, EvalSet, evaluate, folder_set, format_table, heldout_set, pkl_set
 from .images import read_image, write_image
-from .noise import PAIRS
+from .noise import PAIRS, TARGETS
 from .report import DEFAULT_UNET_STEPS, make_report
 from .tiling import DEFAULT_TILE, check_tile, run_tiled
 from .train import CHECKPOINT, BackendFactory, export_model, load_model, train_run
@@ -66,6 +66,9 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--depth", type=int, help=f"U-Net poolings (default {d.depth}; --arch unet)")
     p.add_argument("--noise", help=f"gaussian:SIGMA, gaussian:LOW-HIGH, poisson:PEAK (default {d.noise})")
     p.add_argument("--pairs", choices=PAIRS, help=f"Noise2Noise or Noise2Clean (default {d.pairs})")
+    p.add_argument(
+        "--targets", choices=TARGETS, help=f"Noise2Noise targets clipped to [0, 1] or raw (default {d.targets})"
+    )
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr:g})")
     p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum})")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UserError
-from .noise import PAIRS, Noise
+from .noise import PAIRS, TARGETS, Noise
 from .tiling import Geometry
 
 DEFAULT_STEPS = 3500
@@ -33,6 +33,8 @@ class TrainConfig:
         channels: hidden width (default 48). depth: U-Net poolings (default 3; unet only).
         noise: noise spec (see :mod:`impl.app.noise`), default ``'gaussian:25'``.
         pairs: ``'n2n'`` (Noise2Noise, default) or ``'n2c'`` (Noise2Clean).
+        targets: ``'clipped'`` (default; Noise2Noise targets clipped to [0, 1] like the inputs) or
+            ``'raw'`` (unclipped targets: unbiased noise, see :mod:`impl.app.noise`).
         optimizer: ``'adam'`` (default) or ``'sgd'`` (with ``momentum``, default 0.9).
         lr: peak learning rate (default 1e-3). lr_schedule: ``'cosine'`` (default; decays to 0 at
             the last step) or ``'none'``.
@@ -48,6 +50,7 @@ class TrainConfig:
     depth: int = 3
     noise: str = "gaussian:25"
     pairs: str = "n2n"
+    targets: str = "clipped"
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -64,6 +67,7 @@ class TrainConfig:
             "arch": ARCHS,
             "upsampling": UPSAMPLINGS,
             "pairs": PAIRS,
+            "targets": TARGETS,
             "optimizer": OPTIMIZERS,
             "lr_schedule": LR_SCHEDULES,
         }

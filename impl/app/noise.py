@@ -7,7 +7,10 @@ A noise is written as a short spec string, the form the ``--noise`` flag takes:
 - ``poisson:30``: Poisson with peak lambda 30 (``poisson(lambda * x) / lambda``); ``poisson:10-50``
   draws lambda per image.
 
-Noisy images are clipped to [0, 1], as an 8-bit camera image would be.
+Noisy images are clipped to [0, 1], as an 8-bit camera image would be. A Noise2Noise *target* can
+be left unclipped (``targets='raw'``): clipping makes its noise biased near black and white, and a
+network trained on it learns that bias; unclipped, the noise has zero mean (Gaussian) or the clean
+image as its mean (Poisson), which is what Noise2Noise needs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .errors import UserError
 
 KINDS = ("gaussian", "poisson")
 PAIRS = ("n2n", "n2c")
+TARGETS = ("clipped", "raw")
 
 
 @dataclass(frozen=True)
@@ -63,24 +67,31 @@ class Noise:
         """The Gaussian sigma on the [0, 1] scale (the middle of the range), None for Poisson."""
         return (self.low + self.high) / 2 / 255 if self.kind == "gaussian" else None
 
-    def apply(self, clean: Tensor, generator: torch.Generator) -> Tensor:
-        """A noisy copy of the (N, C, H, W) batch ``clean`` in [0, 1], clipped to [0, 1]."""
+    def apply(self, clean: Tensor, generator: torch.Generator, clip: bool = True) -> Tensor:
+        """A noisy copy of the (N, C, H, W) batch ``clean`` in [0, 1], clipped to [0, 1] unless
+        ``clip`` is false (the same random draws either way)."""
         n = clean.shape[0]
         level = self.low + (self.high - self.low) * torch.rand(n, 1, 1, 1, generator=generator, dtype=clean.dtype)
         if self.kind == "gaussian":
-            noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
-            return (clean + level / 255 * noise).clamp_(0, 1)
-        return (torch.poisson(clean * level, generator=generator) / level).clamp_(0, 1)
+            noisy = clean + level / 255 * torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
+        else:
+            noisy = torch.poisson(clean * level, generator=generator) / level
+        return noisy.clamp_(0, 1) if clip else noisy
 
 
-def make_pair(clean: Tensor, noise: Noise, pairs: str, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """A training pair for a batch of clean images.
+def make_pair(
+    clean: Tensor, noise: Noise, pairs: str, generator: torch.Generator, targets: str = "clipped"
+) -> tuple[Tensor, Tensor]:
+    """A training pair for a batch of clean images; the input is always clipped to [0, 1].
 
     Args:
         pairs: ``'n2n'`` (Noise2Noise: input and target with independent noise) or ``'n2c'``
             (Noise2Clean: the target is the clean image).
+        targets: ``'clipped'`` (default) or ``'raw'``: whether a Noise2Noise target is clipped.
     """
     if pairs not in PAIRS:
         raise UserError(f"--pairs must be one of {PAIRS}, got {pairs!r}")
+    if targets not in TARGETS:
+        raise UserError(f"--targets must be one of {TARGETS}, got {targets!r}")
     noisy = noise.apply(clean, generator)
-    return noisy, (noise.apply(clean, generator) if pairs == "n2n" else clean)
+    return noisy, (noise.apply(clean, generator, clip=targets == "clipped") if pairs == "n2n" else clean)

@@ -42,7 +42,7 @@ class BatchStream:
             return self.pairs.sample(self.config.batch_size, self.generator)
         assert self.crops is not None  # set in __init__ when pairs is not
         clean = self.crops.sample(self.config.batch_size, self.generator)
-        return make_pair(clean, self.noise, self.config.pairs, self.generator)
+        return make_pair(clean, self.noise, self.config.pairs, self.generator, self.config.targets)
 
     def state(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}
