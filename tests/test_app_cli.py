@@ -42,7 +42,9 @@ def test_train_saves_checkpoint_log_export_and_prints_the_table(trained):
     assert saved["step"] == 3 and saved["config"]["channels"] == 4 and saved["backend"] == "impl"
     records = [json.loads(line) for line in (tmp_path / "runs" / "t" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 3] and "val_psnr" in records[0]
-    assert set(load_checkpoint(tmp_path / "m.pth")) == {"format", "config", "state_dict"}
+    exported = load_checkpoint(tmp_path / "m.pth")
+    assert set(exported) == {"format", "config", "state_dict", "trained"}
+    assert exported["trained"]["steps"] == 3 and exported["trained"]["devices"] == ["cpu"]
 
 
 def test_train_resume_keeps_the_run_config_and_refuses_changes(trained, capsys):
@@ -204,6 +206,10 @@ def test_report_writes_markdown_and_figures_and_reuses_runs(tmp_path, capsys, mo
     assert code == 0 and calls == [True] * 5  # finished runs with the same config: reused
     text = (tmp_path / "rep" / "denoising.md").read_text()
     assert "| U-Net shipped (impl/unet.pth) " in text and "vs colour BM3D (32.8 dB quoted, not run)" in text
+    assert "U-Net shipped (impl/unet.pth): `unet(depth=3, width=4)`, N2N with raw targets" in text
+    assert "training time not recorded" in text  # a training checkpoint has no "trained" record
+    trained = {"config": report.TrainConfig().to_dict(), "trained": {"steps": 5, "seconds": 2.0, "devices": ["cuda"]}}
+    assert "5 steps, 2 s of training on cuda." in report._shipped_text(trained)
     changed = [a if a != "2" else "3" for a in args]
     calls.clear()
     code, _, _ = run(capsys, *changed)

@@ -205,7 +205,7 @@ def _train(args: argparse.Namespace) -> int:
     if group is not None and not group.main:
         return 0  # rank 0 alone exports, reports and prints
     if args.export:
-        export_model(args.export, config, backend)
+        export_model(args.export, config, backend, state)
     world = group.world_size if group is not None else 1  # --batch-size is per process
     images_per_s = state.step * config.batch_size * world / state.elapsed if state.elapsed else 0.0
     print(f"run {directory}: {state.step} steps, {state.elapsed:.0f} s of training, {images_per_s:.0f} images/s")

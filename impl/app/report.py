@@ -7,7 +7,7 @@ named differs):
 - ``reference N2N``: the torch.nn twin (:class:`reference.model.TorchBackend`), same pairs;
 - ``impl N2C``: impl blocks, Noise2Clean pairs (clean targets), same budget;
 - ``U-Net N2N`` and ``U-Net N2C``: the U-Net (:func:`impl.models.unet`) on impl blocks, Noise2Noise
-  and Noise2Clean pairs, ``unet_steps`` steps each.
+  (unclipped targets, ``targets='raw'``) and Noise2Clean pairs, ``unet_steps`` steps each.
 
 The shipped pretrained U-Net (``impl/unet.pth``, the default of ``n2n denoise``) is evaluated beside
 them when it exists. Runs are kept in ``runs/report/<run>/``: an interrupted report resumes them, a
@@ -90,6 +90,22 @@ def _cpu_step_ms(out: Path) -> float | None:
         return None
 
 
+def _shipped_text(saved: dict[str, Any]) -> str:
+    """How the shipped U-Net was trained, from its file's ``config`` and ``trained`` records."""
+    c = TrainConfig.from_dict(saved["config"])
+    trained = saved.get("trained")
+    how = (
+        f"{trained['steps']} steps, {trained['seconds']:.0f} s of training on {', '.join(trained['devices'])}"
+        if isinstance(trained, dict)
+        else "training time not recorded"
+    )
+    return (
+        f"{SHIPPED_UNET}: `unet(depth={c.depth}, width={c.channels})`, {c.pairs.upper()} with {c.targets} targets, "
+        f"{c.optimizer} lr {c.lr:g} {c.lr_schedule} over {c.steps} planned steps, batch {c.batch_size} of "
+        f"{c.crop}x{c.crop} crops, seed {c.seed}: {how}."
+    )
+
+
 def _verdict(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
@@ -105,6 +121,7 @@ def _markdown(
     eval_seconds: float,
     size: int,
     cpu_step_ms: float | None,
+    shipped: str = "",
 ) -> str:
     by = {r.method: r for r in rows}
     config, unet = configs["impl N2N"], configs["U-Net N2N"]
@@ -144,6 +161,8 @@ def _markdown(
         f"- Training: {config.optimizer} lr {config.lr:g}, {config.lr_schedule} schedule, batch {config.batch_size}; "
         f"course network {config.steps} steps, U-Net {unet.steps} steps. The runs of one network share "
         "initial weights and the crop stream.",
+        f"- Noise2Noise targets: {config.targets} for the course network (the main job's default), "
+        f"{unet.targets} for the U-Net (see `impl/app/noise.py`); inputs are always clipped to [0, 1].",
         "- PSNR: mean of per-image PSNRs, outputs clipped to [0, 1]; SSIM: skimage `structural_similarity`.",
         "",
         "## Results on the held-out images",
@@ -170,10 +189,10 @@ def _markdown(
         f"{unet_verdict} |",
     ]
     if SHIPPED_UNET in by:
-        shipped = by[SHIPPED_UNET].psnr
+        shipped_db = by[SHIPPED_UNET].psnr
         lines.append(
-            f"| shipped U-Net vs colour BM3D ({BM3D_DB} dB quoted, not run) | >= {BM3D_DB} dB | {shipped:.2f} dB "
-            f"({shipped - BM3D_DB:+.2f} dB) | {_verdict(shipped >= BM3D_DB)} |"
+            f"| shipped U-Net vs colour BM3D ({BM3D_DB} dB quoted, not run) | >= {BM3D_DB} dB | {shipped_db:.2f} dB "
+            f"({shipped_db - BM3D_DB:+.2f} dB) | {_verdict(shipped_db >= BM3D_DB)} |"
         )
     lines += [
         "",
@@ -189,6 +208,8 @@ def _markdown(
             f"| {name} | {st.step} | {_devices(st)} | {st.elapsed:.1f} | {rate:.0f} | "
             f"{sum(tail) / max(len(tail), 1):.5f} |"
         )
+    if shipped:
+        lines += ["", shipped]
     lines += [
         "",
         f"Evaluation of all methods on the held-out images: {eval_seconds:.1f} s.",
@@ -236,6 +257,7 @@ def make_report(
     for label, kind, pairs, arch, name in RUNS:
         configs[label] = config = TrainConfig(
             arch=arch,
+            targets="raw" if arch == "unet" else "clipped",
             steps=unet_steps if arch == "unet" else steps,
             batch_size=batch_size,
             channels=channels,
@@ -246,8 +268,10 @@ def make_report(
         )
     started = time.perf_counter()
     models: dict[str, Backend] = dict(backends)
+    shipped = ""
     if shipped_unet.is_file():
         models[SHIPPED_UNET] = load_model(shipped_unet)
+        shipped = _shipped_text(load_checkpoint(shipped_unet))
     rows = evaluate(evalset, models)
     eval_seconds = time.perf_counter() - started
     loss_figure(
@@ -256,5 +280,5 @@ def make_report(
         {k: st.val_psnr for k, st in states.items()},
     )
     crops_figure(out / "figures" / "crops.png", {"Clean": evalset.clean, **{r.method: r.outputs for r in rows}})
-    text = _markdown(configs, rows, states, eval_seconds, size, _cpu_step_ms(out))
+    text = _markdown(configs, rows, states, eval_seconds, size, _cpu_step_ms(out), shipped)
     return atomic_write(out / "denoising.md", lambda f: f.write(text.encode()))

@@ -179,11 +179,13 @@ def checkpoint_dict(config: TrainConfig, backend: Backend, stream: BatchStream, 
     }
 
 
-def export_model(path: str | Path, config: TrainConfig, backend: Backend) -> Path:
-    """Save the weights for inference (``bestmodel.pth`` format): ``{"format", "config", "state_dict"}``."""
-    return save_checkpoint(
-        {"format": "n2n-model-v1", "config": config.to_dict(), "state_dict": backend.state_dict()}, path
-    )
+def export_model(path: str | Path, config: TrainConfig, backend: Backend, state: RunState | None = None) -> Path:
+    """Save the weights for inference (``bestmodel.pth`` format): ``{"format", "config",
+    "state_dict"}``, and ``"trained"`` (steps done, training seconds, devices) when ``state`` is given."""
+    saved: dict[str, Any] = {"format": "n2n-model-v1", "config": config.to_dict(), "state_dict": backend.state_dict()}
+    if state is not None:
+        saved["trained"] = {"steps": state.step, "seconds": state.elapsed, "devices": list(state.devices)}
+    return save_checkpoint(saved, path)
 
 
 def load_model(path: str | Path, factory: BackendFactory = ImplBackend) -> Backend:
