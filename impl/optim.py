@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
+
+
+def _number(what: str, name: str, value: Any, low: float = 0.0, below: float | None = None) -> float:
+    """``value`` as a float if it is a real number (not a bool), finite, ``>= low`` and ``< below``;
+    else ValueError in torch's words (``Invalid learning rate: ...``) naming the argument."""
+    if not (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= low
+        and (below is None or value < below)
+    ):
+        expected = f"a finite number >= {low:g}" + ("" if below is None else f" and < {below:g}")
+        raise ValueError(f"Invalid {what}: {name}={value!r}, expected {expected}")
+    return float(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 class Optimizer:
@@ -17,7 +39,12 @@ class Optimizer:
     """
 
     def __init__(self, params: Iterable[tuple[Tensor, Tensor]], lr: float, defaults: dict[str, Any]) -> None:
-        self.params = list(params)
+        try:
+            self.params = list(params)
+        except TypeError:
+            raise TypeError(
+                f"params must be an iterable of (parameter, gradient) pairs as param() returns, got {params!r}"
+            ) from None
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
         for i, item in enumerate(self.params):
@@ -27,9 +54,7 @@ class Optimizer:
                 raise ValueError(
                     f"params[{i}]: gradient shape {tuple(item[1].shape)} != parameter shape {tuple(item[0].shape)}"
                 )
-        if not (isinstance(lr, (int, float)) and lr >= 0):
-            raise ValueError(f"Invalid learning rate: {lr}")
-        self.lr = float(lr)
+        self.lr = _number("learning rate", "lr", lr)
         self.defaults = {"lr": self.lr, **defaults}
         self.state: dict[int, dict[str, Any]] = {}
 
@@ -104,10 +129,10 @@ class SGD(Optimizer):
         nesterov: bool = False,
         maximize: bool = False,
     ) -> None:
-        if momentum < 0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        momentum = _number("momentum value", "momentum", momentum)
+        dampening = _number("dampening value", "dampening", dampening)
+        weight_decay = _number("weight_decay value", "weight_decay", weight_decay)
+        nesterov, maximize = _flag("nesterov", nesterov), _flag("maximize", maximize)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(
@@ -162,19 +187,24 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         maximize: bool = False,
     ) -> None:
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        for i, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
-        if weight_decay < 0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        eps = _number("epsilon value", "eps", eps)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"Invalid betas: expected a pair (beta1, beta2), got {betas!r}")
+        beta1, beta2 = (_number(f"beta parameter at index {i}", f"betas[{i}]", b, 0, 1) for i, b in enumerate(betas))
+        weight_decay = _number("weight_decay value", "weight_decay", weight_decay)
+        amsgrad, maximize = _flag("amsgrad", amsgrad), _flag("maximize", maximize)
         super().__init__(
             params,
             lr,
-            {"betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad, "maximize": maximize},
+            {
+                "betas": (beta1, beta2),
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "amsgrad": amsgrad,
+                "maximize": maximize,
+            },  # fmt: skip
         )
-        self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
+        self.betas, self.eps, self.weight_decay = (beta1, beta2), eps, weight_decay
         self.amsgrad, self.maximize = amsgrad, maximize
 
     def _update(self, p: Tensor, g: Tensor, state: dict[str, Any]) -> None:

@@ -179,3 +179,31 @@ def test_an_exception_inside_a_write_propagates_and_leaves_no_temporary(tmp_path
     with pytest.raises(ValueError, match="not an OSError"):
         checkpoint.atomic_write(tmp_path / "x.bin", broken)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_killed_by_sigkill_and_resumed_ends_bit_identical(tmp_path):
+    """A real `n2n train` process killed (SIGKILL) mid-run, then `--resume`d: the same weights,
+    optimizer state and losses as the same run left alone."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = [sys.executable, "-m", "impl.app.cli", "train", "--name", "r", "--steps", "300", "--batch-size", "2",
+            "--channels", "4", "--crop", "8", "--val-every", "0", "--checkpoint-every", "1", "--log-every", "1",
+            "--quiet", "--no-baselines", "--val-size", "8"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1"}
+    subprocess.run([*argv, "--runs-dir", str(tmp_path / "alone")], check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*argv, "--runs-dir", str(killed)], env=env, stdout=subprocess.DEVNULL)
+    log = killed / "r" / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and log.read_text().count("\n") >= 20) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL  # killed mid-run, not finished
+    step = checkpoint.load_checkpoint(killed / "r" / train.CHECKPOINT)["step"]
+    assert 10 <= step < 300  # the log line of a step is written just before its checkpoint
+    subprocess.run([*argv, "--runs-dir", str(killed), "--resume"], check=True, env=env, capture_output=True)
+    a = checkpoint.load_checkpoint(tmp_path / "alone" / "r" / train.CHECKPOINT)
+    b = checkpoint.load_checkpoint(killed / "r" / train.CHECKPOINT)
+    assert a["step"] == b["step"] == 300 and a["losses"] == b["losses"]
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    state_a, state_b = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert all(torch.equal(state_a[i][k], state_b[i][k]) for i in state_a for k in state_a[i])

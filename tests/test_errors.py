@@ -98,7 +98,7 @@ def test_upsampling_to_nothing():
     ],
 )
 def test_negative_learning_rate(make):
-    with pytest.raises(ValueError, match="Invalid learning rate: -"):
+    with pytest.raises(ValueError, match="Invalid learning rate: lr=-.*expected a finite number >= 0"):
         make()
 
 

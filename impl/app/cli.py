@@ -155,7 +155,10 @@ def _evalset(args: argparse.Namespace, prefix: str, noise: str) -> EvalSet:
         return pkl_set(pkl)
     if images is not None:
         return folder_set(images, noise, seed)
-    return heldout_set(noise, seed, getattr(args, f"{prefix}size"))
+    size = getattr(args, f"{prefix}size")
+    if size < 1:
+        raise UserError(f"--{prefix}size must be a positive integer (the held-out crop side), got {size}")
+    return heldout_set(noise, seed, size)
 
 
 def _load(path: str | None, arch: str = "unet") -> tuple[str, Backend]:

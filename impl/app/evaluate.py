@@ -24,6 +24,7 @@ from torch import Tensor
 
 from .backend import Backend
 from .data import EVAL_SIZE, folder_images, heldout_images, load_course_pairs
+from .errors import UserError
 from .metrics import psnr, ssim
 from .noise import Noise
 from .tiling import COURSE, DEFAULT_TILE, Forward, run_tiled
@@ -61,7 +62,13 @@ def _noisy_set(name: str, clean: list[Tensor], noise: str, seed: int) -> EvalSet
 
 
 def heldout_set(noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED, size: int = EVAL_SIZE) -> EvalSet:
-    """The held-out built-in images (astronaut, coffee) with ``noise`` drawn from ``seed``."""
+    """The held-out built-in images (astronaut, coffee) with ``noise`` drawn from ``seed``.
+
+    Raises:
+        UserError: ``size`` is not a positive integer.
+    """
+    if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+        raise UserError(f"--size must be a positive integer (the held-out crop side), got {size!r}")
     return _noisy_set(f"held-out astronaut + coffee, {size}x{size} center crops", heldout_images(size), noise, seed)
 
 

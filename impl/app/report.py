@@ -250,12 +250,8 @@ def make_report(
         from impl.model import UNET_MODEL  # late: impl.model imports this package
 
         shipped_unet = UNET_MODEL
-    evalset = heldout_set(size=size)
-    backends: dict[str, Backend] = {}
-    states: dict[str, RunState] = {}
-    configs: dict[str, TrainConfig] = {}
-    for label, kind, pairs, arch, name in RUNS:
-        configs[label] = config = TrainConfig(
+    configs = {  # all built (and so checked) before any training
+        label: TrainConfig(
             arch=arch,
             targets="raw" if arch == "unet" else "clipped",
             steps=unet_steps if arch == "unet" else steps,
@@ -263,8 +259,16 @@ def make_report(
             channels=channels,
             pairs=pairs,
         )
+        for label, _, pairs, arch, _ in RUNS
+    }
+    if val_every < 0:
+        raise UserError(f"--val-every must be >= 0, got {val_every}")
+    evalset = heldout_set(size=size)
+    backends: dict[str, Backend] = {}
+    states: dict[str, RunState] = {}
+    for label, kind, _, _, name in RUNS:
         backends[label], states[label] = _run(
-            config, kind, runs_dir / name, validation=evalset, val_every=val_every, quiet=quiet
+            configs[label], kind, runs_dir / name, validation=evalset, val_every=val_every, quiet=quiet
         )
     started = time.perf_counter()
     models: dict[str, Backend] = dict(backends)
