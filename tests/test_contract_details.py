@@ -289,3 +289,77 @@ def test_concat_refuses_branches_of_different_sizes():
     net = unet(depth=2, width=2)
     with pytest.raises(RuntimeError, match=r"^Concat: the branch outputs must match except along dim -3"):
         net(torch.zeros(1, 3, 6, 8))
+
+
+# --- survivors of the second mutation run ----------------------------------------------------
+
+
+def test_concat_of_one_branch_is_that_branch():
+    x = torch.rand(2, 3, 4, 4)
+    cat = impl.Concat(impl.Identity())
+    assert torch.equal(cat(x), x) and torch.equal(cat.backward(x), x)
+
+
+def test_sequential_names_the_type_it_refused():
+    with pytest.raises(TypeError, match=r"Sequential: argument 1 must be a Module, got int"):
+        impl.Sequential(impl.ReLU(), 3)
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: impl.Conv2d(1, 1, 3, padding=-1), r"^padding\b"),
+        (lambda: impl.MaxPool2d(2)(torch.rand(3, 3)), r"^MaxPool2d: "),
+        (lambda: impl.MSELoss()(torch.ones(2, dtype=torch.int64), torch.ones(2)), r"MSELoss: input\b"),
+    ],
+)
+def test_messages_start_with_the_exact_name(make, match):
+    with pytest.raises((TypeError, ValueError)) as info:
+        make()
+    assert __import__("re").search(match, str(info.value)), str(info.value)
+
+
+def test_reflect_padding_as_large_as_the_input_is_refused():
+    conv = impl.Conv2d(1, 1, 3, padding=3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="reflect"):
+        conv(torch.rand(1, 1, 3, 5))
+
+
+def test_kernel_larger_than_the_padded_input_by_one_is_refused():
+    conv = impl.Conv2d(1, 1, 4, padding=1)  # padded 3 x 3 < kernel 4
+    with pytest.raises(impl.ShapeError, match=r"size \(1, 1\) \(padding \(1, 1\)\) is smaller than the dilated kernel"):
+        conv(torch.rand(1, 1, 1, 1))
+    assert conv(torch.rand(1, 1, 2, 2)).shape == (1, 1, 1, 1)  # padded 4 x 4: exactly one window
+
+
+def test_backward_messages_name_the_layer_and_shapes():
+    conv = impl.Conv2d(1, 2, 3)
+    conv(torch.rand(2, 1, 5, 5))
+    with pytest.raises(ValueError, match=r"^Conv2d\.backward: grad_output must have the output's shape"):
+        conv.backward(torch.rand(2, 2, 2, 2))
+    pool = impl.MaxPool2d(2)
+    pool(torch.rand(2, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"\(2, 1, 2, 2\), got \(2, 1, 3, 3\)"):
+        pool.backward(torch.rand(2, 1, 3, 3))
+
+
+def test_to_forgets_the_saved_forward():
+    conv = impl.Conv2d(1, 1, 3)
+    conv(torch.rand(1, 1, 4, 4))
+    conv.to(dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="Conv2d.backward called before forward"):
+        conv.backward(torch.rand(1, 1, 2, 2, dtype=torch.float64))
+
+
+def test_upsampling_index_arithmetic_stays_float32_under_a_float64_default():
+    """ATen rounds the scale to float32 whatever the default dtype: nearest-exact 2 -> 41 maps
+    output 20 to input 0 ((20 + 0.5) * float32(2 / 41) < 1), not 1 (with the float64 scale)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        x = torch.arange(2.0).view(1, 1, 1, 2)
+        out = impl.Upsampling(size=(1, 41), mode="nearest-exact")(x)
+        expected = torch.nn.functional.interpolate(x, size=(1, 41), mode="nearest-exact")
+    finally:
+        torch.set_default_dtype(previous)
+    assert torch.equal(out, expected) and out[0, 0, 0, 20] == 0

@@ -44,6 +44,59 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "floor((out - 1) * in / out) < in for every size below 2**24",
     ),
     (
+        r"functional\.x_pad__",
+        r"shape\[:\+2\]",
+        "Conv2d pads 4-D tensors only, where [:2] and [:-2] are the same two dimensions",
+    ),
+    (
+        r"_gemm\.x_(_shift_columns|gather)__",
+        r"None,$|^\+\s*\)$|1\), \)$|1\), None$",
+        "as_strided's storage_offset defaults to the input's own offset, which is what was passed",
+    ),
+    (
+        r"_gemm\.x__shift_conv__",
+        r"out\[:, m:\] = 1",
+        "the columns past the last valid pixel are never read (the output is cropped to the valid ones)",
+    ),
+    (
+        r"_gemm\.x_conv2d_input_grad__",
+        r"full = ",
+        "the fast path runs only when `natural == size`; a wrong `full` breaks that equality (or is "
+        "the same value), so the exact col2im path runs instead",
+    ),
+    (
+        r"_gemm\.x_conv2d_weight_grad__",
+        r"n > 1",
+        "chooses between two exact weight-gradient strategies (a batch of 1 takes the gather path)",
+    ),
+    (
+        r"conv\.xǁConv2dǁ__init__",
+        r"_engine_padding = ",
+        "the engine's fused zero padding is a speed path: without it the input is padded explicitly "
+        "with the same result",
+    ),
+    (
+        r"functional\.x_nearest_index",
+        r"if exact and out_size == 2 \* in_size|2 / in_size",
+        "a fast path: at factor 2 nearest-exact's floor((i + 0.5) / 2) equals nearest's floor(i / 2), "
+        "and without it the general path computes the same index",
+    ),
+    (
+        r"functional\.x_nearest_index",
+        r"i\.to\(None\)|ratio32\.to\(None\)",
+        "exact conversions: the indices are integers below 2**24 and a float32 ratio is exact in float64",
+    ),
+    (
+        r"optim\.xǁOptimizerǁload_state_dict",
+        r"self\.params\[int\(i\)\]\[1\]",
+        "a parameter's gradient has the parameter's dtype and device",
+    ),
+    (
+        r"optim\.xǁOptimizerǁstate_dict",
+        r"isinstance\(v, Tensor\)\) or True",
+        "every optimizer state value (step, exp_avg, momentum_buffer, ...) is a tensor",
+    ),
+    (
         r"container\.xǁIdentityǁforward",
         r"_saved = False",
         "backward only checks that forward ran (_saved is not None): False marks it as well as True",
@@ -58,8 +111,14 @@ DEVICE_ONLY = (
 
 
 def _without_device(line: str) -> str:
-    line = re.sub(r",?\s*device=[\w.]+", "", line[1:])
+    line = re.sub(r"\bdevice=[\w.]+,\s*", "", line[1:])
+    line = re.sub(r",?\s*device=[\w.]+", "", line)
     return re.sub(r",\s*\)", ")", line).strip()
+
+
+def _positional_device(line: str) -> str:
+    """The line with a positional device argument (``x.device``, ``device``) or None as ``D``."""
+    return re.sub(r"\b(?:[\w.]+\.device|device|None)\b(?!=)", "D", line[1:]).strip()
 
 
 def equivalent(key: str, change: str) -> str | None:
@@ -69,6 +128,8 @@ def equivalent(key: str, change: str) -> str | None:
     added = [line for line in lines if line.startswith("+") and not line.startswith("+++")]
     if len(removed) == len(added) == 1 and "device" in removed[0]:
         if _without_device(removed[0]) == _without_device(added[0]):
+            return DEVICE_ONLY
+        if _positional_device(removed[0]) == _positional_device(added[0]):
             return DEVICE_ONLY
     mutated = "\n".join(added)
     for key_pattern, line_pattern, reason in EQUIVALENT:
