@@ -134,7 +134,10 @@ class SGD(Optimizer):
         weight_decay = _number("weight_decay value", "weight_decay", weight_decay)
         nesterov, maximize = _flag("nesterov", nesterov), _flag("maximize", maximize)
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+            raise ValueError(
+                "Nesterov momentum requires a momentum and zero dampening "
+                f"(nesterov=True, momentum={momentum:g}, dampening={dampening:g})"
+            )
         super().__init__(
             params,
             lr,
