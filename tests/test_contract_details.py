@@ -146,7 +146,8 @@ def test_optimizer_defaults_and_param_groups_like_torch():
             assert ref_group[key] == value, key
     sgd = impl.SGD(conv.param(), nesterov=True, momentum=0.9)
     assert sgd.state_dict()["param_groups"][0]["nesterov"] is True
-    with pytest.raises(ValueError, match="^Nesterov momentum requires a momentum and zero dampening$"):
+    nesterov = r"^Nesterov momentum requires a momentum and zero dampening \(nesterov=True, momentum=0, dampening=0\)$"
+    with pytest.raises(ValueError, match=nesterov):
         impl.SGD(conv.param(), nesterov=True)
 
 
