@@ -364,3 +364,37 @@ def test_upsampling_index_arithmetic_stays_float32_under_a_float64_default():
     finally:
         torch.set_default_dtype(previous)
     assert torch.equal(out, expected) and out[0, 0, 0, 20] == 0
+
+
+BAD = "expected a finite number >= 0"
+
+
+@pytest.mark.parametrize(
+    "name,kw,error,message",
+    [
+        ("SGD", dict(lr=-1), ValueError, f"Invalid learning rate: lr=-1, {BAD}"),
+        ("SGD", dict(momentum=-1), ValueError, f"Invalid momentum value: momentum=-1, {BAD}"),
+        ("SGD", dict(dampening=float("nan")), ValueError, f"Invalid dampening value: dampening=nan, {BAD}"),
+        ("SGD", dict(weight_decay=-2), ValueError, f"Invalid weight_decay value: weight_decay=-2, {BAD}"),
+        ("SGD", dict(nesterov="yes"), TypeError, "nesterov must be True or False, got 'yes'"),
+        ("SGD", dict(maximize=1), TypeError, "maximize must be True or False, got 1"),
+        ("Adam", dict(eps=-1), ValueError, f"Invalid epsilon value: eps=-1, {BAD}"),
+        ("Adam", dict(betas=(1.0, 0.9)), ValueError, f"Invalid beta parameter at index 0: betas[0]=1.0, {BAD} and < 1"),
+        (
+            "Adam",
+            dict(betas=(0.9, -0.1)),
+            ValueError,
+            f"Invalid beta parameter at index 1: betas[1]=-0.1, {BAD} and < 1",
+        ),
+        ("Adam", dict(betas=(0.9,)), ValueError, "Invalid betas: expected a pair (beta1, beta2), got (0.9,)"),
+        ("Adam", dict(weight_decay=-1), ValueError, f"Invalid weight_decay value: weight_decay=-1, {BAD}"),
+        ("Adam", dict(amsgrad=None), TypeError, "amsgrad must be True or False, got None"),
+        ("Adam", dict(maximize="no"), TypeError, "maximize must be True or False, got 'no'"),
+    ],
+)
+def test_optimizer_option_messages_exactly(name, kw, error, message):
+    with pytest.raises(error) as info:
+        getattr(impl, name)(impl.Conv2d(1, 1, 1).param(), **kw)
+    assert str(info.value) == message
+    with pytest.raises(TypeError, match=r"^params must be an iterable of \(parameter, gradient\) pairs .*got 3$"):
+        getattr(impl, name)(3)
