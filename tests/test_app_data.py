@@ -276,3 +276,11 @@ def test_pair_sampler_applies_the_same_transform_to_both_halves():
     assert torch.allclose(x + t, torch.ones_like(x))
     x2, _ = sampler.sample(10, torch.Generator().manual_seed(1))
     assert torch.equal(x, x2)
+
+
+def test_make_pair_refuses_an_unknown_target_kind():
+    clean = torch.rand(1, 3, 4, 4)
+    with pytest.raises(UserError, match=r"--targets must be one of \('clipped', 'raw'\), got 'soft'"):
+        make_pair(clean, Noise.parse("gaussian:25"), "n2n", torch.Generator(), targets="soft")
+    noisy, target = make_pair(clean, Noise.parse("gaussian:25"), "n2n", torch.Generator().manual_seed(0), "raw")
+    assert bool((noisy >= 0).all() and (noisy <= 1).all()) and bool((target < 0).any() or (target > 1).any())

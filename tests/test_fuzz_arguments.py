@@ -161,7 +161,7 @@ BAD_FLAG_VALUES = {
         "--batch-size": ["0"],
         "--channels": ["0"],
         "--size": ["0"],
-        "--val-every": ["x"],
+        "--val-every": ["x", "-1"],
     },  # fmt: skip
     "bench": {"--threads": ["0", "x"], "--batches": ["-1"], "--repeats": ["0"]},
     "verify": {"--profile": ["fast"]},

@@ -240,16 +240,13 @@ def make_report(
     val_every: int = 250,
     size: int = EVAL_SIZE,
     quiet: bool = False,
-    shipped_unet: Path | None = None,
 ) -> Path:
-    """Train (or resume, or reuse) the five runs, evaluate them (and ``shipped_unet``, default
+    """Train (or resume, or reuse) the five runs, evaluate them (and the shipped U-Net
     ``impl/unet.pth``, if it exists), write ``OUT/denoising.md`` and ``OUT/figures/{loss,crops}.png``;
     returns the Markdown file's path."""
-    out, runs_dir = Path(out), Path(runs_dir)
-    if shipped_unet is None:
-        from impl.model import UNET_MODEL  # late: impl.model imports this package
+    from impl.model import UNET_MODEL as shipped_unet  # late: impl.model imports this package
 
-        shipped_unet = UNET_MODEL
+    out, runs_dir = Path(out), Path(runs_dir)
     configs = {  # all built (and so checked) before any training
         label: TrainConfig(
             arch=arch,
