@@ -205,7 +205,7 @@ class Adam(Optimizer):
                 "weight_decay": weight_decay,
                 "amsgrad": amsgrad,
                 "maximize": maximize,
-            },  # fmt: skip
+            },
         )
         self.betas, self.eps, self.weight_decay = (beta1, beta2), eps, weight_decay
         self.amsgrad, self.maximize = amsgrad, maximize

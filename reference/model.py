@@ -17,11 +17,10 @@ from torch import Tensor, nn
 
 import impl.model
 from impl.app.api import CourseModel
-from impl.app.backend import default_device, initial_state
+from impl.app.backend import build_network, default_device, initial_state
 from impl.app.config import TrainConfig
 
-from . import SGD, Adam
-from .models import course_network, unet
+from . import SGD, Adam, models
 
 BESTMODEL: Path = impl.model.BESTMODEL  # one shipped file serves both (same state_dict keys)
 
@@ -38,11 +37,7 @@ class TorchBackend:
     def __init__(self, config: TrainConfig, device: torch.device | str | None = None) -> None:
         self.config = config
         self.device = torch.device(device) if device is not None else default_device()
-        self.net = (
-            unet(config.depth, config.channels)
-            if config.arch == "unet"
-            else course_network(config.upsampling, config.channels)
-        )
+        self.net: nn.Module = build_network(config, models)
         self.net.load_state_dict(initial_state(config))
         self.net.to(self.device)
         if config.optimizer == "adam":

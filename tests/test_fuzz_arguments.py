@@ -37,7 +37,7 @@ ODD = st.one_of(
             1j,
             object(),
         ]
-    ),  # fmt: skip
+    ),
 )
 GOOD = {
     "Conv2d": {"in_channels": 4, "out_channels": 6, "kernel_size": 3},
@@ -162,7 +162,7 @@ BAD_FLAG_VALUES = {
         "--channels": ["0"],
         "--size": ["0"],
         "--val-every": ["x", "-1"],
-    },  # fmt: skip
+    },
     "bench": {"--threads": ["0", "x"], "--batches": ["-1"], "--repeats": ["0"]},
     "verify": {"--profile": ["fast"]},
 }
@@ -191,7 +191,7 @@ def test_every_command_refuses_bad_flag_values(command, flag, data, tmp_path_fac
             "8",
             "--quiet",
             "--no-baselines",
-        ],  # fmt: skip
+        ],
         "denoise": ["denoise", str(work / "in.png"), str(work / "out.png")],
         "evaluate": ["evaluate", "--size", "8", "--no-baselines"],
         "report": [
@@ -207,7 +207,7 @@ def test_every_command_refuses_bad_flag_values(command, flag, data, tmp_path_fac
             "--size",
             "8",
             "--quiet",
-        ],  # fmt: skip
+        ],
         "bench": ["bench", "--out", str(work / "bench.md"), "--quick", "--repeats", "1"],
         "verify": ["verify", "--out", str(work / "v.md")],
     }[command] + [flag, value]

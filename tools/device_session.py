@@ -78,7 +78,7 @@ def main() -> int:
                 "-k",
                 "not shipped",
             ],
-        ),  # fmt: skip
+        ),
     }
     probe.wait()
     records = [json.loads(line) for line in Path(args.runs, "probe", "log.jsonl").read_text().splitlines()]

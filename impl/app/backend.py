@@ -14,13 +14,14 @@ talk to a network only through this small interface, so the torch.nn twin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 import impl
-from impl.models import course_network, unet
+import impl.models
 from impl.module import Module
 
 from .config import TrainConfig
@@ -50,11 +51,12 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build_network(config: TrainConfig) -> Module:
-    """``config``'s network from impl blocks: the course network or a U-Net."""
+def build_network(config: TrainConfig, models: ModuleType = impl.models) -> Any:
+    """``config``'s network, the course network or a U-Net, from ``models``: :mod:`impl.models`
+    (default) or its torch.nn twin :mod:`reference.models` (the same function names)."""
     if config.arch == "unet":
-        return unet(config.depth, config.channels)
-    return course_network(config.upsampling, config.channels)
+        return models.unet(config.depth, config.channels)
+    return models.course_network(config.upsampling, config.channels)
 
 
 def initial_state(config: TrainConfig) -> dict[str, Tensor]:

@@ -155,10 +155,7 @@ def _evalset(args: argparse.Namespace, prefix: str, noise: str) -> EvalSet:
         return pkl_set(pkl)
     if images is not None:
         return folder_set(images, noise, seed)
-    size = getattr(args, f"{prefix}size")
-    if size < 1:
-        raise UserError(f"--{prefix}size must be a positive integer (the held-out crop side), got {size}")
-    return heldout_set(noise, seed, size)
+    return heldout_set(noise, seed, getattr(args, f"{prefix}size"), flag=f"--{prefix.replace('_', '-')}size")
 
 
 def _load(path: str | None, arch: str = "unet") -> tuple[str, Backend]:
@@ -225,7 +222,6 @@ def _denoise(args: argparse.Namespace) -> int:
     path, backend = _load(args.model, args.arch or "unet")
     if args.arch is not None and backend.config.arch != args.arch:
         raise UserError(f"--arch {args.arch} but {path} holds a {backend.config.arch} network; drop one of them")
-    check_tile(tile, backend.config.multiple)
     out = run_tiled(backend.forward, image[None], tile, backend.config.geometry)[0]
     write_image(args.output, out)
     print(f"wrote {args.output}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import UserError
 from .noise import PAIRS, TARGETS, Noise
-from .tiling import Geometry
+from .tiling import COURSE, Geometry
 
 DEFAULT_STEPS = 3500
 ARCHS = ("course", "unet")
@@ -94,17 +94,17 @@ class TrainConfig:
             raise UserError("--pairs n2c needs clean images; a course .pkl holds noisy pairs only")
 
     @property
-    def multiple(self) -> int:
-        """What H and W of the network's input must be a multiple of: 4, or ``2**depth`` for a U-Net."""
-        return 2**self.depth if self.arch == "unet" else 4
+    def geometry(self) -> Geometry:
+        """What H and W of the network's input must be a multiple of (4, or ``2**depth`` for a
+        U-Net) and the tiling margin: a bound of the receptive field's radius, a multiple of the
+        former. 16 for the course network (radius 9); ``5 * 2**depth`` for a U-Net (radius
+        ``5 * 2**depth - 3``). tests/test_app_unet.py measures both radii at every pixel phase."""
+        return Geometry(2**self.depth, 5 * 2**self.depth) if self.arch == "unet" else COURSE
 
     @property
-    def geometry(self) -> Geometry:
-        """:attr:`multiple` and the tiling margin: a bound of the receptive field's radius, a
-        multiple of :attr:`multiple`. 16 for the course network (radius 9); ``5 * 2**depth`` for a
-        U-Net (radius ``5 * 2**depth - 3``). tests/test_app_unet.py measures both radii at every
-        pixel phase."""
-        return Geometry(self.multiple, 5 * 2**self.depth if self.arch == "unet" else 16)
+    def multiple(self) -> int:
+        """:attr:`geometry`'s multiple."""
+        return self.geometry.multiple
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -61,14 +61,16 @@ def _noisy_set(name: str, clean: list[Tensor], noise: str, seed: int) -> EvalSet
     return EvalSet(name, noisy, clean, model.sigma)
 
 
-def heldout_set(noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED, size: int = EVAL_SIZE) -> EvalSet:
+def heldout_set(
+    noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED, size: int = EVAL_SIZE, *, flag: str = "--size"
+) -> EvalSet:
     """The held-out built-in images (astronaut, coffee) with ``noise`` drawn from ``seed``.
 
     Raises:
-        UserError: ``size`` is not a positive integer.
+        UserError: ``size`` is not a positive integer (the message names it as ``flag``).
     """
     if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
-        raise UserError(f"--size must be a positive integer (the held-out crop side), got {size!r}")
+        raise UserError(f"{flag} must be a positive integer (the held-out crop side), got {size!r}")
     return _noisy_set(f"held-out astronaut + coffee, {size}x{size} center crops", heldout_images(size), noise, seed)
 
 

@@ -32,7 +32,7 @@ from .data import EVAL_SIZE, HELD_OUT, TRAINING
 from .errors import UserError
 from .evaluate import EVAL_SEED, Row, evaluate, format_table, heldout_set
 from .figures import crops_figure, loss_figure
-from .train import CHECKPOINT, BackendFactory, RunState, load_model, train_run
+from .train import CHECKPOINT, BackendFactory, RunState, model_from, train_run
 
 # the quality bars of issue 5
 MAX_IMPL_GAP_DB = 0.1
@@ -267,12 +267,12 @@ def make_report(
         backends[label], states[label] = _run(
             configs[label], kind, runs_dir / name, validation=evalset, val_every=val_every, quiet=quiet
         )
-    started = time.perf_counter()
     models: dict[str, Backend] = dict(backends)
     shipped = ""
     if shipped_unet.is_file():
-        models[SHIPPED_UNET] = load_model(shipped_unet)
-        shipped = _shipped_text(load_checkpoint(shipped_unet))
+        saved = load_checkpoint(shipped_unet)
+        models[SHIPPED_UNET], shipped = model_from(saved, shipped_unet), _shipped_text(saved)
+    started = time.perf_counter()
     rows = evaluate(evalset, models)
     eval_seconds = time.perf_counter() - started
     loss_figure(

@@ -195,7 +195,11 @@ def load_model(path: str | Path, factory: BackendFactory = ImplBackend) -> Backe
     Raises:
         FileNotFoundError: no such file. UserError: not a model file of this program.
     """
-    saved = load_checkpoint(path)
+    return model_from(load_checkpoint(path), path, factory)
+
+
+def model_from(saved: dict[str, Any], path: str | Path, factory: BackendFactory = ImplBackend) -> Backend:
+    """:func:`load_model` of an already loaded checkpoint ``saved`` (read from ``path``)."""
     weights = saved.get("state_dict", saved.get("model"))
     if not isinstance(saved.get("config"), dict) or not isinstance(weights, dict):
         raise UserError(f"{path}: not a model saved by n2n (expected the keys 'config' and 'state_dict' or 'model')")
