@@ -247,6 +247,9 @@ def make_report(
     from impl.model import UNET_MODEL as shipped_unet  # late: impl.model imports this package
 
     out, runs_dir = Path(out), Path(runs_dir)
+    for flag, value in (("--steps", steps), ("--unet-steps", unet_steps)):  # TrainConfig would say "--steps" for both
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise UserError(f"{flag} must be an integer >= 0, got {value!r}")
     configs = {  # all built (and so checked) before any training
         label: TrainConfig(
             arch=arch,
