@@ -79,6 +79,24 @@ def test_layouts(layout, padding_mode, dtype):
     assert_parity(*pair_of(kw), x, noncontiguous_grad=layout == "non-contiguous")
 
 
+# Stride-1 products pick one of three GEMM forms by their channel counts (impl._gemm): the
+# gathered patches (few input channels), the scattered per-tap outputs (few output channels) or
+# one product per tap over channels-last row blocks; blocks of 5 rows leave a ragged last block.
+STRATEGIES = {"gather": (1, 8), "scatter": (8, 1), "per tap": (4, 4)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("dilation,padding", [(1, 1), (2, (2, 1))])
+@pytest.mark.parametrize("block_rows", [5, 8192])
+def test_stride1_strategies(strategy, dilation, padding, block_rows, dtype, monkeypatch):
+    monkeypatch.setattr(impl._gemm, "BLOCK_ROWS", block_rows)
+    c, o = STRATEGIES[strategy]
+    x = S.tensors((2, c, 7, 6), dtype, seed=6)
+    kw = dict(in_channels=c, out_channels=o, kernel_size=3, padding=padding, dilation=dilation)
+    assert_parity(*pair_of(kw), x, noncontiguous_grad=True)
+
+
 def test_empty_batch():
     x = torch.randn(0, 3, 8, 8)
     assert_parity(*pair_of(dict(in_channels=3, out_channels=4, kernel_size=3, padding=1)), x)
