@@ -34,18 +34,21 @@ class _Elementwise(Module):
 
 
 class ReLU(_Elementwise):
-    """``max(0, x)``; the gradient at 0 is 0, as torch's."""
+    """``max(0, x)``; the gradient is 0 where the output is 0 (at x <= 0) and passes elsewhere,
+    NaN included, as torch's ``threshold_backward`` on the output."""
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        mask = x > 0
-        return x.clamp(min=0), mask  # clamp: relu(-inf) = 0 and relu(nan) = nan, as torch
+        out = x.clamp(min=0)  # clamp: relu(-inf) = 0 and relu(nan) = nan, as torch
+        return out, out
 
-    def _derivative(self, mask: Tensor) -> Tensor:
-        return mask
+    def _derivative(self, out: Tensor) -> Tensor:
+        # float 0/1 rather than a bool mask: a bool operand makes the product several times slower
+        return out.ne(0).to(out.dtype)
 
 
 class LeakyReLU(_Elementwise):
-    """``x if x > 0 else negative_slope * x``; the gradient at 0 is ``negative_slope``, as torch's.
+    """``x if x > 0 else negative_slope * x``; the gradient at 0 (and at NaN) is
+    ``negative_slope``, as torch's.
 
     Args:
         negative_slope: slope for negative inputs. Default 0.01.
@@ -58,7 +61,10 @@ class LeakyReLU(_Elementwise):
         self.negative_slope = float(negative_slope)
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        slope = x.new_full(x.shape, self.negative_slope).masked_fill_(x > 0, 1)
+        # slope: exactly 1 where x > 0, exactly negative_slope elsewhere (sign(nan) = 0), from
+        # float operations only, in x's memory layout: lerp(s, 1, w) is s at w = 0 and 1 at w = 1
+        positive = x.sign().clamp_(min=0)
+        slope = x.new_full((), self.negative_slope).lerp(x.new_ones(()), positive)
         return x * slope, slope
 
     def _derivative(self, slope: Tensor) -> Tensor:

@@ -74,6 +74,12 @@ class MaxPool2d(Module):
                 f"MaxPool2d: input of size {(h, w)} is too small for kernel {self.kernel_size}, "
                 f"padding {self.padding}, dilation {self.dilation} (output {(ho, wo)})"
             )
+        if self._tiles(h, w, ho, wo):
+            found = self._tiled_max(x4, ho, wo)
+            if found is not None:
+                out, positions = found
+                self._saved = (x4.shape, (h, w), positions, batched)
+                return out if batched else out.squeeze(0)
         # -inf padding, large enough for ceil_mode's last partial window
         hp = max(h + 2 * ph, (ho - 1) * sh + dh * (kh - 1) + 1)
         wp = max(w + 2 * pw, (wo - 1) * sw + dw * (kw - 1) + 1)
@@ -81,9 +87,46 @@ class MaxPool2d(Module):
         xp[:, :, ph : ph + h, pw : pw + w] = x4
         s = xp.stride()
         windows = xp.as_strided((n, c, ho, wo, kh, kw), (s[0], s[1], sh * s[2], sw * s[3], dh * s[2], dw * s[3]))
-        out, arg = windows.reshape(n, c, ho, wo, kh * kw).max(dim=-1)
+        flat = windows.reshape(n, c, ho, wo, kh * kw)
+        out, arg = flat.max(dim=-1)
+        nan = out.isnan()
+        if bool(nan.any()):  # torch's kernel takes a window's last NaN; max(dim) takes the first
+            last = (kh * kw - 1) - flat.isnan().flip(-1).to(torch.uint8).argmax(dim=-1)
+            arg = arg.where(~nan, last)
         self._saved = (x4.shape, (hp, wp), self._positions(arg, ho, wo, wp), batched)
         return out if batched else out.squeeze(0)
+
+    def _tiles(self, h: int, w: int, ho: int, wo: int) -> bool:
+        """Whether the windows tile the input: stride = kernel (of several pixels), no padding or
+        dilation, and every window inside the input (ceil_mode adds no partial one)."""
+        (kh, kw), pad, dil = self.kernel_size, self.padding, self.dilation
+        whole = ho * kh <= h and wo * kw <= w
+        return self.stride == (kh, kw) and kh * kw > 1 and pad == (0, 0) and dil == (1, 1) and whole
+
+    def _tiled_max(self, x: Tensor, ho: int, wo: int) -> tuple[Tensor, Tensor] | None:
+        """Tiling windows without copying them: the maximum is a chain of element-wise maxima
+        of the kh*kw strided views, and the first maximum's index comes from arithmetic on
+        floats (bool masks are several times slower). None when a window holds a NaN: the
+        general path finds torch's choice among NaNs (the last one)."""
+        (kh, kw), w = self.kernel_size, x.shape[3]
+        taps = [x[:, :, i : ho * kh : kh, j : wo * kw : kw] for i in range(kh) for j in range(kw)]
+        out = taps[0].maximum(taps[1])
+        for tap in taps[2:]:
+            out = out.maximum(tap)
+        if bool(out.isnan().any()):
+            return None
+        # the first maximum's offset in its window: sum over t of [tap_0..tap_t all below the
+        # maximum] * (offset_{t+1} - offset_t); each factor is sign(max - tap), 1 or 0 (inf - inf
+        # is NaN, whose sign is 0: equal). Offsets are small whole numbers: exact in floats.
+        offsets = [i * w + j for i in range(kh) for j in range(kw)]
+        below = (out - taps[0]).sign_()
+        offset = below * offsets[1]
+        for t in range(1, len(taps) - 1):
+            offset.add_(below.mul_((out - taps[t]).sign_()), alpha=offsets[t + 1] - offsets[t])
+        ys = torch.arange(ho, device=x.device).view(ho, 1) * (kh * w)
+        xs = torch.arange(wo, device=x.device) * kw
+        positions = offset.to(torch.int64).add_(ys + xs)  # flat, in the (h, w) frame
+        return out, positions
 
     def _positions(self, arg: Tensor, ho: int, wo: int, wp: int) -> Tensor:
         """Flat index, in the padded (hp, wp) frame, of the maximum each window picked."""

@@ -21,11 +21,16 @@ def test_activation_parity(name, kw, shape, dtype):
     assert_parity(getattr(impl, name)(**kw), getattr(reference, name)(**kw), S.tensors(shape, dtype, seed=1))
 
 
-@pytest.mark.parametrize("name,kw", ACTIVATIONS)
+SLOPES = [("LeakyReLU", {"negative_slope": s}) for s in (0.0, -0.5, 1.5)]
+
+
+@pytest.mark.parametrize("name,kw", ACTIVATIONS + SLOPES)
 def test_activation_special_values(name, kw):
-    """Gradient at exactly 0 (ReLU: 0, LeakyReLU: slope), infinities, large magnitudes, NaN."""
+    """Gradient at exactly 0 (ReLU: 0, LeakyReLU: slope), infinities, large magnitudes and NaN
+    (torch's ReLU passes the gradient at NaN, LeakyReLU scales it by the slope)."""
     x = torch.tensor(
-        [0.0, -0.0, 1e-30, -1e-30, 50.0, -50.0, 1000.0, -1000.0, float("inf"), float("-inf")], dtype=torch.float64
+        [0.0, -0.0, 1e-30, -1e-30, 50.0, -50.0, 1000.0, -1000.0, float("inf"), float("-inf"), float("nan")],
+        dtype=torch.float64,
     )
     assert_parity(getattr(impl, name)(**kw), getattr(reference, name)(**kw), x)
     nan = torch.tensor([float("nan")])

@@ -1,6 +1,7 @@
 """MaxPool2d against torch.nn.MaxPool2d: landmarks (ties included), hypothesis, errors."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -36,6 +37,34 @@ def test_ties_go_to_the_first_maximum_like_torch(kw):
 def test_infinities_and_unbatched():
     x = torch.tensor([[[1.0, float("-inf")], [float("inf"), 2.0]]])
     assert_parity(impl.MaxPool2d(2), reference.MaxPool2d(2), x)
+
+
+# Windows that tile the input (stride = kernel, no padding or dilation) take a fast path: the
+# maximum over strided views and the first maximum's offset by arithmetic. Ties, infinities,
+# a cropped remainder, ceil_mode that adds no window, channels-last input; NaN falls back.
+TILED = [
+    dict(kernel_size=2),
+    dict(kernel_size=(2, 3)),
+    dict(kernel_size=(3, 1), ceil_mode=True),
+    dict(kernel_size=3, stride=3, ceil_mode=True),
+]
+
+
+@pytest.mark.parametrize("kw", TILED, ids=str)
+@pytest.mark.parametrize("values", ["ties", "infinities", "nan", "random"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_tiled_windows(kw, values, channels_last):
+    x = {
+        "ties": torch.randint(0, 2, (2, 3, 9, 12)).double(),
+        "infinities": torch.tensor([-math.inf, 0.0, math.inf]).double()[torch.randint(0, 3, (2, 3, 9, 12))],
+        "random": S.tensors((2, 3, 10, 13), torch.float64, seed=7),
+    }.get(values)
+    if x is None:  # one NaN in some windows, two in another: torch's choice of NaN is kept
+        x = S.tensors((2, 3, 9, 12), torch.float64, seed=8)
+        x[0, 0, 0, 0] = x[1, 2, 3, 4] = x[1, 2, 3, 5] = float("nan")
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    assert_parity(impl.MaxPool2d(**kw), reference.MaxPool2d(**kw), x)
 
 
 @st.composite
