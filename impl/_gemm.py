@@ -227,7 +227,7 @@ def _tap_weight_grad(xl: Tensor, grad: Tensor, weight_shape: tuple[int, ...], di
     xf = xl.view(-1, c)
     offs = _taps((kh, kw), dilation, xl.shape[2])
     m = xf.shape[0] - offs[-1]  # g is zero past its last valid row: reading up to m adds nothing
-    g = padded_last(grad, (0, 0), xl.shape[1:3]).view(-1, out_c)  # the output gradient in the padded frame
+    g = padded_last(grad, (0, 0), (xl.shape[1], xl.shape[2])).view(-1, out_c)  # the output gradient in the padded frame
     gw = grad.new_empty(kh * kw, c, out_c)
     for b, rows in enumerate(_blocks(m)):
         for t, off in enumerate(offs):
