@@ -146,17 +146,29 @@ def repeat_factor(index: Tensor, in_size: int) -> int | None:
 
 
 def repeat2d(x: Tensor, rh: int, rw: int) -> Tensor:
-    """``gather2d`` for whole-number repeats: a broadcast view and one copy, no indexing."""
+    """``gather2d`` for whole-number repeats: a broadcast view and one copy, no indexing. A
+    channels-last (N, C, H, W) input gives a channels-last output (the copy runs along C)."""
+    if x.dim() == 4 and x.stride(1) == 1 and x.shape[1] > 1:
+        n, c, h, w = x.shape
+        xl = x.permute(0, 2, 3, 1)[:, :, None, :, None, :]
+        return xl.expand(n, h, rh, w, rw, c).reshape(n, h * rh, w * rw, c).permute(0, 3, 1, 2)
     *lead, h, w = x.shape
     return x[..., :, None, :, None].expand(*lead, h, rh, w, rw).reshape(*lead, h * rh, w * rw)
 
 
 def repeat2d_backward(grad: Tensor, rh: int, rw: int) -> Tensor:
-    """Adjoint of :func:`repeat2d`: a sum-pool over each ``rh x rw`` block, as ``rh * rw``
-    strided adds (a reduction over short strided dims is far slower)."""
-    *lead, ho, wo = grad.shape
-    blocks = grad.reshape(*lead, ho // rh, rh, wo // rw, rw)
-    out = blocks[..., 0, :, 0].clone()
-    for t in range(1, rh * rw):
-        out += blocks[..., t // rw, :, t % rw]
+    """Adjoint of :func:`repeat2d`: a sum over each ``rh x rw`` block, as strided adds, the
+    columns first and then the rows (a reduction over short strided dims is far slower)."""
+    out = _block_sum(_block_sum(grad, -1, rw), -2, rh)
+    return out.clone() if out is grad else out
+
+
+def _block_sum(g: Tensor, dim: int, r: int) -> Tensor:
+    """Sum of each run of ``r`` neighbours along the negative ``dim``."""
+    if r == 1:
+        return g
+    parts = g.unflatten(dim, (-1, r)).unbind(dim)
+    out = parts[0] + parts[1]
+    for part in parts[2:]:
+        out += part
     return out
