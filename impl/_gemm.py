@@ -8,13 +8,16 @@ the columns of one GEMM (no per-sample products, no im2col round trip through (N
 - stride 1 reads each tap as a plain 2D slice of the flattened buffer ("shift-GEMM"): tap (i, j)
   is ``X[:, off:off + M]`` with ``off = i*dh*Wp + j*dw``; output pixel (n, y, x) sits at column
   ``n*Hp*Wp + y*Wp + x`` and every valid one lies before ``M``; the rest is cropped away (a view).
-  Three ways to form the sum, picked by the memory they move: gather (small C*kh*kw), scatter
-  (one GEMM over all taps then shifted adds: small O*kh*kw), or one GEMM per tap.
+  Three ways to form the sum (:func:`_strategy`), picked by the memory they move: gather (small
+  C*kh*kw: one GEMM on the gathered patches), scatter (small O*kh*kw: one GEMM over all taps,
+  then shifted adds), or one GEMM per tap (neither small, or a single tap).
 - One GEMM per tap runs channels-last: the padded input is (N*Hp*Wp, C) and tap (i, j) is the row
   block ``X[off:off + M]`` (a view), so each product is (rows, C) @ (C, O): tall and skinny, the shape
   BLAS runs fastest. The rows go in blocks of :data:`BLOCK_ROWS`, every tap of a block in turn, so
   the block's input and output stay in cache instead of streaming through memory once per tap.
   The weight gradient is the same loop with the products transposed: (C, rows) @ (rows, O) per tap.
+- Stride-1 outputs are channels-last (scatter's few channels aside), and the blocks that follow
+  keep that layout, so the next convolution's padded copy is a plain copy, not a transposition.
 - ``conv2d_input_grad`` is the adjoint: the transposed product then a scatter-add of each tap
   into the padded frame (col2im); for stride 1 it is the full correlation with the flipped kernel.
 - Groups are a batch dimension of the products.
@@ -95,10 +98,16 @@ def _output(buffer: Tensor, n: int, frame: Pair, out: Pair) -> Tensor:
     return buffer.view(buffer.shape[0], n, *frame)[:, :, : out[0], : out[1]].transpose(0, 1)
 
 
-def _per_tap(c: int, out_c: int, taps: int, factor: int) -> bool:
-    """Whether a stride-1 product runs one GEMM per tap: neither the gathered patches (C*taps rows)
-    nor the per-tap outputs (O*taps rows) are within ``factor`` times the other side's rows."""
-    return taps > 1 and c * taps > factor * out_c and out_c * taps > factor * c
+def _strategy(c: int, out_c: int, taps: int, factor: int) -> str:
+    """How a stride-1 product is formed, by the memory it moves: ``'gather'`` when the gathered
+    patches (C*taps rows) are within ``factor`` times the O output rows, ``'scatter'`` when the
+    per-tap outputs (O*taps rows) are within ``factor`` times the C input rows, else (and for a
+    single tap, which needs neither) ``'per tap'``."""
+    if taps == 1:
+        return "per tap"
+    if c * taps <= factor * out_c:
+        return "gather"
+    return "scatter" if out_c * taps <= factor * c else "per tap"
 
 
 def conv2d(
@@ -110,21 +119,23 @@ def conv2d(
     hp, wp = h + 2 * padding[0], w + 2 * padding[1]
     ho = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     wo = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    shift = stride == (1, 1) and groups == 1 and n > 0
-    if shift and _per_tap(cg, out_c, kh * kw, 2):
-        out = _tap_conv(padded_last(x, padding), weight, bias, dilation)
-        return out.view(n, hp, wp, out_c)[:, :ho, :wo].permute(0, 3, 1, 2)
-    xp = padded(x, padding)
-    if shift:
-        out = _shift_conv(xp, weight, dilation)
-        frame: Pair = (hp, wp)
-    else:
-        cols = gather(xp, (kh, kw), stride, dilation, (ho, wo))
-        out = (weight.reshape(groups, out_c // groups, -1) @ _grouped(cols, groups)).view(out_c, -1)
-        frame = (ho, wo)
+    if stride == (1, 1) and groups == 1 and n > 0:
+        strategy = _strategy(cg, out_c, kh * kw, 2)
+        if strategy == "scatter":  # few outputs: channel-first (O, N*Hp*Wp)
+            out = _scatter_conv(padded_last(x, padding), weight, dilation)
+            if bias is not None:
+                out += bias.view(-1, 1)
+            return _output(out, n, (hp, wp), (ho, wo))
+        if strategy == "gather":
+            out = _gather_conv(padded(x, padding), weight, bias, dilation)
+        else:
+            out = _tap_conv(padded_last(x, padding), weight, bias, dilation)
+        return out.view(n, hp, wp, out_c)[:, :ho, :wo].permute(0, 3, 1, 2)  # channels-last
+    cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
+    out = (weight.reshape(groups, out_c // groups, -1) @ _grouped(cols, groups)).view(out_c, -1)
     if bias is not None:
         out += bias.view(-1, 1)
-    return _output(out, n, frame, (ho, wo))
+    return _output(out, n, (ho, wo), (ho, wo))
 
 
 def _blocks(rows: int) -> list[slice]:
@@ -155,24 +166,36 @@ def _tap_conv(xl: Tensor, weight: Tensor, bias: Tensor | None, dilation: Pair) -
     return out
 
 
-def _shift_conv(xp: Tensor, weight: Tensor, dilation: Pair) -> Tensor:
-    """Stride-1 correlation in the flat frame of ``xp``: (O, N*Hp*Wp), valid columns first.
-    For the products :func:`_per_tap` declines: a gather or a scatter."""
+def _gather_conv(xp: Tensor, weight: Tensor, bias: Tensor | None, dilation: Pair) -> Tensor:
+    """Stride-1 correlation for few input channels: the patches of a channel-first padded ``xp``
+    gathered as (C*taps, M), one GEMM with them transposed: (N*Hp*Wp, O), valid rows first."""
     out_c, c, kh, kw = weight.shape
     xf = xp.view(c, -1)
-    offs = _taps((kh, kw), dilation, xp.shape[-1])
+    m = xf.shape[1] - _taps((kh, kw), dilation, xp.shape[-1])[-1]
+    out = xp.new_empty(xf.shape[1], out_c)
+    cols = _shift_columns(xf, (kh, kw), dilation, xp.shape[-1], m)
+    out[:m].addmm_(cols.t(), weight.reshape(out_c, c * kh * kw).t(), beta=0)
+    if bias is not None:
+        out[:m] += bias
+    out[m:] = 0
+    return out
+
+
+def _scatter_conv(xl: Tensor, weight: Tensor, dilation: Pair) -> Tensor:
+    """Stride-1 correlation for few output channels: one GEMM of every tap's weights with the
+    channels-last padded ``xl`` read as (C, N*Hp*Wp), then shifted adds: (O, N*Hp*Wp), valid
+    columns first."""
+    out_c, c, kh, kw = weight.shape
+    xf = xl.view(-1, c).t()
+    offs = _taps((kh, kw), dilation, xl.shape[2])
     length = xf.shape[1]
     m = length - offs[-1]
-    out = xp.new_empty(out_c, length)
+    y = weight.permute(2, 3, 0, 1).reshape(kh * kw * out_c, c) @ xf
+    out = xl.new_empty(out_c, length)
     head = out[:, :m]
-    taps = kh * kw
-    if c * taps <= 2 * out_c or taps == 1:  # gather: the patch copy is small next to the output
-        head.copy_(weight.reshape(out_c, c * taps) @ _shift_columns(xf, (kh, kw), dilation, xp.shape[-1], m))
-    else:  # scatter: one GEMM over all taps, then shifted adds
-        y = weight.permute(2, 3, 0, 1).reshape(taps * out_c, c) @ xf
-        head.copy_(y[:out_c, :m])
-        for t in range(1, taps):
-            head += y[t * out_c : (t + 1) * out_c, offs[t] : offs[t] + m]
+    head.copy_(y[:out_c, :m])
+    for t in range(1, kh * kw):
+        head += y[t * out_c : (t + 1) * out_c, offs[t] : offs[t] + m]
     out[:, m:] = 0  # columns past the last valid pixel: never read, but keep them defined
     return out
 
@@ -209,48 +232,55 @@ def conv2d_weight_grad(
     (so a transposed convolution's extra output_padding rows are simply never read)."""
     out_c, cg, kh, kw = weight_shape
     n, _, ho, wo = grad.shape
-    shift = stride == (1, 1) and groups == 1 and n > 0
-    if shift and _per_tap(cg, out_c, kh * kw, 4):
-        return _tap_weight_grad(padded_last(x, padding), grad, weight_shape, dilation)
-    xp = padded(x, padding)
-    if shift:
-        return _shift_weight_grad(xp, grad, weight_shape, dilation)
-    cols = gather(xp, (kh, kw), stride, dilation, (ho, wo))
+    if stride == (1, 1) and groups == 1 and n > 0:
+        strategy = _strategy(cg, out_c, kh * kw, 4)
+        if strategy == "scatter":
+            return _scatter_weight_grad(padded_last(x, padding), grad, weight_shape, dilation)
+        frame = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
+        g = padded_last(grad, (0, 0), frame)  # the output gradient in the padded frame, zero beyond
+        if strategy == "gather":
+            return _gather_weight_grad(padded(x, padding), g, weight_shape, dilation)
+        return _tap_weight_grad(padded_last(x, padding), g, weight_shape, dilation)
+    cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
     g = grad.transpose(0, 1).reshape(out_c, n * ho * wo)
     return (_grouped(g, groups) @ _grouped(cols, groups).transpose(1, 2)).view(weight_shape)
 
 
-def _tap_weight_grad(xl: Tensor, grad: Tensor, weight_shape: tuple[int, ...], dilation: Pair) -> Tensor:
+def _tap_weight_grad(xl: Tensor, gl: Tensor, weight_shape: tuple[int, ...], dilation: Pair) -> Tensor:
     """:func:`_tap_conv`'s products transposed: tap t's gradient is the sum over row blocks of
-    (shifted input rows)^T @ (gradient rows), (C, O)."""
+    (shifted input rows)^T @ (gradient rows), (C, O); ``gl`` is the output gradient in the
+    padded frame, channels-last."""
     out_c, c, kh, kw = weight_shape
     xf = xl.view(-1, c)
     offs = _taps((kh, kw), dilation, xl.shape[2])
     m = xf.shape[0] - offs[-1]  # g is zero past its last valid row: reading up to m adds nothing
-    g = padded_last(grad, (0, 0), (xl.shape[1], xl.shape[2])).view(-1, out_c)  # the output gradient in the padded frame
-    gw = grad.new_empty(kh * kw, c, out_c)
+    g = gl.view(-1, out_c)
+    gw = g.new_empty(kh * kw, c, out_c)
     for b, rows in enumerate(_blocks(m)):
         for t, off in enumerate(offs):
             gw[t].addmm_(xf[_shifted(rows, off)].t(), g[rows], beta=min(b, 1))  # beta=0: gw starts empty
     return gw.view(kh, kw, c, out_c).permute(3, 2, 0, 1)
 
 
-def _shift_weight_grad(xp: Tensor, grad: Tensor, weight_shape: tuple[int, ...], dilation: Pair) -> Tensor:
-    """The weight gradient of the products :func:`_per_tap` declines: one GEMM on gathered shifted
-    inputs (or on gathered shifted output gradients)."""
+def _gather_weight_grad(xp: Tensor, gl: Tensor, weight_shape: tuple[int, ...], dilation: Pair) -> Tensor:
+    """Few input channels: one GEMM of the output gradient (channels-last, padded frame) with the
+    shifted inputs gathered from the channel-first ``xp``."""
     out_c, c, kh, kw = weight_shape
-    n, _, ho, wo = grad.shape
-    hp, wp = xp.shape[2:]
     xf = xp.view(c, -1)
-    offs = _taps((kh, kw), dilation, wp)
-    m = xf.shape[1] - offs[-1]  # g is zero past its last valid column: reading up to m adds nothing
-    g = padded(grad, (0, 0), (hp, wp)).view(out_c, -1)  # the output gradient in the padded frame
-    taps = kh * kw
-    if c * taps <= 4 * out_c or taps == 1:  # gather the shifted inputs: one GEMM
-        return (g[:, :m] @ _shift_columns(xf, (kh, kw), dilation, wp, m).t()).view(weight_shape)
-    # gather the shifted output gradients instead: one GEMM
+    m = xf.shape[1] - _taps((kh, kw), dilation, xp.shape[-1])[-1]  # g is zero past row m
+    cols = _shift_columns(xf, (kh, kw), dilation, xp.shape[-1], m)
+    return (gl.view(-1, out_c)[:m].t() @ cols.t()).view(weight_shape)
+
+
+def _scatter_weight_grad(xl: Tensor, grad: Tensor, weight_shape: tuple[int, ...], dilation: Pair) -> Tensor:
+    """Few output channels: one GEMM of the shifted output gradients, gathered channel-first, with
+    the channels-last padded input."""
+    out_c, c, kh, kw = weight_shape
+    hp, wp = xl.shape[1:3]
+    xf = xl.view(-1, c)
+    last = _taps((kh, kw), dilation, wp)[-1]
     # row (o, i', j') reads G shifted right by off(kh-1-i', kw-1-j') = last - off(i, j)
-    gp = grad.new_zeros(out_c, offs[-1] + g.shape[1])
-    gp[:, offs[-1] :] = g
-    stacked = _shift_columns(gp, (kh, kw), dilation, wp, xf.shape[1])
-    return (stacked @ xf.t()).view(out_c, kh, kw, c).flip(1, 2).permute(0, 3, 1, 2)
+    gp = grad.new_zeros(out_c, last + xf.shape[0])
+    gp[:, last:] = padded(grad, (0, 0), (hp, wp)).view(out_c, -1)
+    stacked = _shift_columns(gp, (kh, kw), dilation, wp, xf.shape[0])
+    return (stacked @ xf).view(out_c, kh, kw, c).flip(1, 2).permute(0, 3, 1, 2)

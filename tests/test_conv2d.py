@@ -67,6 +67,7 @@ LAYOUTS = {
     "batch of one": lambda x: x[:1],
     "non-contiguous": lambda x: x.transpose(2, 3).contiguous().transpose(2, 3)[:, :, ::2],
     "channels_last": lambda x: x.contiguous(memory_format=torch.channels_last),
+    "contiguous": lambda x: x,
 }
 
 
@@ -82,18 +83,21 @@ def test_layouts(layout, padding_mode, dtype):
 # Stride-1 products pick one of three GEMM forms by their channel counts (impl._gemm): the
 # gathered patches (few input channels), the scattered per-tap outputs (few output channels) or
 # one product per tap over channels-last row blocks; blocks of 5 rows leave a ragged last block.
-STRATEGIES = {"gather": (1, 8), "scatter": (8, 1), "per tap": (4, 4)}
+# (in channels, out channels, kernel); the input gradient swaps in and out, so "gather" and
+# "scatter" each run the other strategy backwards.
+STRATEGIES = {"gather": (1, 8, 3), "scatter": (8, 1, 3), "per tap": (4, 4, 3), "single tap": (3, 5, 1)}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("dilation,padding", [(1, 1), (2, (2, 1))])
 @pytest.mark.parametrize("block_rows", [5, 8192])
-def test_stride1_strategies(strategy, dilation, padding, block_rows, dtype, monkeypatch):
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_stride1_strategies(strategy, dilation, padding, block_rows, layout, dtype, monkeypatch):
     monkeypatch.setattr(impl._gemm, "BLOCK_ROWS", block_rows)
-    c, o = STRATEGIES[strategy]
-    x = S.tensors((2, c, 7, 6), dtype, seed=6)
-    kw = dict(in_channels=c, out_channels=o, kernel_size=3, padding=padding, dilation=dilation)
+    c, o, k = STRATEGIES[strategy]
+    x = LAYOUTS[layout](S.tensors((2, c, 7, 6), dtype, seed=6))
+    kw = dict(in_channels=c, out_channels=o, kernel_size=k, padding=padding, dilation=dilation)
     assert_parity(*pair_of(kw), x, noncontiguous_grad=True)
 
 
