@@ -119,18 +119,18 @@ def conv2d(
     hp, wp = h + 2 * padding[0], w + 2 * padding[1]
     ho = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     wo = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    if stride == (1, 1) and groups == 1 and n > 0:
+    if groups == 1 and n > 0:
         strategy = _strategy(cg, out_c, kh * kw, 2)
-        if strategy == "scatter":  # few outputs: channel-first (O, N*Hp*Wp)
+        if strategy == "per tap":
+            return _tap_conv(x, weight, bias, stride, padding, dilation, (ho, wo))
+        if stride == (1, 1) and strategy == "scatter":  # few outputs: channel-first (O, N*Hp*Wp)
             out = _scatter_conv(padded_last(x, padding), weight, dilation)
             if bias is not None:
                 out += bias.view(-1, 1)
             return _output(out, n, (hp, wp), (ho, wo))
-        if strategy == "gather":
+        if stride == (1, 1):  # gather
             out = _gather_conv(padded(x, padding), weight, bias, dilation)
-        else:
-            out = _tap_conv(padded_last(x, padding), weight, bias, dilation)
-        return out.view(n, hp, wp, out_c)[:, :ho, :wo].permute(0, 3, 1, 2)  # channels-last
+            return out.view(n, hp, wp, out_c)[:, :ho, :wo].permute(0, 3, 1, 2)  # channels-last
     cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
     out = (weight.reshape(groups, out_c // groups, -1) @ _grouped(cols, groups)).view(out_c, -1)
     if bias is not None:
@@ -146,24 +146,73 @@ def _shifted(rows: slice, off: int) -> slice:
     return slice(rows.start + off, rows.stop + off)
 
 
-def _tap_conv(xl: Tensor, weight: Tensor, bias: Tensor | None, dilation: Pair) -> Tensor:
-    """Stride-1 correlation of a channels-last padded ``xl`` (N, Hp, Wp, C), one GEMM per tap in
-    blocks of rows: (N*Hp*Wp, O), valid rows first."""
-    out_c, c, kh, kw = weight.shape
-    xf = xl.view(-1, c)
-    offs = _taps((kh, kw), dilation, xl.shape[2])
-    m = xf.shape[0] - offs[-1]
-    taps = weight.permute(2, 3, 1, 0).reshape(kh * kw, c, out_c)  # tap t: (C, O)
-    out = xl.new_empty(xf.shape[0], out_c)
+def _phases(x: Tensor, padding: Pair, stride: Pair) -> tuple[Tensor, Pair]:
+    """The zero-padded input split by stride phase, channels-last: (sh*sw, N*Hq*Wq, C), where
+    phase (a, b) holds the padded pixel (sh*Y + a, sw*X + b) at frame position (Y, X), and the
+    frame (Hq, Wq). A strided correlation is then a stride-1 one per phase (one phase for stride 1:
+    the padded copy itself)."""
+    n, c, h, w = x.shape
+    sh, sw = stride
+    hq, wq = -(-(h + 2 * padding[0]) // sh), -(-(w + 2 * padding[1]) // sw)
+    xl = padded_last(x, padding, (hq * sh, wq * sw))
+    if stride != (1, 1):
+        xl = xl.view(n, hq, sh, wq, sw, c).permute(2, 4, 0, 1, 3, 5).contiguous()
+    return xl.view(sh * sw, -1, c), (hq, wq)
+
+
+def _phase_taps(kernel: Pair, stride: Pair, dilation: Pair, wq: int) -> list[tuple[int, int]]:
+    """(phase, row offset in the phase frame) of each kernel tap (i, j), in weight order: tap
+    (i, j) of output (Y, X) reads padded row sh*Y + i*dh = sh*(Y + p) + a, with (p, a) =
+    divmod(i*dh, sh), and likewise for columns."""
+    taps = []
+    for i in range(kernel[0]):
+        p, a = divmod(i * dilation[0], stride[0])
+        for j in range(kernel[1]):
+            q, b = divmod(j * dilation[1], stride[1])
+            taps.append((a * stride[1] + b, p * wq + q))
+    return taps
+
+
+def _tap_conv(
+    x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair, dilation: Pair, out: Pair
+) -> Tensor:
+    """Correlation with one GEMM per tap, channels-last, in blocks of rows of the phase frame:
+    output (Y, X) of image n is row n*Hq*Wq + Y*Wq + X, and every valid row lies below m (the
+    frame size less the largest offset). Returns the (N, O, Ho, Wo) channels-last view."""
+    n, out_c, (kh, kw) = x.shape[0], weight.shape[0], weight.shape[2:]
+    xs, (hq, wq) = _phases(x, padding, stride)
+    taps = _phase_taps((kh, kw), stride, dilation, wq)
+    length = xs.shape[1]
+    m = length - max(off for _, off in taps)
+    w = weight.permute(2, 3, 1, 0).reshape(kh * kw, -1, out_c)  # tap t: (C, O)
+    y = x.new_empty(length, out_c)
     for rows in _blocks(m):
-        block = out[rows]
-        block.addmm_(xf[rows], taps[0], beta=0)  # beta=0: the empty block is never read
-        for t in range(1, kh * kw):
-            block.addmm_(xf[_shifted(rows, offs[t])], taps[t])
+        block = y[rows]
+        for t, (phase, off) in enumerate(taps):
+            block.addmm_(xs[phase][_shifted(rows, off)], w[t], beta=min(t, 1))  # beta=0: never read
         if bias is not None:
             block += bias
-    out[m:] = 0  # rows past the last valid pixel: never read, but keep them defined
-    return out
+    y[m:] = 0  # rows past the last valid pixel: never read, but keep them defined
+    return y.view(n, hq, wq, out_c)[:, : out[0], : out[1]].permute(0, 3, 1, 2)
+
+
+def _tap_input_grad(grad: Tensor, weight: Tensor, stride: Pair, padding: Pair, dilation: Pair, size: Pair) -> Tensor:
+    """Adjoint of :func:`_tap_conv`: each tap's product (gradient rows) @ (O, C) weights is added
+    into the rows of its phase it was read from; the phases are then put back together and the
+    padding cropped. Returns the (N, C, *size) channels-last view."""
+    n, out_c = grad.shape[:2]
+    c, (kh, kw), (sh, sw) = weight.shape[1], weight.shape[2:], stride
+    hq, wq = -(-(size[0] + 2 * padding[0]) // sh), -(-(size[1] + 2 * padding[1]) // sw)
+    g = padded_last(grad, (0, 0), (hq, wq)).view(-1, out_c)  # zero beyond the valid outputs
+    taps = _phase_taps((kh, kw), stride, dilation, wq)
+    m = g.shape[0] - max(off for _, off in taps)
+    w = weight.permute(2, 3, 0, 1).reshape(kh * kw, out_c, c)  # tap t: (O, C)
+    gx = grad.new_zeros(sh * sw, g.shape[0], c)
+    for rows in _blocks(m):
+        for t, (phase, off) in enumerate(taps):
+            gx[phase][_shifted(rows, off)].addmm_(g[rows], w[t])
+    full = gx.view(sh, sw, n, hq, wq, c).permute(2, 3, 0, 4, 1, 5).reshape(n, hq * sh, wq * sw, c)
+    return full[:, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]].permute(0, 3, 1, 2)
 
 
 def _gather_conv(xp: Tensor, weight: Tensor, bias: Tensor | None, dilation: Pair) -> Tensor:
@@ -212,6 +261,8 @@ def conv2d_input_grad(
     if stride == (1, 1) and groups == 1 and n > 0 and min(full) >= 0 and natural == tuple(size):
         # the full correlation of the gradient with the flipped kernel, channels swapped
         return conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, (1, 1), full, dilation, 1)
+    if groups == 1 and n > 0 and _strategy(out_c, c, kh * kw, 2) == "per tap":
+        return _tap_input_grad(grad, weight, stride, padding, dilation, size)
     g = grad.transpose(0, 1).reshape(out_c, n * ho * wo)
     cols = weight.reshape(groups, out_c // groups, -1).transpose(1, 2) @ _grouped(g, groups)
     cols = cols.view(c, kh, kw, n, ho, wo)
@@ -232,33 +283,35 @@ def conv2d_weight_grad(
     (so a transposed convolution's extra output_padding rows are simply never read)."""
     out_c, cg, kh, kw = weight_shape
     n, _, ho, wo = grad.shape
-    if stride == (1, 1) and groups == 1 and n > 0:
+    if groups == 1 and n > 0:
         strategy = _strategy(cg, out_c, kh * kw, 4)
-        if strategy == "scatter":
+        if strategy == "per tap":
+            return _tap_weight_grad(x, grad, weight_shape, stride, padding, dilation)
+        if stride == (1, 1) and strategy == "scatter":
             return _scatter_weight_grad(padded_last(x, padding), grad, weight_shape, dilation)
-        frame = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
-        g = padded_last(grad, (0, 0), frame)  # the output gradient in the padded frame, zero beyond
-        if strategy == "gather":
+        if stride == (1, 1):  # gather
+            frame = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
+            g = padded_last(grad, (0, 0), frame)  # the output gradient in the padded frame, zero beyond
             return _gather_weight_grad(padded(x, padding), g, weight_shape, dilation)
-        return _tap_weight_grad(padded_last(x, padding), g, weight_shape, dilation)
     cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
     g = grad.transpose(0, 1).reshape(out_c, n * ho * wo)
     return (_grouped(g, groups) @ _grouped(cols, groups).transpose(1, 2)).view(weight_shape)
 
 
-def _tap_weight_grad(xl: Tensor, gl: Tensor, weight_shape: tuple[int, ...], dilation: Pair) -> Tensor:
+def _tap_weight_grad(
+    x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair
+) -> Tensor:
     """:func:`_tap_conv`'s products transposed: tap t's gradient is the sum over row blocks of
-    (shifted input rows)^T @ (gradient rows), (C, O); ``gl`` is the output gradient in the
-    padded frame, channels-last."""
+    (its phase's shifted input rows)^T @ (gradient rows), (C, O)."""
     out_c, c, kh, kw = weight_shape
-    xf = xl.view(-1, c)
-    offs = _taps((kh, kw), dilation, xl.shape[2])
-    m = xf.shape[0] - offs[-1]  # g is zero past its last valid row: reading up to m adds nothing
-    g = gl.view(-1, out_c)
+    xs, (hq, wq) = _phases(x, padding, stride)
+    g = padded_last(grad, (0, 0), (hq, wq)).view(-1, out_c)  # zero beyond the valid outputs
+    taps = _phase_taps((kh, kw), stride, dilation, wq)
+    m = g.shape[0] - max(off for _, off in taps)  # g is zero from row m on: reading up to m adds nothing
     gw = g.new_empty(kh * kw, c, out_c)
     for b, rows in enumerate(_blocks(m)):
-        for t, off in enumerate(offs):
-            gw[t].addmm_(xf[_shifted(rows, off)].t(), g[rows], beta=min(b, 1))  # beta=0: gw starts empty
+        for t, (phase, off) in enumerate(taps):
+            gw[t].addmm_(xs[phase][_shifted(rows, off)].t(), g[rows], beta=min(b, 1))  # beta=0: gw starts empty
     return gw.view(kh, kw, c, out_c).permute(3, 2, 0, 1)
 
 

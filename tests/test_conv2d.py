@@ -80,9 +80,10 @@ def test_layouts(layout, padding_mode, dtype):
     assert_parity(*pair_of(kw), x, noncontiguous_grad=layout == "non-contiguous")
 
 
-# Stride-1 products pick one of three GEMM forms by their channel counts (impl._gemm): the
-# gathered patches (few input channels), the scattered per-tap outputs (few output channels) or
-# one product per tap over channels-last row blocks; blocks of 5 rows leave a ragged last block.
+# Products pick their GEMM form by their channel counts (impl._gemm): the gathered patches (few
+# input channels), the scattered per-tap outputs (few output channels) or one product per tap
+# over channels-last row blocks (strided: per stride phase); blocks of 5 rows leave a ragged
+# last block. Strided convolutions have per tap or else the general gathered patches.
 # (in channels, out channels, kernel); the input gradient swaps in and out, so "gather" and
 # "scatter" each run the other strategy backwards.
 STRATEGIES = {"gather": (1, 8, 3), "scatter": (8, 1, 3), "per tap": (4, 4, 3), "single tap": (3, 5, 1)}
@@ -93,11 +94,12 @@ STRATEGIES = {"gather": (1, 8, 3), "scatter": (8, 1, 3), "per tap": (4, 4, 3), "
 @pytest.mark.parametrize("dilation,padding", [(1, 1), (2, (2, 1))])
 @pytest.mark.parametrize("block_rows", [5, 8192])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_stride1_strategies(strategy, dilation, padding, block_rows, layout, dtype, monkeypatch):
+@pytest.mark.parametrize("stride", [1, 2, (3, 2)])
+def test_strategies(strategy, dilation, padding, block_rows, layout, stride, dtype, monkeypatch):
     monkeypatch.setattr(impl._gemm, "BLOCK_ROWS", block_rows)
     c, o, k = STRATEGIES[strategy]
     x = LAYOUTS[layout](S.tensors((2, c, 7, 6), dtype, seed=6))
-    kw = dict(in_channels=c, out_channels=o, kernel_size=k, padding=padding, dilation=dilation)
+    kw = dict(in_channels=c, out_channels=o, kernel_size=k, stride=stride, padding=padding, dilation=dilation)
     assert_parity(*pair_of(kw), x, noncontiguous_grad=True)
 
 

@@ -22,6 +22,20 @@ def pair_of(**kw):
     return impl.ConvTranspose2d(**kw), reference.ConvTranspose2d(**kw)
 
 
+# The forward is the adjoint of Conv2d's products (impl._gemm): one product per tap added into
+# its stride phase, in row blocks (5 rows: a ragged last block), or the gathered-patch col2im
+# for few channels; its backward runs Conv2d's forward and weight-gradient strategies.
+@pytest.mark.parametrize("channels", [(4, 4), (1, 8), (8, 1)], ids=["per tap", "few in", "few out"])
+@pytest.mark.parametrize("sdo", [(1, 1, 0), (2, 1, 1), ((3, 2), 2, (1, 1))])
+@pytest.mark.parametrize("block_rows", [5, 8192])
+def test_strategies(channels, sdo, block_rows, monkeypatch):
+    monkeypatch.setattr(impl._gemm, "BLOCK_ROWS", block_rows)
+    stride, dilation, output_padding = sdo
+    x = S.tensors((2, channels[0], 5, 4), torch.float64, seed=9).contiguous(memory_format=torch.channels_last)
+    kw = dict(kernel_size=3, stride=stride, padding=1, output_padding=output_padding, dilation=dilation)
+    assert_parity(*pair_of(in_channels=channels[0], out_channels=channels[1], **kw), x, noncontiguous_grad=True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel,padding,sdo", GRID)
 def test_kernel_padding_output_padding_grid(kernel, padding, sdo, dtype):
