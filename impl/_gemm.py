@@ -131,6 +131,12 @@ def conv2d(
         if stride == (1, 1):  # gather
             out = _gather_conv(padded(x, padding), weight, bias, dilation)
             return out.view(n, hp, wp, out_c)[:, :ho, :wo].permute(0, 3, 1, 2)  # channels-last
+        # strided, few channels: the gathered patches, transposed in the product: channels-last
+        cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
+        out = cols.t() @ weight.reshape(out_c, -1).t()
+        if bias is not None:
+            out += bias
+        return out.view(n, ho, wo, out_c).permute(0, 3, 1, 2)
     cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
     out = (weight.reshape(groups, out_c // groups, -1) @ _grouped(cols, groups)).view(out_c, -1)
     if bias is not None:
@@ -293,6 +299,9 @@ def conv2d_weight_grad(
             frame = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
             g = padded_last(grad, (0, 0), frame)  # the output gradient in the padded frame, zero beyond
             return _gather_weight_grad(padded(x, padding), g, weight_shape, dilation)
+        # strided, few channels: the gradient channels-last (a view when it is) times the patches
+        cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
+        return (grad.permute(0, 2, 3, 1).reshape(-1, out_c).t() @ cols.t()).view(weight_shape)
     cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
     g = grad.transpose(0, 1).reshape(out_c, n * ho * wo)
     return (_grouped(g, groups) @ _grouped(cols, groups).transpose(1, 2)).view(weight_shape)
