@@ -269,7 +269,10 @@ def conv2d_input_grad(
         return conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, (1, 1), full, dilation, 1)
     if groups == 1 and n > 0 and _strategy(out_c, c, kh * kw, 2) == "per tap":
         return _tap_input_grad(grad, weight, stride, padding, dilation, size)
-    g = grad.transpose(0, 1).reshape(out_c, n * ho * wo)
+    if groups == 1:  # (O, N*Ho*Wo): a view of a channels-last gradient
+        g = grad.permute(0, 2, 3, 1).reshape(-1, out_c).t()
+    else:
+        g = grad.transpose(0, 1).reshape(out_c, n * ho * wo)
     cols = weight.reshape(groups, out_c // groups, -1).transpose(1, 2) @ _grouped(g, groups)
     cols = cols.view(c, kh, kw, n, ho, wo)
     frame = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
