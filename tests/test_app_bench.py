@@ -55,13 +55,13 @@ def test_markdown_flags_missed_targets():
             {"case": "slow", "threads": 1, "impl_ms": 3.0, "reference_ms": 2.0, "ratio": 1.5, "unit": "ms"},
             {"case": "memory", "threads": 1, "impl_ms": 13.0, "reference_ms": 10.0, "ratio": 1.3, "unit": "MiB"},
         ],
-        "gflops": {1: (10.0, 20.0)},
+        "gflops": {1: (10.0, 30.0, 20.0)},
     }
     text = bench.markdown(result)
     assert "| fast | 1 | 1.00 ms | 2.00 ms | 0.50 |" in text
     assert "| slow | 1 | 3.00 ms | 2.00 ms | 1.50 ✗ |" in text
     assert "| memory | 1 | 13.00 MiB | 10.00 MiB | 1.30 ✗ |" in text
-    assert "Worst time ratio: **1.50**" in text and "| 1 | 10.0 | 20.0 | 0.50 |" in text
+    assert "Worst time ratio: **1.50**" in text and "| 1 | 10.0 | 30.0 | 20.0 | 0.50 | 1.50 |" in text
 
 
 @pytest.mark.parametrize("flags", [["--threads", "0"], ["--batches", "-1"], ["--repeats", "0"]])

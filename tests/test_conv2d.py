@@ -127,3 +127,48 @@ def test_hypothesis(config, dtype, seed):
 def test_gradcheck(kw):
     x = S.tensors((2, 4, 6, 5), torch.float64, seed=5)
     assert gradcheck(impl.Conv2d(4, 4, **kw), x)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_scratch_buffers_never_reach_results(stride):
+    """The engine reuses scratch buffers (impl._gemm.workspace) across calls: no output or gradient
+    may alias one, and a later call of another size must not change an earlier result."""
+    conv = impl.Conv2d(4, 6, 3, stride=stride, padding=1)
+    x1, x2 = S.tensors((2, 4, 9, 8), torch.float64, seed=10), S.tensors((3, 4, 11, 12), torch.float64, seed=11)
+    conv.double()
+    y1 = conv(x1)
+    g1 = conv.backward(torch.ones_like(y1))
+    kept = y1.clone(), g1.clone(), conv._grads["weight"].clone()
+    y2 = conv(x2)
+    conv.backward(torch.ones_like(y2))
+    assert torch.equal(y1, kept[0]) and torch.equal(g1, kept[1])
+    conv.zero_grad()
+    conv(x1)
+    conv.backward(torch.ones_like(y1))
+    assert torch.equal(conv._grads["weight"], kept[2])
+
+
+def test_scratch_buffers_are_per_thread():
+    """Two threads running convolutions at once get the results they get alone."""
+    import sys
+    import threading
+
+    conv = impl.Conv2d(8, 8, 3, padding=1).double()
+    inputs = [S.tensors((4, 8, 24, 24), torch.float64, seed=s) for s in range(2)]
+    alone = [conv(x) for x in inputs]
+    results: list = [None, None]
+
+    def work(i):
+        results[i] = all(torch.equal(conv.forward(inputs[i]), alone[i]) for _ in range(30))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert results == [True, True]

