@@ -28,10 +28,7 @@ any strides.
 
 from __future__ import annotations
 
-import math
-import threading
-
-from torch import Tensor, device, dtype
+from torch import Tensor
 
 Pair = tuple[int, int]
 
@@ -51,36 +48,13 @@ def padded(x: Tensor, padding: Pair, size: Pair | None = None) -> Tensor:
     return xp
 
 
-class _Workspaces(threading.local):
-    def __init__(self) -> None:
-        self.buffers: dict[tuple[str, dtype, device], Tensor] = {}
-
-
-_workspaces = _Workspaces()
-
-
-def workspace(role: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
-    """A scratch tensor of ``shape`` (dtype and device of ``like``) for a temporary that never
-    leaves this module: one buffer per role, thread and dtype/device, grown when too small and
-    reused by every later call. Fresh large buffers cost page faults on first touch (a fifth of
-    a training step's time went to the kernel); reused ones do not. Contents are undefined."""
-    size = math.prod(shape)
-    key = (role, like.dtype, like.device)
-    buffer = _workspaces.buffers.get(key)
-    if buffer is None or buffer.numel() < size:
-        buffer = like.new_empty(size)
-        _workspaces.buffers[key] = buffer
-    return buffer[:size].view(shape)
-
-
-def padded_last(x: Tensor, padding: Pair, size: Pair | None = None, role: str | None = None) -> Tensor:
+def padded_last(x: Tensor, padding: Pair, size: Pair | None = None) -> Tensor:
     """(N, Hp, Wp, C) zero-padded, channels-last copy of (N, C, H, W) ``x``; ``size`` (Hp, Wp)
-    may ask for extra zero rows/columns at the bottom/right. Only the border is zeroed. With a
-    ``role``, the copy is that :func:`workspace` (valid until the role's next use)."""
+    may ask for extra zero rows/columns at the bottom/right. Only the border is zeroed."""
     n, c, h, w = x.shape
     hp, wp = size or (h + 2 * padding[0], w + 2 * padding[1])
     top, left = padding
-    xp = x.new_empty(n, hp, wp, c) if role is None else workspace(role, (n, hp, wp, c), x)
+    xp = x.new_empty(n, hp, wp, c)
     xp[:, :top] = 0
     xp[:, top + h :] = 0
     xp[:, top : top + h, :left] = 0
@@ -186,12 +160,10 @@ def _phases(x: Tensor, padding: Pair, stride: Pair) -> tuple[Tensor, Pair]:
     n, c, h, w = x.shape
     sh, sw = stride
     hq, wq = -(-(h + 2 * padding[0]) // sh), -(-(w + 2 * padding[1]) // sw)
-    xl = padded_last(x, padding, (hq * sh, wq * sw), role="padded")
-    if stride == (1, 1):
-        return xl.view(1, -1, c), (hq, wq)
-    xs = workspace("phases", (sh, sw, n, hq, wq, c), x)
-    xs.copy_(xl.view(n, hq, sh, wq, sw, c).permute(2, 4, 0, 1, 3, 5))
-    return xs.view(sh * sw, -1, c), (hq, wq)
+    xl = padded_last(x, padding, (hq * sh, wq * sw))
+    if stride != (1, 1):
+        xl = xl.view(n, hq, sh, wq, sw, c).permute(2, 4, 0, 1, 3, 5).contiguous()
+    return xl.view(sh * sw, -1, c), (hq, wq)
 
 
 def _phase_taps(kernel: Pair, stride: Pair, dilation: Pair, wq: int) -> list[tuple[int, int]]:
@@ -237,7 +209,7 @@ def _tap_input_grad(grad: Tensor, weight: Tensor, stride: Pair, padding: Pair, d
     n, out_c = grad.shape[:2]
     c, (kh, kw), (sh, sw) = weight.shape[1], weight.shape[2:], stride
     hq, wq = -(-(size[0] + 2 * padding[0]) // sh), -(-(size[1] + 2 * padding[1]) // sw)
-    g = padded_last(grad, (0, 0), (hq, wq), role="grad").view(-1, out_c)  # zero beyond the valid outputs
+    g = padded_last(grad, (0, 0), (hq, wq)).view(-1, out_c)  # zero beyond the valid outputs
     taps = _phase_taps((kh, kw), stride, dilation, wq)
     m = g.shape[0] - max(off for _, off in taps)
     w = weight.permute(2, 3, 0, 1).reshape(kh * kw, out_c, c)  # tap t: (O, C)
@@ -345,7 +317,7 @@ def _tap_weight_grad(
     (its phase's shifted input rows)^T @ (gradient rows), (C, O)."""
     out_c, c, kh, kw = weight_shape
     xs, (hq, wq) = _phases(x, padding, stride)
-    g = padded_last(grad, (0, 0), (hq, wq), role="grad").view(-1, out_c)  # zero beyond the valid outputs
+    g = padded_last(grad, (0, 0), (hq, wq)).view(-1, out_c)  # zero beyond the valid outputs
     taps = _phase_taps((kh, kw), stride, dilation, wq)
     m = g.shape[0] - max(off for _, off in taps)  # g is zero from row m on: reading up to m adds nothing
     gw = g.new_empty(kh * kw, c, out_c)
