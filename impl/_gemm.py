@@ -28,6 +28,8 @@ any strides.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from torch import Tensor
 
 Pair = tuple[int, int]
@@ -179,19 +181,52 @@ def _phase_taps(kernel: Pair, stride: Pair, dilation: Pair, wq: int) -> list[tup
     return taps
 
 
+class _Frame(NamedTuple):
+    """The input laid out for :func:`_tap_conv`: ``data`` (phases, length, C), output (n, Y, X)
+    at row n*Hq*Wq + Y*Wq + X of a (Hq, Wq) ``frame``, tap t reading phase ``taps[t][0]`` at
+    that row + ``taps[t][1]``, and rows below ``rows`` (at least every valid one) readable."""
+
+    data: Tensor
+    frame: Pair
+    taps: list[tuple[int, int]]
+    rows: int
+
+
+def _frame(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> _Frame:
+    """Stride 1 with padding up to the kernel's reach: the shared-padding frame (Hf, Wf) = (H + ph,
+    W + pw). The right padding of one row is the left padding of the next, the bottom rows of one
+    image the top rows of the next, and ``lead`` zeros sit before the first image: 6% fewer GEMM
+    rows than the fully padded frame at 32x32, 11% at 16x16, 30% at 4x4. Else: the stride phases
+    (:func:`_phases`)."""
+    n, c, h, w = x.shape
+    (kh, kw), (ph, pw), (dh, dw) = kernel, padding, dilation
+    if stride != (1, 1) or ph > dh * (kh - 1) or pw > dw * (kw - 1):
+        xs, (hq, wq) = _phases(x, padding, stride)
+        taps = _phase_taps(kernel, stride, dilation, wq)
+        return _Frame(xs, (hq, wq), taps, xs.shape[1] - max(off for _, off in taps))
+    hf, wf = h + ph, w + pw
+    lead = ph * wf + pw
+    taps = [(0, lead + (i * dh - ph) * wf + j * dw - pw) for i in range(kh) for j in range(kw)]
+    body = n * hf * wf
+    data = x.new_empty(body + max(off for _, off in taps), c)
+    data[:lead] = 0
+    data[lead + body :] = 0
+    images = data[lead : lead + body].view(n, hf, wf, c)
+    images[:, h:] = 0
+    images[:, :h, w:] = 0
+    images[:, :h, :w] = x.permute(0, 2, 3, 1)
+    return _Frame(data.view(1, -1, c), (hf, wf), taps, body)
+
+
 def _tap_conv(
     x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair, dilation: Pair, out: Pair
 ) -> Tensor:
-    """Correlation with one GEMM per tap, channels-last, in blocks of rows of the phase frame:
-    output (Y, X) of image n is row n*Hq*Wq + Y*Wq + X, and every valid row lies below m (the
-    frame size less the largest offset). Returns the (N, O, Ho, Wo) channels-last view."""
+    """Correlation with one GEMM per tap, channels-last, in blocks of rows of the frame (see
+    :func:`_frame`). Returns the (N, O, Ho, Wo) channels-last view."""
     n, out_c, (kh, kw) = x.shape[0], weight.shape[0], weight.shape[2:]
-    xs, (hq, wq) = _phases(x, padding, stride)
-    taps = _phase_taps((kh, kw), stride, dilation, wq)
-    length = xs.shape[1]
-    m = length - max(off for _, off in taps)
+    xs, (hq, wq), taps, m = _frame(x, (kh, kw), stride, padding, dilation)
     w = weight.permute(2, 3, 1, 0).reshape(kh * kw, -1, out_c)  # tap t: (C, O)
-    y = x.new_empty(length, out_c)
+    y = x.new_empty(n * hq * wq, out_c)
     for rows in _blocks(m):
         block = y[rows]
         for t, (phase, off) in enumerate(taps):
@@ -316,10 +351,8 @@ def _tap_weight_grad(
     """:func:`_tap_conv`'s products transposed: tap t's gradient is the sum over row blocks of
     (its phase's shifted input rows)^T @ (gradient rows), (C, O)."""
     out_c, c, kh, kw = weight_shape
-    xs, (hq, wq) = _phases(x, padding, stride)
+    xs, (hq, wq), taps, m = _frame(x, (kh, kw), stride, padding, dilation)
     g = padded_last(grad, (0, 0), (hq, wq)).view(-1, out_c)  # zero beyond the valid outputs
-    taps = _phase_taps((kh, kw), stride, dilation, wq)
-    m = g.shape[0] - max(off for _, off in taps)  # g is zero from row m on: reading up to m adds nothing
     gw = g.new_empty(kh * kw, c, out_c)
     for b, rows in enumerate(_blocks(m)):
         for t, (phase, off) in enumerate(taps):

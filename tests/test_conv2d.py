@@ -82,8 +82,9 @@ def test_layouts(layout, padding_mode, dtype):
 
 # Products pick their GEMM form by their channel counts (impl._gemm): the gathered patches (few
 # input channels), the scattered per-tap outputs (few output channels) or one product per tap
-# over channels-last row blocks (strided: per stride phase); blocks of 5 rows leave a ragged
-# last block. Strided convolutions have per tap or else the general gathered patches.
+# over channels-last row blocks (stride 1: in a frame whose rows and images share their padding,
+# unless the padding reaches past the kernel; strided: per stride phase); blocks of 5 rows leave
+# a ragged last block. Strided convolutions have per tap or else the general gathered patches.
 # (in channels, out channels, kernel); the input gradient swaps in and out, so "gather" and
 # "scatter" each run the other strategy backwards.
 STRATEGIES = {"gather": (1, 8, 3), "scatter": (8, 1, 3), "per tap": (4, 4, 3), "single tap": (3, 5, 1)}
@@ -91,7 +92,7 @@ STRATEGIES = {"gather": (1, 8, 3), "scatter": (8, 1, 3), "per tap": (4, 4, 3), "
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("dilation,padding", [(1, 1), (2, (2, 1))])
+@pytest.mark.parametrize("dilation,padding", [(1, 1), (2, (2, 1)), (1, (3, 0))])  # the last: beyond the reach
 @pytest.mark.parametrize("block_rows", [5, 8192])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("stride", [1, 2, (3, 2)])
