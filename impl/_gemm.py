@@ -1,29 +1,26 @@
-"""Convolutions as matrix products on channel-first buffers (one engine for both directions).
+"""Convolutions as matrix products, the batch inside every product (one engine for both directions).
 
-Every convolution here works on a zero-padded copy of its input laid out channel-first,
-``(C, N, Hp, Wp)``, so that a kernel tap (i, j) is a strided *view* of it and the batch sits in
-the columns of one GEMM (no per-sample products, no im2col round trip through (N, K, L)).
+- One GEMM per kernel tap (the usual case, :func:`_strategy`), channels-last: the zero-padded
+  input is a (rows, C) matrix in a frame where output pixel (n, y, x) is row ``n*Hf*Wf + y*Wf + x``
+  and tap (i, j) is the row block at a fixed offset, a *view*; so each product is
+  (rows, C) @ (C, O), tall and skinny, the shape BLAS runs fastest. Stride 1 uses a frame whose
+  rows and images share their zero padding (:func:`_frame`); a strided convolution splits its
+  padded input by stride phase, one stride-1 frame per phase (:func:`_phases`). Rows go in blocks
+  of :data:`BLOCK_ROWS`, every tap of a block in turn, so a block stays in cache instead of
+  streaming through memory once per tap. The weight gradient is the same loop transposed,
+  (C, rows) @ (rows, O) per tap; the input gradient is the full correlation with the flipped
+  kernel (stride 1) or the adjoint loop, each tap's product added into the rows it was read from.
+- Few input channels (``'gather'``): the patches gathered from a channel-first padded copy
+  (im2col, C*kh*kw rows), one GEMM, transposed so that the output is channels-last.
+- Few output channels at stride 1 (``'scatter'``): one GEMM over all taps, then shifted adds,
+  channel-first (the shift trick on the flat (C, N*Hp*Wp) frame: tap (i, j) is the column slice
+  ``X[:, off:off + M]``, ``off = i*dh*Wp + j*dw``).
+- Groups (a batch dimension of the products) and the remaining strided cases: the general im2col
+  ``gather``; their input gradient scatter-adds each tap into the padded frame (col2im).
 
-- ``gather``: the (C*kh*kw, N*Ho*Wo) patch matrix as one strided copy (im2col).
-- stride 1 reads each tap as a plain 2D slice of the flattened buffer ("shift-GEMM"): tap (i, j)
-  is ``X[:, off:off + M]`` with ``off = i*dh*Wp + j*dw``; output pixel (n, y, x) sits at column
-  ``n*Hp*Wp + y*Wp + x`` and every valid one lies before ``M``; the rest is cropped away (a view).
-  Three ways to form the sum (:func:`_strategy`), picked by the memory they move: gather (small
-  C*kh*kw: one GEMM on the gathered patches), scatter (small O*kh*kw: one GEMM over all taps,
-  then shifted adds), or one GEMM per tap (neither small, or a single tap).
-- One GEMM per tap runs channels-last: the padded input is (N*Hp*Wp, C) and tap (i, j) is the row
-  block ``X[off:off + M]`` (a view), so each product is (rows, C) @ (C, O): tall and skinny, the shape
-  BLAS runs fastest. The rows go in blocks of :data:`BLOCK_ROWS`, every tap of a block in turn, so
-  the block's input and output stay in cache instead of streaming through memory once per tap.
-  The weight gradient is the same loop with the products transposed: (C, rows) @ (rows, O) per tap.
-- Stride-1 outputs are channels-last (scatter's few channels aside), and the blocks that follow
-  keep that layout, so the next convolution's padded copy is a plain copy, not a transposition.
-- ``conv2d_input_grad`` is the adjoint: the transposed product then a scatter-add of each tap
-  into the padded frame (col2im); for stride 1 it is the full correlation with the flipped kernel.
-- Groups are a batch dimension of the products.
-
-Outputs are (N, C, H, W) views of channel-first or channels-last buffers; every consumer accepts
-any strides.
+Outputs are (N, C, H, W) views, mostly of channels-last buffers; every consumer accepts any
+strides, and the blocks downstream keep the channels-last layout, so the next convolution's padded
+copy is a plain copy, not a transposition.
 """
 
 from __future__ import annotations
@@ -101,10 +98,11 @@ def _output(buffer: Tensor, n: int, frame: Pair, out: Pair) -> Tensor:
 
 
 def _strategy(c: int, out_c: int, taps: int, factor: int) -> str:
-    """How a stride-1 product is formed, by the memory it moves: ``'gather'`` when the gathered
-    patches (C*taps rows) are within ``factor`` times the O output rows, ``'scatter'`` when the
-    per-tap outputs (O*taps rows) are within ``factor`` times the C input rows, else (and for a
-    single tap, which needs neither) ``'per tap'``."""
+    """How a product is formed, by the memory it moves: ``'gather'`` when the gathered patches
+    (C*taps rows) are within ``factor`` times the O output rows, ``'scatter'`` when the per-tap
+    outputs (O*taps rows) are within ``factor`` times the C input rows, else (and for a single
+    tap, which needs neither) ``'per tap'``. Strided convolutions run per tap or else the
+    general gather."""
     if taps == 1:
         return "per tap"
     if c * taps <= factor * out_c:
