@@ -106,8 +106,11 @@ class MaxPool2d(Module):
     def _tiled_max(self, x: Tensor, ho: int, wo: int) -> tuple[Tensor, Tensor] | None:
         """Tiling windows without copying them: the maximum is a chain of element-wise maxima
         of the kh*kw strided views, and the first maximum's index comes from arithmetic on
-        floats (bool masks are several times slower). None when a window holds a NaN: the
-        general path finds torch's choice among NaNs (the last one)."""
+        floats (bool masks are several times slower). None when a window holds a NaN (the
+        general path finds torch's choice among NaNs, the last one) and for half precision
+        (whose floats hold whole numbers exactly only up to 256 or 2048: too few for offsets)."""
+        if x.dtype not in (torch.float32, torch.float64):
+            return None
         (kh, kw), w = self.kernel_size, x.shape[3]
         taps = [x[:, :, i : ho * kh : kh, j : wo * kw : kw] for i in range(kh) for j in range(kw)]
         out = taps[0].maximum(taps[1])

@@ -67,6 +67,18 @@ def test_tiled_windows(kw, values, channels_last):
     assert_parity(impl.MaxPool2d(**kw), reference.MaxPool2d(**kw), x)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_wide_rows(dtype):
+    """Window offsets past 256 (bfloat16) or 2048 (float16) must still find the right maximum."""
+    x = S.tensors((1, 2, 4, 2100), torch.float32, seed=12).to(dtype)
+    pool = impl.MaxPool2d(2)
+    out = pool(x)
+    grad = pool.backward(torch.ones_like(out))
+    xr = x.clone().requires_grad_(True)
+    reference.MaxPool2d(2)(xr).backward(torch.ones_like(out))
+    assert torch.equal(grad, xr.grad)
+
+
 @st.composite
 def pool_configs(draw):
     k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
