@@ -74,8 +74,8 @@ MUTANTS = {
     ),
     "upsampling: repeat backward takes one pixel per block": (
         "impl/functional.py",
-        "for t in range(1, rh * rw):",
-        "for t in range(1, 1):",
+        "    out = parts[0] + parts[1]\n",
+        "    out = parts[0].clone()\n",
     ),
     "upsampling: nearest-exact without +0.5": (
         "impl/functional.py",
@@ -83,7 +83,11 @@ MUTANTS = {
         "(i.to(torch.float64) + 0.0)",
     ),
     "maxpool: gradient to the last maximum": ("impl/pool.py", ".max(dim=-1)", ".flip(-1).max(dim=-1)"),
-    "relu: gradient 1 at 0": ("impl/activation.py", "mask = x > 0", "mask = x >= 0"),
+    "relu: gradient passes where the output is 0": (
+        "impl/activation.py",
+        "return out.ne(0).to(out.dtype)",
+        "return out.ge(0).to(out.dtype)",
+    ),
     "sigmoid: derivative s(1+s)": ("impl/activation.py", "return s * (1 - s)", "return s * (1 + s)"),
     "tanh: derivative 1 - t": ("impl/activation.py", "return 1 - t * t", "return 1 - t"),
     "mse: mean gradient without 1/n": ("impl/loss.py", "scale = 2.0 / diff.numel() if", "scale = 2.0 if"),
@@ -113,6 +117,26 @@ MUTANTS = {
         "impl/_gemm.py",
         "xp = x.new_zeros(c, n, hp, wp)",
         "xp = torch.zeros(c, n, hp, wp, dtype=x.dtype)",
+    ),
+    "conv: stride phases of rows and columns swapped": (
+        "impl/_gemm.py",
+        "taps.append((a * stride[1] + b, p * wq + q))",
+        "taps.append((b * stride[0] + a, p * wq + q))",
+    ),
+    "conv: shared-padding frame without its left padding": (
+        "impl/_gemm.py",
+        "    lead = ph * wf + pw\n",
+        "    lead = ph * wf\n",
+    ),
+    "conv: weight gradient keeps only the last row block": (
+        "impl/_gemm.py",
+        "g[rows], beta=min(b, 1))",
+        "g[rows], beta=0)",
+    ),
+    "maxpool: offset of the first maximum counted in taps, not pixels": (
+        "impl/pool.py",
+        "alpha=offsets[t + 1] - offsets[t])",
+        "alpha=1)",
     ),
 }
 
