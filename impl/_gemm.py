@@ -160,10 +160,25 @@ def _phases(x: Tensor, padding: Pair, stride: Pair) -> tuple[Tensor, Pair]:
     n, c, h, w = x.shape
     sh, sw = stride
     hq, wq = -(-(h + 2 * padding[0]) // sh), -(-(w + 2 * padding[1]) // sw)
-    xl = padded_last(x, padding, (hq * sh, wq * sw))
-    if stride != (1, 1):
-        xl = xl.view(n, hq, sh, wq, sw, c).permute(2, 4, 0, 1, 3, 5).contiguous()
-    return xl.view(sh * sw, -1, c), (hq, wq)
+    if stride == (1, 1):
+        return padded_last(x, padding, (hq, wq)).view(1, -1, c), (hq, wq)
+    xs = x.new_zeros(sh, sw, n, hq, wq, c)  # each phase copied straight from x: one pass less
+    for a, (y0, r0, ny) in enumerate(_phase_span(h, padding[0], sh)):
+        for b, (x0, c0, nx) in enumerate(_phase_span(w, padding[1], sw)):
+            if ny > 0 and nx > 0:
+                xs[a, b, :, y0 : y0 + ny, x0 : x0 + nx] = x[:, :, r0::sh, c0::sw][:, :, :ny, :nx].permute(0, 2, 3, 1)
+    return xs.view(sh * sw, -1, c), (hq, wq)
+
+
+def _phase_span(size: int, pad: int, stride: int) -> list[tuple[int, int, int]]:
+    """Per phase a along one axis: (first frame position Y0, its input index r0, count) of the
+    input pixels it holds; padded position stride*Y + a is input index stride*Y + a - pad."""
+    spans = []
+    for a in range(stride):
+        y0 = max(0, -(-(pad - a) // stride))
+        r0 = stride * y0 + a - pad
+        spans.append((y0, r0, max(0, -(-(size - r0) // stride))))
+    return spans
 
 
 def _phase_taps(kernel: Pair, stride: Pair, dilation: Pair, wq: int) -> list[tuple[int, int]]:
