@@ -159,7 +159,7 @@ def _phases(x: Tensor, padding: Pair, stride: Pair) -> tuple[Tensor, Pair]:
     the padded copy itself)."""
     n, c, h, w = x.shape
     sh, sw = stride
-    hq, wq = -(-(h + 2 * padding[0]) // sh), -(-(w + 2 * padding[1]) // sw)
+    hq, wq = _phase_frame((h, w), padding, stride)
     if stride == (1, 1):
         return padded_last(x, padding, (hq, wq)).view(1, -1, c), (hq, wq)
     xs = x.new_zeros(sh, sw, n, hq, wq, c)  # each phase copied straight from x: one pass less
@@ -168,6 +168,11 @@ def _phases(x: Tensor, padding: Pair, stride: Pair) -> tuple[Tensor, Pair]:
             if ny > 0 and nx > 0:
                 xs[a, b, :, y0 : y0 + ny, x0 : x0 + nx] = x[:, :, r0::sh, c0::sw][:, :, :ny, :nx].permute(0, 2, 3, 1)
     return xs.view(sh * sw, -1, c), (hq, wq)
+
+
+def _phase_frame(size: Pair, padding: Pair, stride: Pair) -> Pair:
+    """(Hq, Wq): the frame of one stride phase of a padded input of spatial ``size``."""
+    return -(-(size[0] + 2 * padding[0]) // stride[0]), -(-(size[1] + 2 * padding[1]) // stride[1])
 
 
 def _phase_span(size: int, pad: int, stride: int) -> list[tuple[int, int, int]]:
@@ -256,7 +261,7 @@ def _tap_input_grad(grad: Tensor, weight: Tensor, stride: Pair, padding: Pair, d
     padding cropped. Returns the (N, C, *size) channels-last view."""
     n, out_c = grad.shape[:2]
     c, (kh, kw), (sh, sw) = weight.shape[1], weight.shape[2:], stride
-    hq, wq = -(-(size[0] + 2 * padding[0]) // sh), -(-(size[1] + 2 * padding[1]) // sw)
+    hq, wq = _phase_frame(size, padding, stride)
     g = padded_last(grad, (0, 0), (hq, wq)).view(-1, out_c)  # zero beyond the valid outputs
     taps = _phase_taps((kh, kw), stride, dilation, wq)
     m = g.shape[0] - max(off for _, off in taps)
@@ -391,7 +396,8 @@ def _scatter_weight_grad(xl: Tensor, grad: Tensor, weight_shape: tuple[int, ...]
     xf = xl.view(-1, c)
     last = _taps((kh, kw), dilation, wp)[-1]
     # row (o, i', j') reads G shifted right by off(kh-1-i', kw-1-j') = last - off(i, j)
+    n, _, ho, wo = grad.shape
     gp = grad.new_zeros(out_c, last + xf.shape[0])
-    gp[:, last:] = padded(grad, (0, 0), (hp, wp)).view(out_c, -1)
+    gp[:, last:].view(out_c, n, hp, wp)[:, :, :ho, :wo] = grad.transpose(0, 1)  # G in the padded frame
     stacked = _shift_columns(gp, (kh, kw), dilation, wp, xf.shape[0])
     return (stacked @ xf).view(out_c, kh, kw, c).flip(1, 2).permute(0, 3, 1, 2)
