@@ -6,7 +6,7 @@ Every block follows one contract (see :class:`impl.module.Module`): ``forward`` 
 """
 
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
-from .container import Concat, Identity, Sequential
+from .container import Add, Concat, Identity, Sequential, Shift
 from .conv import Conv2d, ConvTranspose2d, TransposeConv2d
 from .errors import DTypeError, OutputPaddingError, ShapeError, StateDictError, UnknownModeError
 from .loss import MSE, MSELoss
@@ -19,7 +19,9 @@ __all__ = [
     "Module",
     "Sequential",
     "Concat",
+    "Add",
     "Identity",
+    "Shift",
     "MaxPool2d",
     "Conv2d",
     "ConvTranspose2d",

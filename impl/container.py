@@ -1,12 +1,15 @@
-"""Sequential: modules applied in order, back-propagated in reverse."""
+"""Containers: Sequential (modules in order), Concat and Add (branches on one input); the
+identity-like Identity and Shift."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import Tensor
 
+from ._checks import check_float_tensor
 from .errors import ShapeError
 from .module import Module
 
@@ -73,7 +76,63 @@ class Identity(Module):
         return grad_output
 
 
-class Concat(Module):
+class Shift(Module):
+    """Adds a constant: ``x + offset`` (``Shift(-0.5)`` centres images in [0, 1]); the gradient
+    passes unchanged, as through :class:`Identity`.
+
+    Args:
+        offset: a finite number.
+    """
+
+    def __init__(self, offset: float) -> None:
+        super().__init__()
+        if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not math.isfinite(offset):
+            raise TypeError(f"Shift: offset must be a finite number, got {offset!r}")
+        self.offset = float(offset)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = check_float_tensor(x, "Shift") + self.offset
+        self._saved = True
+        return out
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        self._require_saved()
+        return grad_output
+
+    def extra_repr(self) -> str:
+        return f"offset={self.offset}"
+
+
+class _Branches(Module):
+    """Modules applied to the same input (its branches), their outputs then combined."""
+
+    def __init__(self, *branches: Module) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if not branches:
+            raise ValueError(f"{name} needs at least one branch")
+        for i, m in enumerate(branches):
+            if not isinstance(m, Module):
+                raise TypeError(f"{name}: branch {i} must be a Module, got {type(m).__name__}")
+        self.branches = list(branches)
+
+    def children(self) -> Iterator[tuple[str, Module]]:
+        return ((str(i), m) for i, m in enumerate(self.branches))
+
+    def _backward_branches(self, grads: Iterable[Tensor]) -> Tensor:
+        """Each branch's share of the output gradient sent back through it; the input gradients summed."""
+        pairs = iter(zip(self.branches, grads))
+        m, g = next(pairs)
+        grad = m.backward(g)
+        for m, g in pairs:
+            grad = grad + m.backward(g)
+        return grad
+
+    def extra_repr(self) -> str:
+        return ", ".join(repr(m) for m in self.branches)
+
+
+class Concat(_Branches):
     """Applies every branch to the same input and concatenates the outputs along ``dim``
     (default -3: the channels of (N, C, H, W) and of unbatched (C, H, W) images):
     ``Concat(inner, Identity())`` is a U-Net skip connection.
@@ -83,17 +142,8 @@ class Concat(Module):
     """
 
     def __init__(self, *branches: Module, dim: int = -3) -> None:
-        super().__init__()
-        if not branches:
-            raise ValueError("Concat needs at least one branch")
-        for i, m in enumerate(branches):
-            if not isinstance(m, Module):
-                raise TypeError(f"Concat: branch {i} must be a Module, got {type(m).__name__}")
-        self.branches = list(branches)
+        super().__init__(*branches)
         self.dim = dim
-
-    def children(self) -> Iterator[tuple[str, Module]]:
-        return ((str(i), m) for i, m in enumerate(self.branches))
 
     def forward(self, x: Tensor) -> Tensor:
         outs = [m(x) for m in self.branches]
@@ -109,11 +159,30 @@ class Concat(Module):
 
     def backward(self, grad_output: Tensor) -> Tensor:
         sizes = self._require_saved()
-        parts = grad_output.split(sizes, dim=self.dim)
-        grad = self.branches[0].backward(parts[0])
-        for m, part in zip(self.branches[1:], parts[1:]):
-            grad = grad + m.backward(part)
-        return grad
+        return self._backward_branches(grad_output.split(sizes, dim=self.dim))
 
     def extra_repr(self) -> str:
-        return ", ".join(repr(m) for m in self.branches) + (f", dim={self.dim}" if self.dim != -3 else "")
+        return super().extra_repr() + (f", dim={self.dim}" if self.dim != -3 else "")
+
+
+class Add(_Branches):
+    """Applies every branch to the same input and adds the outputs, which must have one shape
+    (no broadcasting): ``Add(body, Identity())`` is a residual connection, ``x + body(x)``.
+
+    Backward sends the whole gradient back through every branch and sums the input gradients.
+    state_dict keys are ``"<branch index>.<name>"``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        outs = [m(x) for m in self.branches]
+        if any(o.shape != outs[0].shape for o in outs):
+            raise ShapeError(f"Add: the branch outputs must have one shape, got {[tuple(o.shape) for o in outs]}")
+        self._saved = True
+        total = outs[0]
+        for o in outs[1:]:
+            total = total + o
+        return total
+
+    def backward(self, grad_output: Tensor) -> Tensor:
+        self._require_saved()
+        return self._backward_branches(grad_output for _ in self.branches)

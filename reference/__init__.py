@@ -37,6 +37,30 @@ class Concat(nn.Module):
         return torch.cat([m(input) for m in self.children()], dim=self.dim)
 
 
+class Add(nn.Module):
+    """Every branch on the same input, outputs added (impl.Add's twin)."""
+
+    def __init__(self, *branches: nn.Module) -> None:
+        super().__init__()
+        for i, m in enumerate(branches):
+            self.add_module(str(i), m)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (torch's name)
+        outs = [m(input) for m in self.children()]
+        return sum(outs[1:], outs[0])
+
+
+class Shift(nn.Module):
+    """``input + offset`` (impl.Shift's twin)."""
+
+    def __init__(self, offset: float) -> None:
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (torch's name)
+        return input + self.offset
+
+
 class Upsampling(nn.Upsample):
     """``nn.Upsample`` restricted to impl's signature; a 3D input is an unbatched image."""
 
@@ -119,6 +143,8 @@ __all__ = [
     "MSELoss",
     "Sequential",
     "Concat",
+    "Add",
+    "Shift",
     "Identity",
     "MaxPool2d",
     "SGD",

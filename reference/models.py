@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import Concat, Conv2d, ConvTranspose2d, Identity, LeakyReLU, MaxPool2d, ReLU, Sequential, Sigmoid, Upsampling
+from . import (
+    Add,
+    Concat,
+    Conv2d,
+    ConvTranspose2d,
+    Identity,
+    LeakyReLU,
+    MaxPool2d,
+    ReLU,
+    Sequential,
+    Shift,
+    Sigmoid,
+    Upsampling,
+)
 
 UPSAMPLINGS = ("nearest", "transpose")
 
@@ -39,8 +52,9 @@ def _unet_level(in_channels: int, width: int, depth: int) -> nn.Sequential:
     return Sequential(*encode, Concat(inner, Identity()), Conv2d(2 * width, width, 3, padding=1), LeakyReLU(0.1))
 
 
-def unet(depth: int = 3, width: int = 48, channels: int = 3) -> nn.Sequential:
+def unet(depth: int = 3, width: int = 48, channels: int = 3, residual: bool = False) -> nn.Module:
     """The U-Net of :func:`impl.models.unet`, in torch.nn."""
     if depth < 0 or width < 1:
         raise ValueError(f"unet needs depth >= 0 and width >= 1, got depth={depth}, width={width}")
-    return Sequential(_unet_level(channels, width, depth), Conv2d(width, channels, 1))
+    body = Sequential(_unet_level(channels, width, depth), Conv2d(width, channels, 1))
+    return Add(Sequential(Shift(-0.5), body), Identity()) if residual else body

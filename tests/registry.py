@@ -69,13 +69,21 @@ SAMPLES = [
     Sample("Tanh", image=False),
     Sample("Sequential", family="empty", image=False),
     Sample("Identity", image=False),
+    Sample("Shift", (-0.5,), image=False),
     Sample(
         "Concat", factory=lambda m: m.Concat(m.Sequential(m.Conv2d(4, 2, 1), m.ReLU()), m.Identity()), family="skip"
     ),
     Sample("Concat", factory=lambda m: m.Concat(m.Tanh(), m.Sigmoid(), dim=-1), image=False, family="last dim"),
+    Sample(
+        "Add",
+        factory=lambda m: m.Add(m.Sequential(m.Conv2d(4, 4, 3, padding=1), m.ReLU()), m.Identity()),
+        family="residual",
+    ),
+    Sample("Add", factory=lambda m: m.Add(m.Tanh(), m.Sigmoid(), m.LeakyReLU(0.1)), image=False, family="three"),
     Sample("course_network", ("nearest",), {"channels": 8}, shape=(2, 3, 8, 8), family="nearest"),
     Sample("course_network", ("transpose",), {"channels": 8}, shape=(2, 3, 8, 8), family="transpose"),
     Sample("unet", (2, 6), shape=(2, 3, 8, 4)),
+    Sample("unet", (1, 4), {"residual": True}, shape=(2, 3, 4, 6), family="residual"),
 ]
 
 # Blocks exported by impl that need more than one input, or no input: checked elsewhere.

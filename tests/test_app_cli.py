@@ -184,15 +184,16 @@ def test_evaluate_models_on_held_out_folder_and_course_file(trained, capsys, mon
 
 def test_report_writes_markdown_and_figures_and_reuses_runs(tmp_path, capsys, monkeypatch):
     args = ["report", "--out", tmp_path / "rep", "--runs-dir", tmp_path / "runs", "--steps", "2", "--unet-steps", "2",
-            "--batch-size", "2", "--channels", "4", "--val-every", "1", "--size", "16", "--quiet"]  # fmt: skip
+            "--batch-size", "2", "--channels", "4", "--unet-channels", "4", "--val-every", "1", "--size", "16",
+            "--quiet"]  # fmt: skip
     monkeypatch.setattr(impl.model, "UNET_MODEL", tmp_path / "no-unet.pth")
     code, out, _ = run(capsys, *args)
     assert code == 0 and "denoising.md" in out
     text = (tmp_path / "rep" / "denoising.md").read_text()
     for needle in ["| impl N2N ", "| reference N2N ", "| impl N2C ", "| U-Net N2N ", "| U-Net N2C ", "| NL-means ",
                    "| TV (Chambolle) ", "Quality bars", "within 0.1 dB", ">= 28.5 dB", "n/a: not the main job",
-                   ">= +1.0 dB", "unet(depth=3, width=4)", "| 2 | cpu |", "figures/loss.png", "figures/crops.png",
-                   ", ".join(data.HELD_OUT)]:  # fmt: skip
+                   ">= +1.0 dB", "unet(depth=3, width=4, residual=True)", "| 2 | cpu |", "figures/loss.png",
+                   "figures/crops.png", ", ".join(data.HELD_OUT)]:  # fmt: skip
         assert needle in text, needle
     assert "BM3D" not in text  # no shipped U-Net here
     for name in ("loss.png", "crops.png"):
@@ -206,7 +207,7 @@ def test_report_writes_markdown_and_figures_and_reuses_runs(tmp_path, capsys, mo
     assert code == 0 and calls == [True] * 5  # finished runs with the same config: reused
     text = (tmp_path / "rep" / "denoising.md").read_text()
     assert "| U-Net shipped (impl/unet.pth) " in text and "vs colour BM3D (32.8 dB quoted, not run)" in text
-    assert "U-Net shipped (impl/unet.pth): `unet(depth=3, width=4)`, N2N with raw targets" in text
+    assert "U-Net shipped (impl/unet.pth): `unet(depth=3, width=4, residual=True)`, N2N with raw targets" in text
     assert "training time not recorded" in text  # a training checkpoint has no "trained" record
     trained = {"config": report.TrainConfig().to_dict(), "trained": {"steps": 5, "seconds": 2.0, "devices": ["cuda"]}}
     assert "5 steps, 2 s of training on cuda." in report._shipped_text(trained)

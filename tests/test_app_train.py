@@ -43,6 +43,8 @@ def weights_equal(a, b):
         ({"noise": "gauss:1"}, "unknown noise"),
         ({"images": "a", "pkl": "b"}, "exclusive"),
         ({"pkl": "b", "pairs": "n2c"}, "needs clean images"),
+        ({"residual": True}, r"^--residual is a U-Net option \(--arch unet\)$"),
+        ({"arch": "unet", "residual": "yes"}, "^residual must be true or false, got 'yes'$"),
     ],
 )
 def test_config_errors(kw, match):
@@ -55,6 +57,19 @@ def test_config_round_trip_and_unknown_keys():
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(UserError, match=r"unknown configuration keys \['colour'\]"):
         TrainConfig.from_dict({**config.to_dict(), "colour": 1})
+
+
+def test_config_names_its_network():
+    assert TrainConfig().network == "course_network('nearest', channels=48)"
+    assert TrainConfig(arch="unet", depth=2, channels=8).network == "unet(depth=2, width=8)"
+    assert TrainConfig(arch="unet", residual=True).network == "unet(depth=3, width=48, residual=True)"
+
+
+def test_a_saved_config_without_residual_is_the_plain_unet():
+    """Models saved before the option existed (the shipped impl/unet.pth) rebuild as they were."""
+    saved = TrainConfig(arch="unet").to_dict()
+    del saved["residual"]
+    assert TrainConfig.from_dict(saved).residual is False
 
 
 def test_learning_rate_schedules():

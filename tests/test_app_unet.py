@@ -13,6 +13,7 @@ from impl.app.config import TrainConfig
 from impl.app.errors import UserError
 from impl.app.images import read_image
 from impl.app.tiling import run_tiled
+from impl.models import unet
 from reference.model import TorchBackend
 
 SMALL = {"arch": "unet", "depth": 2, "channels": 6, "batch_size": 2, "crop": 16}
@@ -43,8 +44,9 @@ def receptive_radius(config: TrainConfig) -> int:
         (TrainConfig(arch="unet", depth=1, channels=4), 7),
         (TrainConfig(arch="unet", depth=2, channels=4), 17),
         (TrainConfig(arch="unet", depth=3, channels=4), 37),
+        (TrainConfig(arch="unet", depth=2, channels=4, residual=True), 17),
     ],
-    ids=["course", "unet1", "unet2", "unet3"],
+    ids=["course", "unet1", "unet2", "unet3", "unet2-residual"],
 )
 def test_margin_covers_the_measured_receptive_field(config, radius):
     measured = receptive_radius(config)
@@ -53,8 +55,9 @@ def test_margin_covers_the_measured_receptive_field(config, radius):
     assert measured <= margin < measured + 2 * config.multiple and margin % config.multiple == 0
 
 
-def test_tiled_unet_equals_the_whole_image():
-    backend = ImplBackend(TrainConfig(**SMALL), device="cpu")
+@pytest.mark.parametrize("residual", [False, True])
+def test_tiled_unet_equals_the_whole_image(residual):
+    backend = ImplBackend(TrainConfig(**SMALL, residual=residual), device="cpu")
     x = torch.rand(2, 3, 45, 37, generator=torch.Generator().manual_seed(1))
     geometry = backend.config.geometry
     assert geometry == (4, 20)
@@ -114,11 +117,12 @@ def test_model_api_with_a_unet_backend():
 def test_n2n_trains_denoises_and_evaluates_a_unet(tmp_path, capsys, monkeypatch):
     m = tmp_path / "u.pth"
     argv = ["train", "--runs-dir", tmp_path, "--name", "u", "--arch", "unet", "--depth", "2", "--channels", "4",
-            "--steps", "2", "--batch-size", "2", "--crop", "8", "--val-size", "16", "--quiet", "--no-baselines",
-            "--export", m]  # fmt: skip
+            "--residual", "--steps", "2", "--batch-size", "2", "--crop", "8", "--val-size", "16", "--quiet",
+            "--no-baselines", "--export", m]  # fmt: skip
     assert cli.main([str(a) for a in argv]) == 0
     saved = load_checkpoint(m)
-    assert saved["config"]["arch"] == "unet" and saved["config"]["depth"] == 2
+    assert saved["config"]["arch"] == "unet" and saved["config"]["depth"] == 2 and saved["config"]["residual"]
+    assert saved["state_dict"].keys() == unet(2, 4, residual=True).state_dict().keys()
     Image.new("RGB", (19, 11), (200, 30, 90)).save(tmp_path / "in.png")
     monkeypatch.setattr(impl.model, "UNET_MODEL", m)  # the shipped U-Net: the default of denoise
     monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "no-bestmodel.pth")

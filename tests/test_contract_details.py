@@ -1,6 +1,8 @@
 """Details of the contract that the mutation run (tox -e mutation) showed were unchecked:
 exact reprs, argument names in messages, defaults, optimizer state exchange."""
 
+import re
+
 import pytest
 import torch
 
@@ -24,6 +26,8 @@ from impl.models import unet
         ),
         (impl.Concat(impl.ReLU(), impl.Identity()), "Concat(ReLU(), Identity())"),
         (impl.Concat(impl.Tanh(), dim=1), "Concat(Tanh(), dim=1)"),
+        (impl.Add(impl.ReLU(), impl.Identity()), "Add(ReLU(), Identity())"),
+        (impl.Shift(-0.5), "Shift(offset=-0.5)"),
         (impl.Sequential(impl.ReLU(), impl.Sigmoid()), "Sequential(\n  (0): ReLU()\n  (1): Sigmoid()\n)"),
     ],
 )
@@ -117,11 +121,20 @@ def test_optimizer_state_dict_lr_copies_and_conversion():
         impl.Adam([(torch.zeros(1), torch.zeros(1))]).load_state_dict(state)
 
 
-def test_concat_messages():
-    with pytest.raises(ValueError, match="^Concat needs at least one branch$"):
-        impl.Concat()
-    with pytest.raises(TypeError, match="^Concat: branch 0 must be a Module, got str$"):
-        impl.Concat("relu")
+@pytest.mark.parametrize("name", ["Concat", "Add"])
+def test_branch_container_messages(name):
+    with pytest.raises(ValueError, match=f"^{name} needs at least one branch$"):
+        getattr(impl, name)()
+    with pytest.raises(TypeError, match=f"^{name}: branch 1 must be a Module, got str$"):
+        getattr(impl, name)(impl.ReLU(), "relu")
+
+
+def test_add_refuses_outputs_of_different_shapes_instead_of_broadcasting():
+    add = impl.Add(impl.Identity(), impl.Conv2d(2, 1, 1))
+    with pytest.raises(
+        RuntimeError, match=r"^Add: the branch outputs must have one shape, got \[\(1, 2, 3, 3\), \(1, 1, 3, 3\)\]$"
+    ):
+        add(torch.zeros(1, 2, 3, 3))
 
 
 def test_reflect_padding_limit_on_the_width():
@@ -295,10 +308,23 @@ def test_concat_refuses_branches_of_different_sizes():
 # --- survivors of the second mutation run ----------------------------------------------------
 
 
-def test_concat_of_one_branch_is_that_branch():
+@pytest.mark.parametrize("name", ["Concat", "Add"])
+def test_a_container_of_one_branch_is_that_branch(name):
     x = torch.rand(2, 3, 4, 4)
-    cat = impl.Concat(impl.Identity())
-    assert torch.equal(cat(x), x) and torch.equal(cat.backward(x), x)
+    one = getattr(impl, name)(impl.Identity())
+    assert torch.equal(one(x), x) and torch.equal(one.backward(x), x)
+
+
+@pytest.mark.parametrize("offset", [float("nan"), float("inf"), "0.5", True, None])
+def test_shift_refuses_an_offset_that_is_not_a_finite_number(offset):
+    with pytest.raises(TypeError, match=f"^Shift: offset must be a finite number, got {re.escape(repr(offset))}$"):
+        impl.Shift(offset)
+
+
+@pytest.mark.parametrize("block", [impl.Add(impl.Identity()), impl.Shift(1.0)], ids=["Add", "Shift"])
+def test_backward_before_forward_is_refused(block):
+    with pytest.raises(RuntimeError, match=f"^{type(block).__name__}.backward called before forward$"):
+        block.backward(torch.zeros(1))
 
 
 def test_sequential_names_the_type_it_refused():

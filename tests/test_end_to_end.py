@@ -78,10 +78,12 @@ def test_course_network_50_steps(upsampling, optimizer):
     assert sum(losses[-10:]) < sum(losses[:10])
 
 
-def test_unet_20_steps():
-    """The U-Net (max-pooling, concatenation skips, LeakyReLU, nearest upsampling) trains step for step."""
+@pytest.mark.parametrize("residual", [False, True])
+def test_unet_20_steps(residual):
+    """The U-Net (max-pooling, concatenation skips, LeakyReLU, nearest upsampling; and the residual
+    variant's Add) trains step for step."""
     torch.manual_seed(0)
-    net, ref = unet(depth=2, width=8), ref_unet(depth=2, width=8)
+    net, ref = unet(depth=2, width=8, residual=residual), ref_unet(depth=2, width=8, residual=residual)
     losses, ref_losses = train_both(
         net, ref, lambda p: impl.Adam(p, lr=3e-3), lambda p: reference.Adam(p, lr=3e-3), steps=20, size=16
     )

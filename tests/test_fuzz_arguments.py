@@ -45,6 +45,7 @@ GOOD = {
     "Upsampling": {"scale_factor": 2},
     "MaxPool2d": {"kernel_size": 2},
     "LeakyReLU": {"negative_slope": 0.1},
+    "Shift": {"offset": -0.5},
 }
 OPTIONS = {
     "Conv2d": ["in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias",
@@ -54,6 +55,7 @@ OPTIONS = {
     "Upsampling": ["size", "scale_factor", "mode"],
     "MaxPool2d": ["kernel_size", "stride", "padding", "dilation", "ceil_mode"],
     "LeakyReLU": ["negative_slope"],
+    "Shift": ["offset"],
 }  # fmt: skip
 DOCUMENTED = (TypeError, ValueError)
 
@@ -160,6 +162,7 @@ BAD_FLAG_VALUES = {
         "--unet-steps": ["-1"],
         "--batch-size": ["0"],
         "--channels": ["0"],
+        "--unet-channels": ["0", "x"],
         "--size": ["0"],
         "--val-every": ["x", "-1"],
     },

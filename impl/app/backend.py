@@ -55,7 +55,7 @@ def build_network(config: TrainConfig, models: ModuleType = impl.models) -> Any:
     """``config``'s network, the course network or a U-Net, from ``models``: :mod:`impl.models`
     (default) or its torch.nn twin :mod:`reference.models` (the same function names)."""
     if config.arch == "unet":
-        return models.unet(config.depth, config.channels)
+        return models.unet(config.depth, config.channels, residual=config.residual)
     return models.course_network(config.upsampling, config.channels)
 
 

@@ -22,7 +22,7 @@ from .errors import UserError
 from .evaluate import DEFAULT_NOISE, EVAL_SEED, EvalSet, evaluate, folder_set, format_table, heldout_set, pkl_set
 from .images import read_image, write_image
 from .noise import PAIRS, TARGETS
-from .report import DEFAULT_UNET_STEPS, make_report
+from .report import DEFAULT_UNET_CHANNELS, DEFAULT_UNET_STEPS, make_report
 from .tiling import DEFAULT_TILE, check_tile, run_tiled
 from .train import CHECKPOINT, BackendFactory, export_model, load_model, train_run
 
@@ -64,6 +64,9 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--upsampling", choices=UPSAMPLINGS, help=f"default {d.upsampling}")
     p.add_argument("--channels", type=int, help=f"hidden channels (default {d.channels})")
     p.add_argument("--depth", type=int, help=f"U-Net poolings (default {d.depth}; --arch unet)")
+    p.add_argument(
+        "--residual", action="store_true", default=None, help="the U-Net adds its input to its output (--arch unet)"
+    )
     p.add_argument("--noise", help=f"gaussian:SIGMA, gaussian:LOW-HIGH, poisson:PEAK (default {d.noise})")
     p.add_argument("--pairs", choices=PAIRS, help=f"Noise2Noise or Noise2Clean (default {d.pairs})")
     p.add_argument(
@@ -131,7 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--unet-steps", type=int, default=DEFAULT_UNET_STEPS, help=f"U-Net runs' steps (default {DEFAULT_UNET_STEPS})"
     )
     p.add_argument("--batch-size", type=int, default=64, help="default 64")
-    p.add_argument("--channels", type=int, default=48, help="default 48")
+    p.add_argument("--channels", type=int, default=48, help="course network width (default 48)")
+    p.add_argument(
+        "--unet-channels",
+        type=int,
+        default=DEFAULT_UNET_CHANNELS,
+        help=f"U-Net width (default {DEFAULT_UNET_CHANNELS})",
+    )
     p.add_argument("--val-every", type=int, default=250, help="default 250")
     p.add_argument("--size", type=int, default=EVAL_SIZE, help=f"held-out crop side (default {EVAL_SIZE})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -249,6 +258,7 @@ def _report(args: argparse.Namespace) -> int:
         unet_steps=args.unet_steps,
         batch_size=args.batch_size,
         channels=args.channels,
+        unet_channels=args.unet_channels,
         val_every=args.val_every,
         size=args.size,
         quiet=args.quiet,

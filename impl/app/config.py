@@ -31,10 +31,12 @@ class TrainConfig:
             or ``'unet'`` (:func:`impl.models.unet`, ``depth`` poolings of width ``channels``).
         upsampling: ``'nearest'`` (default) or ``'transpose'`` (course network only).
         channels: hidden width (default 48). depth: U-Net poolings (default 3; unet only).
+        residual: the U-Net computes ``x + body(x - 0.5)``: a correction to its input (default
+            False, the paper's network; unet only; see :func:`impl.models.unet`).
         noise: noise spec (see :mod:`impl.app.noise`), default ``'gaussian:25'``.
         pairs: ``'n2n'`` (Noise2Noise, default) or ``'n2c'`` (Noise2Clean).
-        targets: ``'clipped'`` (default; Noise2Noise targets clipped to [0, 1] like the inputs) or
-            ``'raw'`` (unclipped targets: unbiased noise, see :mod:`impl.app.noise`).
+        targets: ``'raw'`` (default; unclipped Noise2Noise targets: unbiased noise, see
+            :mod:`impl.app.noise`) or ``'clipped'`` (clipped to [0, 1] like the inputs).
         optimizer: ``'adam'`` (default) or ``'sgd'`` (with ``momentum``, default 0.9).
         lr: peak learning rate (default 1e-3). lr_schedule: ``'cosine'`` (default; decays to 0 at
             the last step) or ``'none'``.
@@ -48,9 +50,10 @@ class TrainConfig:
     upsampling: str = "nearest"
     channels: int = 48
     depth: int = 3
+    residual: bool = False
     noise: str = "gaussian:25"
     pairs: str = "n2n"
-    targets: str = "clipped"
+    targets: str = "raw"
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -87,6 +90,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise UserError(f"--{_flag(name)} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.residual, bool):
+            raise UserError(f"residual must be true or false, got {self.residual!r}")
+        if self.residual and self.arch != "unet":
+            raise UserError("--residual is a U-Net option (--arch unet)")
         Noise.parse(self.noise)
         if self.images is not None and self.pkl is not None:
             raise UserError("--images and --pkl are exclusive: train on one source")
@@ -100,6 +107,13 @@ class TrainConfig:
         former. 16 for the course network (radius 9); ``5 * 2**depth`` for a U-Net (radius
         ``5 * 2**depth - 3``). tests/test_app_unet.py measures both radii at every pixel phase."""
         return Geometry(2**self.depth, 5 * 2**self.depth) if self.arch == "unet" else COURSE
+
+    @property
+    def network(self) -> str:
+        """The call that builds the network, as the report writes it: ``unet(depth=3, width=48)``."""
+        if self.arch == "unet":
+            return f"unet(depth={self.depth}, width={self.channels}{', residual=True' if self.residual else ''})"
+        return f"course_network('{self.upsampling}', channels={self.channels})"
 
     @property
     def multiple(self) -> int:
