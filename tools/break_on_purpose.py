@@ -108,10 +108,16 @@ MUTANTS = {
         'self._grads["weight"] += F.conv2d_weight_grad(\n            padded',
         'self._grads["weight"][...] = F.conv2d_weight_grad(\n            padded',
     ),
-    "concat: gradient of the second branch dropped": (
+    "concat/add: gradient of a later branch dropped": (
         "impl/container.py",
-        "grad = grad + m.backward(part)",
-        "m.backward(part)",
+        "grad = grad + m.backward(g)",
+        "m.backward(g)",
+    ),
+    "add: only the last branch's output kept": ("impl/container.py", "total = total + o", "total = o"),
+    "shift: offset subtracted": (
+        "impl/container.py",
+        'check_float_tensor(x, "Shift") + self.offset',
+        'check_float_tensor(x, "Shift") - self.offset',
     ),
     "rule: impl uses torch.zeros": (
         "impl/_gemm.py",

@@ -25,9 +25,9 @@ import tarfile
 import time
 from pathlib import Path
 
-TRAIN = [sys.executable, "-m", "impl.app.cli", "train", "--quiet", "--no-baselines", "--arch", "unet"]
+TRAIN = [sys.executable, "-m", "impl.app.cli", "train", "--quiet", "--no-baselines", "--arch", "unet", "--residual"]
 PROBE = ["--crop", "64", "--batch-size", "32"]
-# the U-Net budget runs: name -> flags (each trained with --pairs n2n and n2c, --targets raw)
+# the (residual) U-Net budget runs: name -> flags (each trained with --pairs n2n and n2c, --targets raw)
 SWEEP = {
     "c32-b64": ["--crop", "32", "--batch-size", "64"],
     "c64-b16": ["--crop", "64", "--batch-size", "16"],

@@ -164,7 +164,7 @@ def _markdown(
         f"- Training: {config.optimizer} lr {config.lr:g}, {config.lr_schedule} schedule, batch {config.batch_size}; "
         f"course network {config.steps} steps, U-Net {unet.steps} steps. The runs of one network share "
         "initial weights and the crop stream.",
-        f"- Noise2Noise targets: {config.targets} for the course network (the main job's default), "
+        f"- Noise2Noise targets: {config.targets} for the course network (the main job's configuration), "
         f"{unet.targets} for the U-Net (see `impl/app/noise.py`); inputs are always clipped to [0, 1].",
         "- PSNR: mean of per-image PSNRs, outputs clipped to [0, 1]; SSIM: skimage `structural_similarity`.",
         "",
@@ -219,8 +219,9 @@ def _markdown(
         "",
         "## Figures",
         "",
-        "Training loss of impl and reference (Noise2Noise: noisy targets, so the loss stays near "
-        "2 sigma^2) and held-out PSNR during training:",
+        "Training loss of impl, reference and the U-Net (Noise2Noise: the targets are noisy, so the loss "
+        "levels off at the error plus the variance of the targets' noise, sigma^2) and held-out PSNR "
+        "during training:",
         "",
         "![training loss](figures/loss.png)",
         "",
