@@ -64,9 +64,7 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--upsampling", choices=UPSAMPLINGS, help=f"default {d.upsampling}")
     p.add_argument("--channels", type=int, help=f"hidden channels (default {d.channels})")
     p.add_argument("--depth", type=int, help=f"U-Net poolings (default {d.depth}; --arch unet)")
-    p.add_argument(
-        "--residual", action="store_true", default=None, help="the U-Net adds its input to its output (--arch unet)"
-    )
+    p.add_argument("--residual", action="store_true", default=None, help="U-Net as x + body(x - 0.5) (--arch unet)")
     p.add_argument("--noise", help=f"gaussian:SIGMA, gaussian:LOW-HIGH, poisson:PEAK (default {d.noise})")
     p.add_argument("--pairs", choices=PAIRS, help=f"Noise2Noise or Noise2Clean (default {d.pairs})")
     p.add_argument(
