@@ -103,6 +103,14 @@ class Shift(Module):
         return f"offset={self.offset}"
 
 
+def _sum(tensors: list[Tensor]) -> Tensor:
+    """The sum of one or more tensors; none of them is written in place."""
+    total = tensors[0]
+    for t in tensors[1:]:
+        total = total + t
+    return total
+
+
 class _Branches(Module):
     """Modules applied to the same input (its branches), their outputs then combined."""
 
@@ -121,12 +129,7 @@ class _Branches(Module):
 
     def _backward_branches(self, grads: Iterable[Tensor]) -> Tensor:
         """Each branch's share of the output gradient sent back through it; the input gradients summed."""
-        pairs = iter(zip(self.branches, grads))
-        m, g = next(pairs)
-        grad = m.backward(g)
-        for m, g in pairs:
-            grad = grad + m.backward(g)
-        return grad
+        return _sum([m.backward(g) for m, g in zip(self.branches, grads)])
 
     def extra_repr(self) -> str:
         return ", ".join(repr(m) for m in self.branches)
@@ -178,10 +181,7 @@ class Add(_Branches):
         if any(o.shape != outs[0].shape for o in outs):
             raise ShapeError(f"Add: the branch outputs must have one shape, got {[tuple(o.shape) for o in outs]}")
         self._saved = True
-        total = outs[0]
-        for o in outs[1:]:
-            total = total + o
-        return total
+        return _sum(outs)
 
     def backward(self, grad_output: Tensor) -> Tensor:
         self._require_saved()

@@ -110,10 +110,10 @@ MUTANTS = {
     ),
     "concat/add: gradient of a later branch dropped": (
         "impl/container.py",
-        "grad = grad + m.backward(g)",
-        "m.backward(g)",
+        "_sum([m.backward(g) for m, g in zip(self.branches, grads)])",
+        "_sum([m.backward(g) for m, g in zip(self.branches[:1], grads)])",
     ),
-    "add: only the last branch's output kept": ("impl/container.py", "total = total + o", "total = o"),
+    "concat/add: a sum keeps only its last term": ("impl/container.py", "total = total + t", "total = t"),
     "shift: offset subtracted": (
         "impl/container.py",
         'check_float_tensor(x, "Shift") + self.offset',
