@@ -1,7 +1,7 @@
 """The EE-559 Miniproject 2 interface: ``Model`` trained with the impl blocks, and the course's names.
 
 ``Model()`` builds the course network (:func:`impl.models.course_network`, nearest upsampling)
-with impl's Adam (lr 1e-3). ``load_pretrained_model()`` loads ``bestmodel.pth`` shipped next to this
+with impl's Adam (lr 5e-3). ``load_pretrained_model()`` loads ``bestmodel.pth`` shipped next to this
 file; ``train(train_input, train_target, num_epochs)`` and ``predict(test_input)`` take N x 3 x H x W
 images, uint8 or float on the 0-255 scale; ``predict`` returns float on 0-255 of the same shape for
 any H and W, on the input's device (CPU or CUDA).

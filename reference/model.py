@@ -41,9 +41,9 @@ class TorchBackend:
         self.net.load_state_dict(initial_state(config))
         self.net.to(self.device)
         if config.optimizer == "adam":
-            self.optimizer: torch.optim.Optimizer = Adam(self.net.parameters(), lr=config.lr)
+            self.optimizer: torch.optim.Optimizer = Adam(self.net.parameters(), lr=config.learning_rate(0))
         else:
-            self.optimizer = SGD(self.net.parameters(), lr=config.lr, momentum=config.momentum)
+            self.optimizer = SGD(self.net.parameters(), lr=config.learning_rate(0), momentum=config.momentum)
         self.loss = nn.MSELoss()
 
     def train_step(self, inputs: Tensor, targets: Tensor, lr: float) -> float:

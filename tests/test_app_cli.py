@@ -40,6 +40,7 @@ def test_train_saves_checkpoint_log_export_and_prints_the_table(trained):
     assert "3 steps" in out and "held-out astronaut + coffee, 16x16" in out and "noise gaussian:25" in out
     saved = load_checkpoint(tmp_path / "runs" / "t" / "checkpoint.pth")
     assert saved["step"] == 3 and saved["config"]["channels"] == 4 and saved["backend"] == "impl"
+    assert saved["config"]["lr"] == 5e-3  # the course network's default
     records = [json.loads(line) for line in (tmp_path / "runs" / "t" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 3] and "val_psnr" in records[0]
     exported = load_checkpoint(tmp_path / "m.pth")
@@ -53,11 +54,17 @@ def test_train_resume_keeps_the_run_config_and_refuses_changes(trained, capsys):
     code, _, err = run(capsys, *base, "--no-baselines")
     assert code == 2 and "pass --resume" in err and "Traceback" not in err
     code, _, err = run(capsys, *base, "--resume", "--lr", "0.5")
-    assert code == 2 and "other settings (lr: 0.001 -> 0.5)" in err
+    assert code == 2 and "other settings (lr: 0.005 -> 0.5)" in err
     code, out, _ = run(capsys, *base, "--resume", "--steps", "4", "--no-baselines")
     assert code == 0 and table_methods(out) == ["Noisy input", "this model (impl, n2n)"]
     saved = load_checkpoint(tmp_path / "runs" / "t" / "checkpoint.pth")
     assert saved["step"] == 4 and saved["config"]["channels"] == 4 and saved["config"]["crop"] == 8
+
+
+def test_train_default_lr_follows_arch(tmp_path, capsys):
+    code, _, _ = run(capsys, "train", "--runs-dir", tmp_path, "--name", "u", *TINY, "--arch", "unet", "--depth", "1",
+                     "--no-baselines")  # fmt: skip
+    assert code == 0 and load_checkpoint(tmp_path / "u" / "checkpoint.pth")["config"]["lr"] == 1e-3
 
 
 def test_train_on_user_folders_and_course_files_with_the_reference_backend(tmp_path, capsys):

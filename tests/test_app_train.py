@@ -10,7 +10,7 @@ import torch
 
 from impl.app import train
 from impl.app.backend import ImplBackend, initial_state
-from impl.app.config import TrainConfig
+from impl.app.config import DEFAULT_LR, TrainConfig
 from impl.app.errors import UserError
 from impl.app.evaluate import heldout_set
 from impl.app.stream import BatchStream
@@ -77,7 +77,18 @@ def test_learning_rate_schedules():
     assert cosine.learning_rate(0) == 1e-3
     assert cosine.learning_rate(50) == pytest.approx(5e-4)
     assert cosine.learning_rate(99) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 0.99)))
-    assert TrainConfig(lr_schedule="none", steps=100).learning_rate(99) == 1e-3
+    assert TrainConfig(lr_schedule="none", steps=100).learning_rate(99) == 5e-3
+
+
+def test_default_learning_rate_follows_the_network():
+    assert DEFAULT_LR == {"course": 5e-3, "unet": 1e-3}
+    assert TrainConfig().lr == 5e-3 and TrainConfig(arch="unet").lr == 1e-3
+    assert TrainConfig(arch="unet", lr=0.25).lr == 0.25  # an explicit lr wins
+    # a saved config holds its number, so a model saved under other defaults rebuilds unchanged
+    assert TrainConfig.from_dict({**TrainConfig().to_dict(), "lr": 1e-3}).lr == 1e-3
+    config = TrainConfig(arch="unet", lr_schedule="none")
+    config.lr = None  # set after construction: the schedule still falls back to the default
+    assert config.learning_rate(7) == 1e-3
 
 
 # --- the batch stream -------------------------------------------------------------------------------
@@ -195,7 +206,7 @@ def test_run_refuses_to_overwrite_and_checks_resume(tmp_path):
     train.train_run(tiny(steps=1), tmp_path, quiet=True)
     with pytest.raises(UserError, match="pass --resume to continue that run, --force to start over"):
         train.train_run(tiny(steps=1), tmp_path, quiet=True)
-    with pytest.raises(UserError, match=r"other settings \(lr: 0.001 -> 0.01\)"):
+    with pytest.raises(UserError, match=r"other settings \(lr: 0.005 -> 0.01\)"):
         train.train_run(tiny(steps=2, lr=0.01), tmp_path, resume=True, quiet=True)
     with pytest.raises(UserError, match="not a training checkpoint of the reference backend"):
         train.train_run(tiny(steps=2), tmp_path, factory=TorchBackend, resume=True, quiet=True)

@@ -85,9 +85,9 @@ class ImplBackend:
         self.net.load_state_dict(initial_state(config))
         self.net.to(device=self.device)  # before the optimizer, which holds the parameters
         if config.optimizer == "adam":
-            self.optimizer: impl.Optimizer = impl.Adam(self.net.param(), lr=config.lr)
+            self.optimizer: impl.Optimizer = impl.Adam(self.net.param(), lr=config.learning_rate(0))
         else:
-            self.optimizer = impl.SGD(self.net.param(), lr=config.lr, momentum=config.momentum)
+            self.optimizer = impl.SGD(self.net.param(), lr=config.learning_rate(0), momentum=config.momentum)
         self.loss = impl.MSELoss()
         # called with the parameter gradients between backward and step (data-parallel averaging)
         self.reduce_gradients: Callable[[list[Tensor]], None] | None = None

@@ -16,7 +16,7 @@ from typing import Any
 from . import distributed
 from .backend import Backend, ImplBackend
 from .checkpoint import check_writable, load_checkpoint
-from .config import ARCHS, DEFAULT_STEPS, LR_SCHEDULES, OPTIMIZERS, UPSAMPLINGS, TrainConfig
+from .config import ARCHS, DEFAULT_LR, DEFAULT_STEPS, LR_SCHEDULES, OPTIMIZERS, UPSAMPLINGS, TrainConfig
 from .data import EVAL_SIZE
 from .errors import UserError
 from .evaluate import DEFAULT_NOISE, EVAL_SEED, EvalSet, evaluate, folder_set, format_table, heldout_set, pkl_set
@@ -71,7 +71,12 @@ def _train_parser(sub: Any) -> None:
         "--targets", choices=TARGETS, help=f"Noise2Noise targets clipped to [0, 1] or raw (default {d.targets})"
     )
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr:g})")
+    p.add_argument(
+        "--lr",
+        type=float,
+        help=f"peak learning rate (default {DEFAULT_LR['course']:g} for the course network, "
+        f"{DEFAULT_LR['unet']:g} for the U-Net)",
+    )
     p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum})")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"default {d.lr_schedule}")
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
@@ -175,7 +180,8 @@ def _load(path: str | None, arch: str = "unet") -> tuple[str, Backend]:
 
 def _train(args: argparse.Namespace) -> int:
     directory = Path(args.runs_dir) / args.name
-    values = load_checkpoint(directory / CHECKPOINT)["config"] if args.resume else TrainConfig().to_dict()
+    # not TrainConfig().to_dict(): defaults that depend on the network (lr) must follow --arch
+    values = load_checkpoint(directory / CHECKPOINT)["config"] if args.resume else {}
     explicit = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
     config = TrainConfig.from_dict({**values, **explicit})
     for name in ("val_every", "checkpoint_every", "log_every", "max_minutes"):
