@@ -8,6 +8,7 @@ import torch
 import impl
 import impl.model
 import reference.model
+from impl.app.api import BESTMODEL_COMMAND
 from impl.app.config import TrainConfig
 from impl.app.train import export_model
 
@@ -77,6 +78,12 @@ def test_missing_pretrained_model_names_path_and_command(Model, tmp_path, monkey
     monkeypatch.setattr(reference.model, "BESTMODEL", tmp_path / "bestmodel.pth")
     with pytest.raises(FileNotFoundError, match=r"bestmodel.pth; train it .* n2n train --name bestmodel"):
         Model().load_pretrained_model()
+
+
+def test_missing_model_command_is_the_readme_command():
+    # the error tells a user how to rebuild bestmodel.pth: the same command the README gives
+    readme = (impl.model.Path(impl.__file__).parents[1] / "README.md").read_text()
+    assert f"\n{BESTMODEL_COMMAND}\n" in readme
 
 
 def test_shipped_model_path_is_inside_the_package():
