@@ -191,16 +191,16 @@ def test_evaluate_models_on_held_out_folder_and_course_file(trained, capsys, mon
 
 def test_report_writes_markdown_and_figures_and_reuses_runs(tmp_path, capsys, monkeypatch):
     args = ["report", "--out", tmp_path / "rep", "--runs-dir", tmp_path / "runs", "--steps", "2", "--unet-steps", "2",
-            "--batch-size", "2", "--channels", "4", "--unet-channels", "4", "--val-every", "1", "--size", "16",
-            "--quiet"]  # fmt: skip
+            "--batch-size", "2", "--unet-batch-size", "3", "--channels", "4", "--unet-channels", "4",
+            "--val-every", "1", "--size", "16", "--quiet"]  # fmt: skip
     monkeypatch.setattr(impl.model, "UNET_MODEL", tmp_path / "no-unet.pth")
     code, out, _ = run(capsys, *args)
     assert code == 0 and "denoising.md" in out
     text = (tmp_path / "rep" / "denoising.md").read_text()
     for needle in ["| impl N2N ", "| reference N2N ", "| impl N2C ", "| U-Net N2N ", "| U-Net N2C ", "| NL-means ",
                    "| TV (Chambolle) ", "Quality bars", "within 0.1 dB", ">= 28.5 dB", "n/a: not the main job",
-                   ">= +1.0 dB", "unet(depth=3, width=4, residual=True)", "| 2 | cpu |", "figures/loss.png",
-                   "figures/crops.png", ", ".join(data.HELD_OUT)]:  # fmt: skip
+                   ">= +1.0 dB", "unet(depth=3, width=4, residual=True)", "| 2 | cpu |", "--unet-batch-size 3",
+                   "figures/loss.png", "figures/crops.png", ", ".join(data.HELD_OUT)]:  # fmt: skip
         assert needle in text, needle
     assert "BM3D" not in text  # no shipped U-Net here
     for name in ("loss.png", "crops.png"):
@@ -250,6 +250,8 @@ def test_report_verdicts():
     gpu = report.RunState(step=1000, elapsed=60.0, devices=["cuda"])
     text = _verdict_text(PSNRS, gpu, cpu_step_ms=900.0)
     assert "| 15.0 min (estimated: steps x 900 ms) + 0.5 min evaluation | **no** |" in text
+    text = _verdict_text(PSNRS, gpu, cpu_step_ms=900.0, config=report.TrainConfig(batch_size=16))
+    assert "| 3.8 min (estimated: steps x 225 ms) + 0.5 min evaluation | yes |" in text  # scaled per image
     assert "unknown: trained off the CPU and no bench.json" in _verdict_text(PSNRS, gpu)
     assert "n/a: not the main job" in _verdict_text(PSNRS, gpu, config=report.TrainConfig(channels=8))
 

@@ -161,6 +161,7 @@ BAD_FLAG_VALUES = {
         "--steps": ["-1", "x"],
         "--unet-steps": ["-1"],
         "--batch-size": ["0"],
+        "--unet-batch-size": ["0", "x"],
         "--channels": ["0"],
         "--unet-channels": ["0", "x"],
         "--size": ["0"],

@@ -22,7 +22,7 @@ from .errors import UserError
 from .evaluate import DEFAULT_NOISE, EVAL_SEED, EvalSet, evaluate, folder_set, format_table, heldout_set, pkl_set
 from .images import read_image, write_image
 from .noise import PAIRS, TARGETS
-from .report import DEFAULT_UNET_CHANNELS, DEFAULT_UNET_STEPS, make_report
+from .report import DEFAULT_UNET_BATCH_SIZE, DEFAULT_UNET_CHANNELS, DEFAULT_UNET_STEPS, make_report
 from .tiling import DEFAULT_TILE, check_tile, run_tiled
 from .train import CHECKPOINT, BackendFactory, export_model, load_model, train_run
 
@@ -136,7 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--unet-steps", type=int, default=DEFAULT_UNET_STEPS, help=f"U-Net runs' steps (default {DEFAULT_UNET_STEPS})"
     )
-    p.add_argument("--batch-size", type=int, default=64, help="default 64")
+    p.add_argument("--batch-size", type=int, default=64, help="course network runs' batch (default 64)")
+    p.add_argument(
+        "--unet-batch-size",
+        type=int,
+        default=DEFAULT_UNET_BATCH_SIZE,
+        help=f"U-Net runs' batch (default {DEFAULT_UNET_BATCH_SIZE})",
+    )
     p.add_argument("--channels", type=int, default=48, help="course network width (default 48)")
     p.add_argument(
         "--unet-channels",
@@ -261,6 +267,7 @@ def _report(args: argparse.Namespace) -> int:
         steps=args.steps,
         unet_steps=args.unet_steps,
         batch_size=args.batch_size,
+        unet_batch_size=args.unet_batch_size,
         channels=args.channels,
         unet_channels=args.unet_channels,
         val_every=args.val_every,
