@@ -200,7 +200,8 @@ def test_report_writes_markdown_and_figures_and_reuses_runs(tmp_path, capsys, mo
     for needle in ["| impl N2N ", "| reference N2N ", "| impl N2C ", "| U-Net N2N ", "| U-Net N2C ", "| NL-means ",
                    "| TV (Chambolle) ", "Quality bars", "within 0.1 dB", ">= 28.5 dB", "n/a: not the main job",
                    ">= +1.0 dB", "unet(depth=3, width=4, residual=True)", "| 2 | cpu |", "--unet-batch-size 3",
-                   "figures/loss.png", "figures/crops.png", ", ".join(data.HELD_OUT)]:  # fmt: skip
+                   "U-Net lr 0.001, batch 3, 2 steps", "figures/loss.png", "figures/crops.png",
+                   ", ".join(data.HELD_OUT)]:  # fmt: skip
         assert needle in text, needle
     assert "BM3D" not in text  # no shipped U-Net here
     for name in ("loss.png", "crops.png"):

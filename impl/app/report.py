@@ -170,9 +170,9 @@ def _markdown(
         f"{config.crop}x{config.crop} crops with flips and quarter turns (seed {config.seed}).",
         f"- Held-out images (never trained on): {', '.join(HELD_OUT)}, {size}x{size} center crops, noise "
         f"`{config.noise}` drawn with seed {EVAL_SEED}; every method sees the same noisy pixels.",
-        f"- Training: {config.optimizer}, {config.lr_schedule} schedule, batch {config.batch_size}; course network "
-        f"lr {config.lr:g} for {config.steps} steps, U-Net lr {unet.lr:g} for {unet.steps} steps (each network's "
-        "default learning rate). The runs of one network share initial weights and the crop stream.",
+        f"- Training: {config.optimizer}, {config.lr_schedule} schedule; course network lr {config.lr:g}, batch "
+        f"{config.batch_size}, {config.steps} steps; U-Net lr {unet.lr:g}, batch {unet.batch_size}, {unet.steps} steps "
+        "(each network's default learning rate). The runs of one network share initial weights and the crop stream.",
         f"- Noise2Noise targets: {config.targets} for the course network (the main job's configuration), "
         f"{unet.targets} for the U-Net (see `impl/app/noise.py`); inputs are always clipped to [0, 1].",
         "- PSNR: mean of per-image PSNRs, outputs clipped to [0, 1]; SSIM: skimage `structural_similarity`.",
