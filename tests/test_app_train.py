@@ -66,7 +66,7 @@ def test_config_names_its_network():
 
 
 def test_a_saved_config_without_residual_is_the_plain_unet():
-    """Models saved before the option existed (the shipped impl/unet.pth) rebuild as they were."""
+    """Models saved before the option existed (the plain U-Net shipped until 2026-11-28) rebuild as they were."""
     saved = TrainConfig(arch="unet").to_dict()
     del saved["residual"]
     assert TrainConfig.from_dict(saved).residual is False
