@@ -104,6 +104,14 @@ def test_strategies(strategy, dilation, padding, block_rows, layout, stride, dty
     assert_parity(*pair_of(kw), x, noncontiguous_grad=True)
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_stride_phase_holding_only_padding(strategy):
+    # one input row at stride 2 and padding 1: the first row phase holds no input pixel
+    c, o, k = STRATEGIES[strategy]
+    x = S.tensors((2, c, 1, 5), torch.float64, seed=7)
+    assert_parity(*pair_of(dict(in_channels=c, out_channels=o, kernel_size=k, stride=2, padding=1)), x)
+
+
 def test_empty_batch():
     x = torch.randn(0, 3, 8, 8)
     assert_parity(*pair_of(dict(in_channels=3, out_channels=4, kernel_size=3, padding=1)), x)
