@@ -132,24 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="train impl/reference N2N and impl N2C, write reports/denoising.md")
     p.add_argument("--out", default="reports", help="report directory (default reports)")
     p.add_argument("--runs-dir", default="runs/report", help="where its runs are kept (default runs/report)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"steps of each run (default {DEFAULT_STEPS})")
     p.add_argument(
-        "--unet-steps", type=int, default=DEFAULT_UNET_STEPS, help=f"U-Net runs' steps (default {DEFAULT_UNET_STEPS})"
+        "--steps", type=int, default=DEFAULT_STEPS, help=f"course network runs' steps (default {DEFAULT_STEPS})"
     )
     p.add_argument("--batch-size", type=int, default=64, help="course network runs' batch (default 64)")
-    p.add_argument(
-        "--unet-batch-size",
-        type=int,
-        default=DEFAULT_UNET_BATCH_SIZE,
-        help=f"U-Net runs' batch (default {DEFAULT_UNET_BATCH_SIZE})",
-    )
     p.add_argument("--channels", type=int, default=48, help="course network width (default 48)")
-    p.add_argument(
-        "--unet-channels",
-        type=int,
-        default=DEFAULT_UNET_CHANNELS,
-        help=f"U-Net width (default {DEFAULT_UNET_CHANNELS})",
-    )
+    for name, default in (
+        ("steps", DEFAULT_UNET_STEPS),
+        ("batch-size", DEFAULT_UNET_BATCH_SIZE),
+        ("channels", DEFAULT_UNET_CHANNELS),
+    ):
+        p.add_argument(f"--unet-{name}", type=int, default=default, help=f"U-Net runs' {name} (default {default})")
     p.add_argument("--val-every", type=int, default=250, help="default 250")
     p.add_argument("--size", type=int, default=EVAL_SIZE, help=f"held-out crop side (default {EVAL_SIZE})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
