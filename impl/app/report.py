@@ -46,7 +46,7 @@ MAX_MAIN_JOB_MINUTES = 15
 MIN_UNET_GAIN_DB = 1.0  # over non-local means
 MAX_UNET_N2N_GAP_DB = 0.1
 BM3D_DB = 32.8  # colour BM3D on the same 256 x 256 crops, as the issue quotes it (not a dependency)
-# the U-Net's budget run: 5500 steps of batch 16, about 11.5 min of training on 2 cores (inside the
+# the U-Net's budget run: 5500 steps of batch 16, 10.5 min of training on 2 cores (inside the
 # main job's 15 min). At equal time, small batches train the residual U-Net further on this CPU: about
 # 210 s gave 29.29 dB at batch 64 (500 steps), 29.63 at 32 (1000), 29.91 at 8 (3000); 251 s gave 29.96
 # dB at 16 (2000); a batch-16 step costs 0.13 s against 0.48 s for batch 64
