@@ -10,6 +10,7 @@ from PIL import Image
 import impl.model
 from impl.app import cli, data, report
 from impl.app.checkpoint import load_checkpoint
+from impl.app.config import DEFAULT_STEPS
 from impl.app.images import read_image
 
 TINY = ["--steps", "3", "--batch-size", "2", "--channels", "4", "--crop", "8", "--val-size", "16", "--quiet"]
@@ -61,10 +62,17 @@ def test_train_resume_keeps_the_run_config_and_refuses_changes(trained, capsys):
     assert saved["step"] == 4 and saved["config"]["channels"] == 4 and saved["config"]["crop"] == 8
 
 
-def test_train_default_lr_follows_arch(tmp_path, capsys):
+def test_train_default_lr_and_steps_follow_arch(tmp_path, capsys):
     code, _, _ = run(capsys, "train", "--runs-dir", tmp_path, "--name", "u", *TINY, "--arch", "unet", "--depth", "1",
                      "--no-baselines")  # fmt: skip
     assert code == 0 and load_checkpoint(tmp_path / "u" / "checkpoint.pth")["config"]["lr"] == 1e-3
+    # no --steps: the U-Net's default, not the course network's (a time limit of 0 stops after one step)
+    no_steps = [arg for arg in TINY if arg not in ("--steps", "3")]
+    code, out, _ = run(capsys, "train", "--runs-dir", tmp_path, "--name", "v", *no_steps, "--arch", "unet",
+                       "--depth", "1", "--no-baselines", "--max-minutes", "0")  # fmt: skip
+    saved = load_checkpoint(tmp_path / "v" / "checkpoint.pth")
+    assert code == 0 and saved["config"]["steps"] == DEFAULT_STEPS["unet"] != DEFAULT_STEPS["course"]
+    assert saved["step"] == 1 and saved["config"]["batch_size"] == 2
 
 
 def test_train_on_user_folders_and_course_files_with_the_reference_backend(tmp_path, capsys):
@@ -249,9 +257,9 @@ def test_report_verdicts():
     assert "| +0.90 dB | **no** |" in text and "| +0.250 dB | **no** |" in text
     assert "| 0.0 min (measured) + 0.5 min evaluation | yes |" in text and "cpu (not recorded)" in text
     gpu = report.RunState(step=1000, elapsed=60.0, devices=["cuda"])
-    text = _verdict_text(PSNRS, gpu, cpu_step_ms=900.0)
+    text = _verdict_text(PSNRS, gpu, cpu_step_ms=900.0, config=report.TrainConfig(batch_size=64))
     assert "| 15.0 min (estimated: steps x 900 ms) + 0.5 min evaluation | **no** |" in text
-    text = _verdict_text(PSNRS, gpu, cpu_step_ms=900.0, config=report.TrainConfig(batch_size=16))
+    text = _verdict_text(PSNRS, gpu, cpu_step_ms=900.0)  # the default batch, 16
     assert "| 3.8 min (estimated: steps x 225 ms) + 0.5 min evaluation | yes |" in text  # scaled per image
     assert "unknown: trained off the CPU and no bench.json" in _verdict_text(PSNRS, gpu)
     assert "n/a: not the main job" in _verdict_text(PSNRS, gpu, config=report.TrainConfig(channels=8))

@@ -10,7 +10,7 @@ import torch
 
 from impl.app import train
 from impl.app.backend import ImplBackend, initial_state
-from impl.app.config import DEFAULT_LR, TrainConfig
+from impl.app.config import DEFAULT_BATCH_SIZE, DEFAULT_LR, DEFAULT_STEPS, TrainConfig
 from impl.app.errors import UserError
 from impl.app.evaluate import heldout_set
 from impl.app.stream import BatchStream
@@ -89,6 +89,17 @@ def test_default_learning_rate_follows_the_network():
     config = TrainConfig(arch="unet", lr_schedule="none")
     config.lr = None  # set after construction: the schedule still falls back to the default
     assert config.learning_rate(7) == 1e-3
+
+
+def test_default_steps_follow_the_network_and_batch_is_shared():
+    assert DEFAULT_STEPS == {"course": 20000, "unet": 5500} and DEFAULT_BATCH_SIZE == 16
+    assert TrainConfig().steps == 20000 and TrainConfig(arch="unet").steps == 5500
+    assert TrainConfig().batch_size == TrainConfig(arch="unet").batch_size == 16
+    assert TrainConfig(arch="unet", steps=7).steps == 7  # explicit steps win
+    assert TrainConfig.from_dict({**TrainConfig().to_dict(), "steps": 3500}).steps == 3500
+    config = TrainConfig(arch="unet")
+    config.steps = None  # set after construction: the schedule still spans the default
+    assert config.total_steps == 5500 and config.learning_rate(2750) == pytest.approx(5e-4)
 
 
 # --- the batch stream -------------------------------------------------------------------------------

@@ -114,6 +114,14 @@ def test_train_is_deterministic():
     assert torch.equal(a.predict(x), b.predict(x))
 
 
+@pytest.mark.parametrize("Model", MODELS)
+def test_train_passes_over_all_pairs_in_batches_of_16_at_the_peak_lr(Model, monkeypatch):
+    model, seen = Model(), []
+    monkeypatch.setattr(model.backend, "train_step", lambda x, t, lr: seen.append((len(x), lr)))
+    model.train(images(40, 3, 8, 8), images(40, 3, 8, 8, seed=1), 2)
+    assert seen == [(16, 5e-3), (16, 5e-3), (8, 5e-3)] * 2
+
+
 @pytest.mark.parametrize(
     "call, error, match",
     [

@@ -49,7 +49,7 @@ class CourseModel:
 
     Args:
         factory: builds the backend of a :class:`TrainConfig` (default configuration: the course
-            network with nearest upsampling, Adam lr 5e-3, batch 64, seed 0).
+            network with nearest upsampling, Adam lr 5e-3, batch 16, seed 0).
         pretrained_path: the ``bestmodel.pth`` :meth:`load_pretrained_model` reads.
 
     ``predict`` runs images larger than :attr:`tile` (256) on a side in overlapping tiles.
@@ -77,8 +77,8 @@ class CourseModel:
         self.backend = load_model(self.pretrained_path, self.factory)
 
     def train(self, train_input: Tensor, train_target: Tensor, num_epochs: int) -> None:
-        """Train on noisy pairs: ``num_epochs`` passes in shuffled batches of 64, Adam at the
-        configuration's peak lr (5e-3 for the course network), no schedule.
+        """Train on noisy pairs: ``num_epochs`` passes in shuffled batches of the configuration's
+        size (16), Adam at its peak lr (5e-3 for the course network), no schedule.
 
         Args:
             train_input, train_target: N x 3 x H x W, uint8 or float on 0-255, the same shape; H and

@@ -16,7 +16,16 @@ from typing import Any
 from . import distributed
 from .backend import Backend, ImplBackend
 from .checkpoint import check_writable, load_checkpoint
-from .config import ARCHS, DEFAULT_LR, DEFAULT_STEPS, LR_SCHEDULES, OPTIMIZERS, UPSAMPLINGS, TrainConfig
+from .config import (
+    ARCHS,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LR,
+    DEFAULT_STEPS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    UPSAMPLINGS,
+    TrainConfig,
+)
 from .data import EVAL_SIZE
 from .errors import UserError
 from .evaluate import DEFAULT_NOISE, EVAL_SEED, EvalSet, evaluate, folder_set, format_table, heldout_set, pkl_set
@@ -80,7 +89,12 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum})")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"default {d.lr_schedule}")
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    p.add_argument("--steps", type=int, help=f"optimizer steps (default {DEFAULT_STEPS})")
+    p.add_argument(
+        "--steps",
+        type=int,
+        help=f"optimizer steps (default {DEFAULT_STEPS['course']} for the course network, "
+        f"{DEFAULT_STEPS['unet']} for the U-Net)",
+    )
     p.add_argument("--crop", type=int, help=f"training crop side (default {d.crop})")
     p.add_argument("--seed", type=int, help=f"weights, crops and noise (default {d.seed})")
     source = p.add_mutually_exclusive_group()
@@ -132,17 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="train impl/reference N2N and impl N2C, write reports/denoising.md")
     p.add_argument("--out", default="reports", help="report directory (default reports)")
     p.add_argument("--runs-dir", default="runs/report", help="where its runs are kept (default runs/report)")
-    p.add_argument(
-        "--steps", type=int, default=DEFAULT_STEPS, help=f"course network runs' steps (default {DEFAULT_STEPS})"
-    )
-    p.add_argument("--batch-size", type=int, default=64, help="course network runs' batch (default 64)")
-    p.add_argument("--channels", type=int, default=48, help="course network width (default 48)")
-    for name, default in (
-        ("steps", DEFAULT_UNET_STEPS),
-        ("batch-size", DEFAULT_UNET_BATCH_SIZE),
-        ("channels", DEFAULT_UNET_CHANNELS),
+    for prefix, runs, defaults in (
+        ("", "course network", (DEFAULT_STEPS["course"], DEFAULT_BATCH_SIZE, 48)),
+        ("unet-", "U-Net", (DEFAULT_UNET_STEPS, DEFAULT_UNET_BATCH_SIZE, DEFAULT_UNET_CHANNELS)),
     ):
-        p.add_argument(f"--unet-{name}", type=int, default=default, help=f"U-Net runs' {name} (default {default})")
+        for name, default in zip(("steps", "batch-size", "channels"), defaults):
+            help = f"{runs} runs' {name} (default {default})"
+            p.add_argument(f"--{prefix}{name}", type=int, default=default, help=help)
     p.add_argument("--val-every", type=int, default=250, help="default 250")
     p.add_argument("--size", type=int, default=EVAL_SIZE, help=f"held-out crop side (default {EVAL_SIZE})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -30,7 +30,7 @@ import torch
 
 from .backend import Backend, ImplBackend
 from .checkpoint import atomic_write, load_checkpoint
-from .config import DEFAULT_STEPS, TrainConfig
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, TrainConfig
 from .data import EVAL_SIZE, HELD_OUT, TRAINING
 from .errors import UserError
 from .evaluate import EVAL_SEED, Row, evaluate, format_table, heldout_set
@@ -46,12 +46,9 @@ MAX_MAIN_JOB_MINUTES = 15
 MIN_UNET_GAIN_DB = 1.0  # over non-local means
 MAX_UNET_N2N_GAP_DB = 0.1
 BM3D_DB = 32.8  # colour BM3D on the same 256 x 256 crops, as the issue quotes it (not a dependency)
-# the U-Net's budget run: 5500 steps of batch 16, 10.5 min of training on 2 cores (inside the
-# main job's 15 min). At equal time, small batches train the residual U-Net further on this CPU: about
-# 210 s gave 29.29 dB at batch 64 (500 steps), 29.63 at 32 (1000), 29.91 at 8 (3000); 251 s gave 29.96
-# dB at 16 (2000); a batch-16 step costs 0.13 s against 0.48 s for batch 64
-DEFAULT_UNET_STEPS = 5500
-DEFAULT_UNET_BATCH_SIZE = 16
+# the U-Net's budget run (see impl/app/config.py)
+DEFAULT_UNET_STEPS = DEFAULT_STEPS["unet"]
+DEFAULT_UNET_BATCH_SIZE = DEFAULT_BATCH_SIZE
 DEFAULT_UNET_CHANNELS = 48
 BENCH_UNET_BATCH = 64
 BENCH_UNET_CASE = f"training step unet, batch {BENCH_UNET_BATCH}, 32x32"
@@ -246,9 +243,9 @@ def make_report(
     out: str | Path = "reports",
     runs_dir: str | Path = "runs/report",
     *,
-    steps: int = DEFAULT_STEPS,
+    steps: int = DEFAULT_STEPS["course"],
     unet_steps: int = DEFAULT_UNET_STEPS,
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     unet_batch_size: int = DEFAULT_UNET_BATCH_SIZE,
     channels: int = 48,
     unet_channels: int = DEFAULT_UNET_CHANNELS,

@@ -110,11 +110,12 @@ def train_loop(
         checkpoint(s)
         last_checkpoint[0] = f"step {s.step}"
 
-    if state.step < config.steps and backend.device.type not in state.devices:
+    total = config.total_steps
+    if state.step < total and backend.device.type not in state.devices:
         state.devices.append(backend.device.type)
-    bar = tqdm(total=config.steps, initial=state.step, unit="step", file=sys.stderr, disable=quiet, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=state.step, unit="step", file=sys.stderr, disable=quiet, dynamic_ncols=True)
     with bar, _interrupt_between_steps() as interrupted:
-        while state.step < config.steps:
+        while state.step < total:
             lr = config.learning_rate(state.step)
             t0 = time.perf_counter()
             loss = backend.train_step(*stream.next_batch(), lr)
@@ -128,7 +129,7 @@ def train_loop(
             state.losses.append(loss)
             since_losses.append(loss)
             bar.update(1)
-            done = state.step == config.steps
+            done = state.step == total
             timed_out = max_seconds is not None and time.perf_counter() - started > max_seconds
             record: dict[str, Any] = {}
             if validation is not None and val_every > 0 and (state.step % val_every == 0 or done or timed_out):
