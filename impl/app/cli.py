@@ -31,7 +31,7 @@ from .errors import UserError
 from .evaluate import DEFAULT_NOISE, EVAL_SEED, EvalSet, evaluate, folder_set, format_table, heldout_set, pkl_set
 from .images import read_image, write_image
 from .noise import PAIRS, TARGETS
-from .report import DEFAULT_UNET_BATCH_SIZE, DEFAULT_UNET_CHANNELS, DEFAULT_UNET_STEPS, make_report
+from .report import DEFAULT_UNET_CHANNELS, make_report
 from .tiling import DEFAULT_TILE, check_tile, run_tiled
 from .train import CHECKPOINT, BackendFactory, export_model, load_model, train_run
 
@@ -148,11 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs/report", help="where its runs are kept (default runs/report)")
     for prefix, runs, defaults in (
         ("", "course network", (DEFAULT_STEPS["course"], DEFAULT_BATCH_SIZE, 48)),
-        ("unet-", "U-Net", (DEFAULT_UNET_STEPS, DEFAULT_UNET_BATCH_SIZE, DEFAULT_UNET_CHANNELS)),
+        ("unet-", "U-Net", (DEFAULT_STEPS["unet"], DEFAULT_BATCH_SIZE, DEFAULT_UNET_CHANNELS)),
     ):
         for name, default in zip(("steps", "batch-size", "channels"), defaults):
-            help = f"{runs} runs' {name} (default {default})"
-            p.add_argument(f"--{prefix}{name}", type=int, default=default, help=help)
+            text = f"{runs} runs' {name} (default {default})"
+            p.add_argument(f"--{prefix}{name}", type=int, default=default, help=text)
     p.add_argument("--val-every", type=int, default=250, help="default 250")
     p.add_argument("--size", type=int, default=EVAL_SIZE, help=f"held-out crop side (default {EVAL_SIZE})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

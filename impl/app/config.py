@@ -21,7 +21,7 @@ from .tiling import COURSE, Geometry
 #: steps). The residual U-Net, about 210 s: 29.29 / 29.63 / 29.91 dB at batch 64 / 32 / 8 (500 / 1000
 #: / 3000 steps), and 251 s gave 29.96 dB at 16 (2000 steps). README, "The denoiser".
 DEFAULT_BATCH_SIZE = 16
-#: each network's default optimizer steps. The course network's is the main job: about 7.5 min of
+#: each network's default optimizer steps. The course network's is the main job: 8.4 min of
 #: training on 2 cores (6000 / 15000 / 20000 steps of batch 16 reached 27.84 / 28.42 / 28.58 dB).
 #: The U-Net's is the report's budget run: 10.5 min on 2 cores, inside the main job's 15 min.
 DEFAULT_STEPS = {"course": 20000, "unet": 5500}

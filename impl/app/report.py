@@ -46,9 +46,6 @@ MAX_MAIN_JOB_MINUTES = 15
 MIN_UNET_GAIN_DB = 1.0  # over non-local means
 MAX_UNET_N2N_GAP_DB = 0.1
 BM3D_DB = 32.8  # colour BM3D on the same 256 x 256 crops, as the issue quotes it (not a dependency)
-# the U-Net's budget run (see impl/app/config.py)
-DEFAULT_UNET_STEPS = DEFAULT_STEPS["unet"]
-DEFAULT_UNET_BATCH_SIZE = DEFAULT_BATCH_SIZE
 DEFAULT_UNET_CHANNELS = 48
 BENCH_UNET_BATCH = 64
 BENCH_UNET_CASE = f"training step unet, batch {BENCH_UNET_BATCH}, 32x32"
@@ -244,9 +241,9 @@ def make_report(
     runs_dir: str | Path = "runs/report",
     *,
     steps: int = DEFAULT_STEPS["course"],
-    unet_steps: int = DEFAULT_UNET_STEPS,
+    unet_steps: int = DEFAULT_STEPS["unet"],
     batch_size: int = DEFAULT_BATCH_SIZE,
-    unet_batch_size: int = DEFAULT_UNET_BATCH_SIZE,
+    unet_batch_size: int = DEFAULT_BATCH_SIZE,
     channels: int = 48,
     unet_channels: int = DEFAULT_UNET_CHANNELS,
     val_every: int = 250,
