@@ -16,7 +16,7 @@ from .tiling import DEFAULT_TILE, run_tiled
 from .train import BackendFactory, load_model
 
 PREDICT_BATCH = 64
-BESTMODEL_COMMAND = "n2n train --name bestmodel --steps 9000 --export impl/bestmodel.pth"
+BESTMODEL_COMMAND = "n2n train --name bestmodel --steps 50000 --export impl/bestmodel.pth"
 
 
 def to_unit(images: Tensor, name: str) -> Tensor:
