@@ -32,7 +32,8 @@ def test_bench_quick_writes_table_and_json(tmp_path, capsys):
     rows = json.loads(records.read_text())
     assert {"case", "impl_ms", "reference_ms", "ratio"} <= set(rows[0])
     cases = [r["case"] for r in rows]
-    assert any(c.startswith("training step nearest") for c in cases)
+    assert "training step nearest, batch 2, 32x32" in cases
+    assert "training step nearest, batch 16, 32x32" in cases  # the training runs' default batch
     assert any(c.startswith("peak memory") for c in cases)
     assert sum("fwd+bwd" in c for c in cases) == 18  # every layer of both course networks
     for r in rows:

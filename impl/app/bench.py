@@ -28,6 +28,7 @@ from impl._gemm import BLOCK_ROWS
 from impl.models import course_network, unet
 
 from .checkpoint import atomic_write
+from .config import DEFAULT_BATCH_SIZE
 
 
 @dataclass
@@ -296,6 +297,8 @@ def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool =
                 records += layer_cases(batch, repeats, threads)
             for name in ("nearest", "transpose") + (() if quick else ("unet",)):
                 records.append(step_case(name, batches[0], repeats, threads))
+            for name in ("nearest",) + (() if quick else ("unet",)):  # at the batch the training runs use
+                records.append(step_case(name, DEFAULT_BATCH_SIZE, repeats, threads))
             for name in ("nearest",) + (() if quick else ("transpose", "unet")):
                 records.append(predict_case(name, repeats, threads, size=128 if quick else 512))
             gflops[threads] = gflops_case(batches[-1], repeats, threads)
