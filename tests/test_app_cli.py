@@ -68,7 +68,7 @@ def test_train_default_lr_and_steps_follow_arch(tmp_path, capsys):
     assert code == 0 and load_checkpoint(tmp_path / "u" / "checkpoint.pth")["config"]["lr"] == 1e-3
     # no --steps: the U-Net's default, not the course network's (a time limit of 0 stops after one step)
     no_steps = [arg for arg in TINY if arg not in ("--steps", "3")]
-    code, out, _ = run(capsys, "train", "--runs-dir", tmp_path, "--name", "v", *no_steps, "--arch", "unet",
+    code, _, _ = run(capsys, "train", "--runs-dir", tmp_path, "--name", "v", *no_steps, "--arch", "unet",
                        "--depth", "1", "--no-baselines", "--max-minutes", "0")  # fmt: skip
     saved = load_checkpoint(tmp_path / "v" / "checkpoint.pth")
     assert code == 0 and saved["config"]["steps"] == DEFAULT_STEPS["unet"] != DEFAULT_STEPS["course"]
