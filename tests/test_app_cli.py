@@ -140,6 +140,10 @@ def test_denoise_any_size_grey_or_rgba(trained, capsys, monkeypatch):
     code, _, _ = run(capsys, "denoise", tmp_path / "in.png", tmp_path / "tiled.png", "--model", tmp_path / "m.pth",
                      "--tile", "8")  # fmt: skip
     assert code == 0 and (read_image(tmp_path / "tiled.png") - whole).abs().max() <= 1 / 255 + 1e-6
+    code, _, _ = run(capsys, "denoise", tmp_path / "in.png", tmp_path / "x8.png", "--model", tmp_path / "m.pth",
+                     "--ensemble", "--tile", "8")  # fmt: skip
+    ensembled = read_image(tmp_path / "x8.png")
+    assert code == 0 and ensembled.shape == whole.shape and (ensembled - whole).abs().max() > 2 / 255
     Image.fromarray(rgba[:, :, 0]).save(tmp_path / "grey.jpg")
     monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "m.pth")  # the shipped course network
     code, _, _ = run(capsys, "denoise", tmp_path / "grey.jpg", tmp_path / "grey_out.jpg", "--arch", "course")
@@ -175,6 +179,8 @@ def test_evaluate_models_on_held_out_folder_and_course_file(trained, capsys, mon
     assert code == 0 and table_methods(out) == ["Noisy input", "NL-means", "TV (Chambolle)", str(m), str(ckpt)]
     numbers = {line.split("|")[1].strip(): line.split("|")[2:] for line in out.splitlines() if line.startswith("| ")}
     assert numbers[str(m)] == numbers[str(ckpt)]  # the exported model is the checkpoint's weights
+    code, out, _ = run(capsys, "evaluate", "--model", m, "--size", "16", "--no-baselines", "--ensemble")
+    assert code == 0 and table_methods(out) == ["Noisy input", str(m), f"{m}, x8 self-ensemble"]
     folder = tmp_path / "imgs"
     folder.mkdir()
     Image.fromarray(np.full((9, 11, 3), 128, np.uint8)).save(folder / "a.png")
@@ -223,6 +229,7 @@ def test_report_writes_markdown_and_figures_and_reuses_runs(tmp_path, capsys, mo
     assert code == 0 and calls == [True] * 5  # finished runs with the same config: reused
     text = (tmp_path / "rep" / "denoising.md").read_text()
     assert "| U-Net shipped (impl/unet.pth) " in text and "vs colour BM3D (32.8 dB quoted, not run)" in text
+    assert "| U-Net shipped (impl/unet.pth), x8 self-ensemble " in text and "dB); x8 self-ensemble " in text
     assert "U-Net shipped (impl/unet.pth): `unet(depth=3, width=4, residual=True)`, N2N with raw targets" in text
     assert "training time not recorded" in text  # a training checkpoint has no "trained" record
     trained = {"config": report.TrainConfig().to_dict(), "trained": {"steps": 5, "seconds": 2.0, "devices": ["cuda"]}}

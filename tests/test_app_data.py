@@ -86,6 +86,12 @@ def test_dihedral_gives_eight_distinct_transforms():
     assert len({digest(data.dihedral(x, code)) for code in range(8)}) == 8
 
 
+def test_undo_dihedral_inverts_every_transform_of_a_non_square_batch():
+    x = torch.arange(2 * 3 * 4 * 6.0).reshape(2, 3, 4, 6)
+    for code in range(8):
+        assert torch.equal(data.undo_dihedral(data.dihedral(x, code), code), x), code
+
+
 @pytest.mark.parametrize(
     "images, size, match",
     [

@@ -1,4 +1,4 @@
-"""PSNR/SSIM, tiled inference, atomic checkpoints, evaluation sets and baselines."""
+"""PSNR/SSIM, tiled inference, self-ensembles, atomic checkpoints, evaluation sets and baselines."""
 
 import math
 import os
@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from impl.app import checkpoint, evaluate, metrics, tiling
+from impl.app import checkpoint, data, ensemble, evaluate, metrics, tiling
 from impl.app.errors import UserError
 from impl.models import course_network
 
@@ -148,6 +148,41 @@ def test_evaluate_rows_baselines_beat_noise_and_table_lists_all():
     assert table.splitlines()[0].startswith("| method")
     assert f"{rows[1].psnr:9.2f}" in table and len(table.splitlines()) == 6
     assert [r.method for r in evaluate.evaluate(evalset, {}, baselines=False)] == ["Noisy input"]
+
+
+def test_self_ensemble_is_the_mean_of_the_eight_turned_back_outputs():
+    x = torch.rand(2, 3, 8, 12, generator=torch.Generator().manual_seed(0))
+    weights = torch.rand(8, 12, generator=torch.Generator().manual_seed(1))
+
+    def forward(y):  # not invariant to flips or turns: each transform gives another output
+        assert y.shape[-2:] in ((8, 12), (12, 8))
+        return y.cumsum(-1) * (weights if y.shape[-1] == 12 else weights.t())
+
+    expected = sum(data.undo_dihedral(forward(data.dihedral(x, code)), code) for code in range(8)) / 8
+    out = ensemble.self_ensemble(forward)(x)
+    assert out.shape == x.shape and torch.allclose(out, expected)
+    assert not torch.allclose(out, forward(x))
+    assert torch.allclose(ensemble.self_ensemble(lambda y: y)(x), x)  # an invariant network: unchanged
+
+
+def test_self_ensemble_consumes_each_output_before_the_next_call():
+    buffer = torch.empty(1, 3, 4, 4)
+
+    def forward(y):  # a network that writes every output into the same buffer
+        return buffer.copy_(y)
+
+    x = torch.rand(1, 3, 4, 4)
+    assert torch.allclose(ensemble.self_ensemble(forward)(x), x)
+
+
+def test_evaluate_adds_the_self_ensemble_rows_it_is_asked_for():
+    evalset = evaluate.heldout_set(size=16)
+    nets = {"a": lambda x: x * 0.5 + 0.25, "b": lambda x: x.cumsum(-1) / x.shape[-1]}
+    rows = evaluate.evaluate(evalset, nets, baselines=False, ensemble=["b"])
+    assert [r.method for r in rows] == ["Noisy input", "a", "b", "b" + evaluate.ENSEMBLE_SUFFIX]
+    assert rows[3].psnr != rows[2].psnr
+    with pytest.raises(ValueError, match=r"not evaluated: \['c'\]"):
+        evaluate.evaluate(evalset, nets, baselines=False, ensemble=["b", "c"])
 
 
 def test_denoise_images_batches_equal_shapes_and_keeps_order():

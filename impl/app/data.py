@@ -121,6 +121,12 @@ def dihedral(image: Tensor, code: int) -> Tensor:
     return image.rot90(code % 4, dims=(-2, -1))
 
 
+def undo_dihedral(image: Tensor, code: int) -> Tensor:
+    """The inverse of :func:`dihedral`: ``undo_dihedral(dihedral(x, code), code)`` is ``x``."""
+    image = image.rot90(-(code % 4), dims=(-2, -1))
+    return image.flip(-1) if code >= 4 else image
+
+
 class CropSampler:
     """Random ``size x size`` crops of a list of images, each with a random flip and quarter turn.
 

@@ -14,7 +14,7 @@ shows it; on the held-out set it beats the fast mode by 0.9 dB and every other h
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from torch import Tensor
 
 from .backend import Backend
 from .data import EVAL_SIZE, folder_images, heldout_images, load_course_pairs
+from .ensemble import self_ensemble
 from .errors import UserError
 from .metrics import psnr, ssim
 from .noise import Noise
@@ -32,6 +33,7 @@ from .tiling import COURSE, DEFAULT_TILE, Forward, run_tiled
 
 EVAL_SEED = 2022
 DEFAULT_NOISE = "gaussian:25"
+ENSEMBLE_SUFFIX = ", x8 self-ensemble"
 
 
 @dataclass
@@ -119,12 +121,18 @@ BASELINES: dict[str, Callable[[Tensor, float], Tensor]] = {"NL-means": nl_means,
 
 
 def denoise_images(
-    model: Backend | Forward, images: Sequence[Tensor], tile: int = DEFAULT_TILE, batch: int = 64
+    model: Backend | Forward,
+    images: Sequence[Tensor],
+    tile: int = DEFAULT_TILE,
+    batch: int = 64,
+    ensemble: bool = False,
 ) -> list[Tensor]:
     """Run a backend (tiled by its configuration's geometry) or a plain ``forward`` (the course
     network's geometry) on (3, H, W) images of any sizes; consecutive images of one shape share a
-    batch."""
+    batch. ``ensemble``: average over the 8 flips and quarter turns (:mod:`impl.app.ensemble`)."""
     forward, geometry = (model, COURSE) if callable(model) else (model.forward, model.config.geometry)
+    if ensemble:
+        forward = self_ensemble(forward)
     outputs: list[Tensor] = []
     start = 0
     while start < len(images):
@@ -138,10 +146,18 @@ def denoise_images(
 
 
 def evaluate(
-    evalset: EvalSet, models: Mapping[str, Backend | Forward], tile: int = DEFAULT_TILE, baselines: bool = True
+    evalset: EvalSet,
+    models: Mapping[str, Backend | Forward],
+    tile: int = DEFAULT_TILE,
+    baselines: bool = True,
+    ensemble: Collection[str] = (),
 ) -> list[Row]:
     """Rows: the noisy input, each baseline (if ``baselines``), then each model (a backend or a
-    forward function, see :func:`denoise_images`), in that order."""
+    forward function, see :func:`denoise_images`), in that order; a model named in ``ensemble`` is
+    followed by its self-ensemble's row, named with :data:`ENSEMBLE_SUFFIX`."""
+    unknown = sorted(set(ensemble) - set(models))
+    if unknown:
+        raise ValueError(f"ensemble names models that are not evaluated: {unknown}")
     candidates: dict[str, list[Tensor]] = {"Noisy input": [x.clone() for x in evalset.noisy]}
     if baselines:
         sigmas = [evalset.sigma if evalset.sigma is not None else estimate_sigma(x) for x in evalset.noisy]
@@ -149,6 +165,8 @@ def evaluate(
             candidates[name] = [method(x, s) for x, s in zip(evalset.noisy, sigmas)]
     for name, model in models.items():
         candidates[name] = denoise_images(model, evalset.noisy, tile)
+        if name in ensemble:
+            candidates[name + ENSEMBLE_SUFFIX] = denoise_images(model, evalset.noisy, tile, ensemble=True)
     return [Row(name, psnr(out, evalset.clean), ssim(out, evalset.clean), out) for name, out in candidates.items()]
 
 

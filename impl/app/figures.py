@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,5 +65,5 @@ def crops_figure(path: str | Path, columns: dict[str, Sequence[Tensor]], crop: i
             axes[r][c].imshow(to_uint8(image[:, top : top + crop, left : left + crop]), interpolation="nearest")
             axes[r][c].set_axis_off()
             if r == 0:
-                axes[r][c].set_title(name, fontsize=9)
+                axes[r][c].set_title(textwrap.fill(name, 20), fontsize=9)  # long names on two lines
     return _save(fig, path)
