@@ -86,8 +86,21 @@ def test_layouts(layout, padding_mode, dtype):
 # unless the padding reaches past the kernel; strided: per stride phase); blocks of 5 rows leave
 # a ragged last block. Strided convolutions have per tap or else the general gathered patches.
 # (in channels, out channels, kernel); the input gradient swaps in and out, so "gather" and
-# "scatter" each run the other strategy backwards.
-STRATEGIES = {"gather": (1, 8, 3), "scatter": (8, 1, 3), "per tap": (4, 4, 3), "single tap": (3, 5, 1)}
+# "scatter" each run the other strategy backwards. Where one product per tap would run on a small
+# input, one product of the channels-last patches runs instead ("patches", impl._gemm.PATCH_FLOATS):
+# every other case sets that size to 0, so "per tap" runs per tap.
+STRATEGIES = {
+    "gather": (1, 8, 3),
+    "scatter": (8, 1, 3),
+    "per tap": (4, 4, 3),
+    "patches": (4, 4, 3),
+    "single tap": (3, 5, 1),
+}
+
+
+def patches_only_for(strategy, monkeypatch):
+    if strategy != "patches":
+        monkeypatch.setattr(impl._gemm, "PATCH_FLOATS", 0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -98,6 +111,7 @@ STRATEGIES = {"gather": (1, 8, 3), "scatter": (8, 1, 3), "per tap": (4, 4, 3), "
 @pytest.mark.parametrize("stride", [1, 2, (3, 2)])
 def test_strategies(strategy, dilation, padding, block_rows, layout, stride, dtype, monkeypatch):
     monkeypatch.setattr(impl._gemm, "BLOCK_ROWS", block_rows)
+    patches_only_for(strategy, monkeypatch)
     c, o, k = STRATEGIES[strategy]
     x = LAYOUTS[layout](S.tensors((2, c, 7, 6), dtype, seed=6))
     kw = dict(in_channels=c, out_channels=o, kernel_size=k, stride=stride, padding=padding, dilation=dilation)
@@ -105,8 +119,9 @@ def test_strategies(strategy, dilation, padding, block_rows, layout, stride, dty
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_stride_phase_holding_only_padding(strategy):
+def test_stride_phase_holding_only_padding(strategy, monkeypatch):
     # one input row at stride 2 and padding 1: the first row phase holds no input pixel
+    patches_only_for(strategy, monkeypatch)
     c, o, k = STRATEGIES[strategy]
     x = S.tensors((2, c, 1, 5), torch.float64, seed=7)
     assert_parity(*pair_of(dict(in_channels=c, out_channels=o, kernel_size=k, stride=2, padding=1)), x)
