@@ -1,6 +1,10 @@
 """The n2n command, in process, on tiny settings: train, denoise, evaluate, report, and its errors."""
 
+import importlib.util
 import json
+import sys
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from impl.app.checkpoint import load_checkpoint
 from impl.app.config import DEFAULT_STEPS
 from impl.app.images import read_image
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--steps", "3", "--batch-size", "2", "--channels", "4", "--crop", "8", "--val-size", "16", "--quiet"]
 
 
@@ -230,6 +235,12 @@ def test_report_writes_markdown_and_figures_and_reuses_runs(tmp_path, capsys, mo
     text = (tmp_path / "rep" / "denoising.md").read_text()
     assert "| U-Net shipped (impl/unet.pth) " in text and "vs colour BM3D (32.8 dB quoted, not run)" in text
     assert "| U-Net shipped (impl/unet.pth), x8 self-ensemble " in text and "dB); x8 self-ensemble " in text
+    (tmp_path / "rep" / "bm3d.json").write_text(json.dumps(bm3d_record(16, 5.0, 99.0)))  # measured BM3D
+    code, _, _ = run(capsys, *args)
+    text = (tmp_path / "rep" / "denoising.md").read_text()
+    assert code == 0 and "quoted, not run" not in text and "BM3D 99.00 dB, SSIM 0.9500" in text
+    assert "| shipped U-Net vs colour BM3D on the same noisy pixels (bm3d 0.0, measured) | >= 5.00 dB |" in text
+    assert "| >= 99.00 dB |" in text and "trained on clipped inputs)" in text and text.count("| yes |") >= 1
     assert "U-Net shipped (impl/unet.pth): `unet(depth=3, width=4, residual=True)`, N2N with raw targets" in text
     assert "training time not recorded" in text  # a training checkpoint has no "trained" record
     trained = {"config": report.TrainConfig().to_dict(), "trained": {"steps": 5, "seconds": 2.0, "devices": ["cuda"]}}
@@ -270,6 +281,60 @@ def test_report_verdicts():
     assert "| 3.8 min (estimated: steps x 225 ms) + 0.5 min evaluation | yes |" in text  # scaled per image
     assert "unknown: trained off the CPU and no bench.json" in _verdict_text(PSNRS, gpu)
     assert "n/a: not the main job" in _verdict_text(PSNRS, gpu, config=report.TrainConfig(channels=8))
+
+
+def bm3d_record(size, clipped_db, unclipped_db):
+    scores = {"clipped": {"psnr": clipped_db, "ssim": 0.85}, "unclipped": {"psnr": unclipped_db, "ssim": 0.95}}
+    return {"method": "CBM3D", "package": "bm3d 0.0", "noise": "gaussian:25", "seed": 2022, "size": size, **scores}
+
+
+def test_report_compares_the_shipped_unet_with_the_measured_bm3d():
+    unet = report.RunState(step=1000, elapsed=600.0, devices=["cpu"])
+    psnrs = {**PSNRS, report.SHIPPED_UNET: 31.0, report.SHIPPED_UNET + ", x8 self-ensemble": 31.2}
+    unclipped = {report.SHIPPED_UNET: 30.6, report.SHIPPED_UNET + ", x8 self-ensemble": 30.8}
+    rows = [report.Row(name, psnr, 0.9, []) for name, psnr in psnrs.items()]
+    configs = {name: report.TrainConfig() for name, *_ in report.RUNS}
+    states = {name: unet for name, *_ in report.RUNS}
+    quoted = report._markdown(configs, rows, states, 30.0, 256, None)
+    assert "| >= 32.80 dB | 31.00 dB (-1.80 dB); x8 self-ensemble 31.20 dB (-1.60 dB) | **no** |" in quoted
+    text = report._markdown(configs, rows, states, 30.0, 256, None, "", bm3d_record(256, 30.86, 32.18), unclipped)
+    assert "| >= 30.86 dB | 31.00 dB (+0.14 dB); x8 self-ensemble 31.20 dB (+0.34 dB) | yes |" in text
+    assert "| >= 32.18 dB | 30.60 dB (-1.58 dB); x8 self-ensemble 30.80 dB (-1.38 dB) | **no** |" in text
+    assert "30.86 dB, SSIM 0.8500 on these noisy pixels" in text and "30.60 dB, 30.80 dB (plain, x8" in text
+    assert "quoted, not run" not in text
+
+
+@pytest.mark.parametrize(
+    "contents",
+    [
+        "not json",
+        json.dumps({"size": 256}),
+        json.dumps(bm3d_record(128, 30.0, 32.0)),
+        json.dumps({**bm3d_record(256, 30.0, 32.0), "clipped": {"psnr": "high"}}),
+        json.dumps({**bm3d_record(256, 30.0, 32.0), "package": 4}),
+    ],  # fmt: skip
+)
+def test_report_ignores_a_bm3d_file_it_cannot_use(tmp_path, contents):
+    assert report._bm3d(tmp_path, 256) is None  # no file
+    (tmp_path / "bm3d.json").write_text(contents)
+    assert report._bm3d(tmp_path, 256) is None
+    (tmp_path / "bm3d.json").write_text(json.dumps(bm3d_record(256, 30.0, 32.0)))
+    assert report._bm3d(tmp_path, 256)["unclipped"] == {"psnr": 32.0, "ssim": 0.95}
+
+
+def test_bm3d_reference_tool_writes_the_file_the_report_reads(tmp_path, monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("bm3d_reference", ROOT / "tools" / "bm3d_reference.py")
+    fake = types.ModuleType("bm3d")
+    fake.bm3d_rgb = lambda z, sigma: z * 0.5 + 0.25  # (H, W, 3) float64 in and out
+    monkeypatch.setitem(sys.modules, "bm3d", fake)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(tool, "version", lambda name: "9.9")
+    monkeypatch.setattr(tool, "SIZE", 32)
+    tool.main(str(tmp_path / "bm3d.json"))
+    record = report._bm3d(tmp_path, 32)
+    assert record["package"] == "bm3d 9.9" and record["clipped"]["psnr"] != record["unclipped"]["psnr"]
+    assert "wrote" in capsys.readouterr().out
 
 
 def test_report_reads_the_cpu_step_time_of_the_bench(tmp_path):

@@ -130,6 +130,12 @@ def test_heldout_set_is_the_same_noisy_pixels_every_time():
     assert metrics.psnr(a.noisy, a.clean) == pytest.approx(20.8, abs=0.6)
 
 
+def test_heldout_set_unclipped_has_the_same_draws():
+    clipped, raw = evaluate.heldout_set(size=32), evaluate.heldout_set(size=32, clip=False)
+    assert raw.noisy[0].min() < 0 and raw.noisy[0].max() > 1 and "unclipped noise" in raw.name
+    assert all(torch.equal(a, b.clamp(0, 1)) for a, b in zip(clipped.noisy, raw.noisy))
+
+
 def test_estimate_sigma_recovers_gaussian_noise():
     clean = torch.full((3, 64, 64), 0.5)
     noisy = clean + 0.1 * torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(0))

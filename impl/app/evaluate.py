@@ -57,24 +57,27 @@ class Row:
     outputs: list[Tensor]
 
 
-def _noisy_set(name: str, clean: list[Tensor], noise: str, seed: int) -> EvalSet:
+def _noisy_set(name: str, clean: list[Tensor], noise: str, seed: int, clip: bool = True) -> EvalSet:
     model = Noise.parse(noise)
     generator = torch.Generator().manual_seed(seed)
-    noisy = [model.apply(image[None], generator)[0] for image in clean]
+    noisy = [model.apply(image[None], generator, clip=clip)[0] for image in clean]
     return EvalSet(name, noisy, clean, model.sigma)
 
 
 def heldout_set(
-    noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED, size: int = EVAL_SIZE, *, flag: str = "--size"
+    noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED, size: int = EVAL_SIZE, *, flag: str = "--size", clip: bool = True
 ) -> EvalSet:
-    """The held-out built-in images (astronaut, coffee) with ``noise`` drawn from ``seed``.
+    """The held-out built-in images (astronaut, coffee) with ``noise`` drawn from ``seed``, clipped
+    to [0, 1] like every network input (``clip=False``: the same draws unclipped, the textbook
+    Gaussian setting in which denoisers are usually compared, e.g. BM3D's published figures).
 
     Raises:
         UserError: ``size`` is not a positive integer (the message names it as ``flag``).
     """
     if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
         raise UserError(f"{flag} must be a positive integer (the held-out crop side), got {size!r}")
-    return _noisy_set(f"held-out astronaut + coffee, {size}x{size} center crops", heldout_images(size), noise, seed)
+    name = f"held-out astronaut + coffee, {size}x{size} center crops{'' if clip else ', unclipped noise'}"
+    return _noisy_set(name, heldout_images(size), noise, seed, clip)
 
 
 def folder_set(folder: str | Path, noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED) -> EvalSet:
