@@ -195,11 +195,15 @@ def _phases(x: Tensor, padding: Pair, stride: Pair) -> tuple[Tensor, Pair]:
     hq, wq = _phase_frame((h, w), padding, stride)
     if stride == (1, 1):
         return padded_last(x, padding, (hq, wq)).view(1, -1, c), (hq, wq)
-    xs = x.new_zeros(sh, sw, n, hq, wq, c)  # each phase copied straight from x: one pass less
+    xs = x.new_empty(sh, sw, n, hq, wq, c)  # each phase copied straight from x: one pass less
     for a, (y0, r0, ny) in enumerate(_phase_span(h, padding[0], sh)):
         for b, (x0, c0, nx) in enumerate(_phase_span(w, padding[1], sw)):
-            # a phase that holds only padding (ny or nx 0) copies an empty slice and stays zero
-            xs[a, b, :, y0 : y0 + ny, x0 : x0 + nx] = x[:, :, r0::sh, c0::sw][:, :, :ny, :nx].permute(0, 2, 3, 1)
+            phase = xs[a, b]  # only its padding zeroed (a phase that holds only padding: all of it)
+            phase[:, :y0] = 0
+            phase[:, y0 + ny :] = 0
+            phase[:, y0 : y0 + ny, :x0] = 0
+            phase[:, y0 : y0 + ny, x0 + nx :] = 0
+            phase[:, y0 : y0 + ny, x0 : x0 + nx] = x[:, :, r0::sh, c0::sw][:, :, :ny, :nx].permute(0, 2, 3, 1)
     return xs.view(sh * sw, -1, c), (hq, wq)
 
 
