@@ -92,14 +92,14 @@ def test_default_learning_rate_follows_the_network():
 
 
 def test_default_steps_follow_the_network_and_batch_is_shared():
-    assert DEFAULT_STEPS == {"course": 20000, "unet": 5500} and DEFAULT_BATCH_SIZE == 16
-    assert TrainConfig().steps == 20000 and TrainConfig(arch="unet").steps == 5500
+    assert DEFAULT_STEPS == {"course": 20000, "unet": 7000} and DEFAULT_BATCH_SIZE == 16
+    assert TrainConfig().steps == 20000 and TrainConfig(arch="unet").steps == 7000
     assert TrainConfig().batch_size == TrainConfig(arch="unet").batch_size == 16
     assert TrainConfig(arch="unet", steps=7).steps == 7  # explicit steps win
     assert TrainConfig.from_dict({**TrainConfig().to_dict(), "steps": 3500}).steps == 3500
     config = TrainConfig(arch="unet")
     config.steps = None  # set after construction: the schedule still spans the default
-    assert config.total_steps == 5500 and config.learning_rate(2750) == pytest.approx(5e-4)
+    assert config.total_steps == 7000 and config.learning_rate(3500) == pytest.approx(5e-4)
 
 
 # --- the batch stream -------------------------------------------------------------------------------
