@@ -22,7 +22,8 @@ from .tiling import COURSE, Geometry
 #: / 3000 steps), and 251 s gave 29.96 dB at 16 (2000 steps). README, "The denoiser".
 DEFAULT_BATCH_SIZE = 16
 #: each network's default optimizer steps. The course network's is the main job: 8.4 min of
-#: training on 2 cores (6000 / 15000 / 20000 steps of batch 16 reached 27.84 / 28.42 / 28.58 dB).
+#: training on 2 cores (6000 / 15000 / 20000 steps of batch 16 reached 27.84 / 28.42 / 28.58 dB with
+#: the engine of that study; 20000 reach 28.66 dB with the current one).
 #: The U-Net's is the report's budget run, inside the main job's 15 min on 2 cores: 5500 steps took
 #: 10.5 min (30.50 dB) before the engine's faster small-image products; 7000 fill about as much now.
 DEFAULT_STEPS = {"course": 20000, "unet": 7000}

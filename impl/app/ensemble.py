@@ -25,7 +25,7 @@ def self_ensemble(forward: Forward) -> Forward:
     """
 
     def averaged(x: Tensor) -> Tensor:
-        total = undo_dihedral(forward(x), 0).clone()
+        total = forward(x).clone()  # code 0: the input as it is
         for code in range(1, TRANSFORMS):
             total += undo_dihedral(forward(dihedral(x, code)), code)
         return total.div_(TRANSFORMS)
