@@ -28,10 +28,11 @@ import numpy as np
 import torch
 
 from impl.app.checkpoint import atomic_write
+from impl.app.data import EVAL_SIZE
 from impl.app.evaluate import DEFAULT_NOISE, EVAL_SEED, heldout_set
 from impl.app.metrics import psnr, ssim
 
-SIZE = 256
+SIZE = EVAL_SIZE  # the report's held-out crop side
 
 
 def cbm3d(image: torch.Tensor, sigma: float) -> torch.Tensor:
