@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _gemm
+from . import _exact, _gemm
 
 Pair = tuple[int, int]
 Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
@@ -25,7 +25,10 @@ Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
 def conv2d(
     x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair, dilation: Pair, groups: int
 ) -> Tensor:
-    """Cross-correlation of a batched ``x`` (N, C, H, W) with ``weight`` (O, C/g, kh, kw)."""
+    """Cross-correlation of a batched ``x`` (N, C, H, W) with ``weight`` (O, C/g, kh, kw): torch's
+    own product where that is a plain one (bit for bit, :mod:`impl._exact`), else the fast engine."""
+    if _exact.conv2d_applies(x, weight, groups):
+        return _exact.conv2d(x, weight, bias, stride, padding, dilation)
     return _gemm.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
 
@@ -41,7 +44,14 @@ def conv_transpose2d(
 ) -> Tensor:
     """Adjoint of :func:`conv2d` in ``x`` (bias aside): ``y`` (N, C, H, W) with ``weight``
     (C, O/g, kh, kw) gives (N, O, *output_size). It is both the input gradient of ``conv2d``
-    and the forward of ``ConvTranspose2d``."""
+    and the forward of ``ConvTranspose2d`` (torch's own product where that is a plain one)."""
+    reach = [
+        (i - 1) * s - 2 * p + d * (k - 1) + 1
+        for i, s, p, d, k in zip(y.shape[2:], stride, padding, dilation, weight.shape[2:])
+    ]
+    extra = (output_size[0] - reach[0], output_size[1] - reach[1])
+    if _exact.conv_transpose2d_applies(y, weight, groups, stride, extra):
+        return _exact.conv_transpose2d(y, weight, bias, stride, padding, dilation, output_size)
     out = _gemm.conv2d_input_grad(y, weight, stride, padding, dilation, groups, output_size)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)

@@ -63,6 +63,8 @@ class MaxPool2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = check_image(x, "MaxPool2d", None, None)
+        if x.shape[-3] == 0:  # torch too: only the batch may be empty
+            raise ShapeError(f"MaxPool2d: expected at least one channel, got input of shape {tuple(x.shape)}")
         batched = x.dim() == 4
         x4 = x if batched else x.unsqueeze(0)
         n, c, h, w = x4.shape

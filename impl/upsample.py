@@ -35,8 +35,8 @@ class Upsampling(Module):
             ``'nearest-exact'`` (``src = floor((dst + 0.5) * scale)``, like PIL/scikit-image).
 
     Shape:
-        (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out). (torch.nn.Upsample reads a 3D input
-        as (N, C, L); here, as for Conv2d, it is an unbatched image.)
+        (N, C, H, W) -> (N, C, H_out, W_out). A 3D input is refused: torch.nn.Upsample reads it
+        as (N, C, L) and resamples L alone, not as an unbatched image; pass ``x.unsqueeze(0)``.
 
     Backward sums the gradients of all output pixels copied from each input pixel.
 
@@ -68,6 +68,14 @@ class Upsampling(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = check_image(x, "Upsampling", None, None)
+        if x.dim() == 3:
+            raise ShapeError(
+                f"Upsampling: got a 3D input of shape {tuple(x.shape)}; torch.nn.Upsample reads 3D as (N, C, L) "
+                "and resamples only L, so impl refuses it rather than differ: pass a 4D (N, C, H, W) image "
+                "(x.unsqueeze(0) for one)"
+            )
+        if x.shape[1] == 0:
+            raise ShapeError(f"Upsampling: expected at least one channel, got input of shape {tuple(x.shape)}")
         h, w = x.shape[-2:]
         scales: tuple[float, float] | tuple[None, None] = (None, None)
         if self._scale is None:

@@ -62,7 +62,7 @@ class Shift(nn.Module):
 
 
 class Upsampling(nn.Upsample):
-    """``nn.Upsample`` restricted to impl's signature; a 3D input is an unbatched image."""
+    """``nn.Upsample`` restricted to impl's signature (a 3D input is (N, C, L), as in torch)."""
 
     def __init__(
         self,
@@ -71,11 +71,6 @@ class Upsampling(nn.Upsample):
         mode: str = "nearest",
     ) -> None:
         super().__init__(size=size, scale_factor=scale_factor, mode=mode)
-
-    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (torch's name)
-        if input.dim() == 3:
-            return super().forward(input.unsqueeze(0)).squeeze(0)
-        return super().forward(input)
 
 
 class SGD(torch.optim.SGD):

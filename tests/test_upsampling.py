@@ -30,7 +30,6 @@ def test_size(size, mode):
 
 
 LAYOUTS = {
-    "unbatched": lambda x: x[0],
     "non-contiguous": lambda x: x.transpose(2, 3).contiguous().transpose(2, 3)[:, :, ::2],
     "channels_last": lambda x: x.contiguous(memory_format=torch.channels_last),
 }
@@ -42,6 +41,14 @@ def test_layouts(layout, scale_factor):
     x = LAYOUTS[layout](S.tensors((2, 3, 10, 5), torch.float32, seed=3))
     kw = dict(scale_factor=scale_factor)
     assert_parity(impl.Upsampling(**kw), reference.Upsampling(**kw), x, noncontiguous_grad=layout == "non-contiguous")
+
+
+def test_3d_input_is_refused_not_read_as_an_image():
+    """torch.nn.Upsample reads (C, H, W) as (N, C, L) and resamples L alone: impl says so."""
+    x = S.tensors((3, 10, 5), torch.float32, seed=3)
+    assert reference.Upsampling(scale_factor=2)(x).shape == (3, 10, 10)  # torch: only the last dim
+    with pytest.raises(impl.ShapeError, match=r"reads 3D as \(N, C, L\).*x.unsqueeze\(0\)"):
+        impl.Upsampling(scale_factor=2)(x)
 
 
 @pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])

@@ -1,0 +1,88 @@
+"""The EE-559 course's own ``test_framework_block``, verbatim, and where impl's convolutions
+equal torch's bit for bit (see :mod:`impl._exact`)."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import impl
+from impl import _exact
+from Miniproject_2.model import Conv2d, Sequential, Sigmoid
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_course_framework_block(seed):
+    torch.manual_seed(seed)
+    x = torch.randn(1, 3, 32, 32)
+    conv = Conv2d(3, 3, 3)
+    assert torch.allclose(conv.forward(x), F.conv2d(x, conv.weight, conv.bias))
+    sigmoid = Sigmoid()
+    assert torch.allclose(sigmoid.forward(x), torch.sigmoid(x))
+    seq = Sequential(conv, sigmoid)
+    assert torch.allclose(seq.forward(x), F.conv2d(x, conv.weight, conv.bias).sigmoid())
+
+
+LAYOUTS = {
+    "contiguous": lambda x: x,
+    "channels_last": lambda x: x.contiguous(memory_format=torch.channels_last),
+    "non-contiguous": lambda x: x.transpose(2, 3).contiguous().transpose(2, 3),
+}
+# batch 1 and a larger batch, few channels, odd and non-square kernels and images, strides,
+# padding, dilation, bias or not; 90 x 91 x 3 is past the element count where oneDNN takes over
+GRID = list(
+    itertools.product([1, 2], [(1, 3), (3, 5)], [1, 3, (2, 3), 5], [(7, 8), (32, 32), (90, 91)], [1, 2], [0, 1], [1, 2])
+)
+
+
+def _fits(k, size, p, d):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    return size[0] + 2 * p > d * (kh - 1) and size[1] + 2 * p > d * (kw - 1)
+
+
+def _input(n, c, size, layout, dtype, seed):
+    x = torch.randn(n, c, *size, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    return LAYOUTS[layout](x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_conv2d_is_bit_exact_where_torch_runs_a_plain_product(layout, dtype):
+    exact = 0
+    for i, (n, (c, o), k, size, s, p, d) in enumerate(GRID):
+        x = _input(n, c, size, layout, dtype, i)
+        conv = impl.Conv2d(c, o, k, s, p, d, bias=i % 2 == 0, dtype=dtype)
+        if not (_fits(k, size, p, d) and _exact.conv2d_applies(x, conv.weight, 1)):
+            continue
+        exact += 1
+        expected = F.conv2d(x, conv.weight, conv.bias, s, p, d)
+        assert torch.equal(conv(x), expected), (n, c, o, k, size, s, p, d)
+    assert exact >= 40  # the rule covers the course's configurations, not a handful
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "non-contiguous"])
+def test_conv_transpose2d_is_bit_exact_where_torch_runs_a_plain_product(layout):
+    exact = 0
+    for i, (n, (c, o), k, size, s, p, d) in enumerate(GRID):
+        x = _input(n, c, size, layout, torch.float32, i)
+        for op in range(max(s, d)):
+            conv = impl.ConvTranspose2d(c, o, k, s, p, op, bias=i % 2 == 0, dilation=d)
+            if not _exact.conv_transpose2d_applies(x, conv.weight, 1, (s, s), (op, op)):
+                continue
+            exact += 1
+            expected = F.conv_transpose2d(x, conv.weight, conv.bias, s, p, op, 1, d)
+            assert torch.equal(conv(x), expected), (n, c, o, k, size, s, p, d, op)
+    assert exact >= 40
+
+
+def test_the_rule_leaves_onednn_cases_to_the_engine():
+    """Where ATen goes to oneDNN the exact path is not taken (it would not be exact there)."""
+    w = torch.zeros(3, 3, 3, 3)
+    assert _exact.conv2d_applies(torch.zeros(1, 3, 32, 32), w, 1)
+    assert not _exact.conv2d_applies(torch.zeros(2, 3, 32, 32), w, 1)  # batch > 1
+    assert not _exact.conv2d_applies(torch.zeros(1, 3, 90, 91), w, 1)  # more than 20480 elements
+    assert not _exact.conv2d_applies(torch.zeros(1, 3, 32, 32), torch.zeros(3, 3, 5, 5), 1)  # kernel > 3x3
+    assert not _exact.conv2d_applies(torch.zeros(1, 3, 32, 32), torch.zeros(3, 1, 3, 3), 3)  # groups
+    assert _exact.conv2d_applies(torch.zeros(2, 3, 90, 91, dtype=torch.float64)[:1], w.double(), 1)
+    assert not _exact.conv2d_applies(torch.zeros(1, 3, 8, 8, dtype=torch.float16), w.half(), 1)
