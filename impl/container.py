@@ -150,7 +150,10 @@ class Concat(_Branches):
 
     def forward(self, x: Tensor) -> Tensor:
         outs = [m(x) for m in self.branches]
-        dim = self.dim % outs[0].dim()
+        rank = outs[0].dim()
+        if not -rank <= self.dim < rank:  # torch.cat's rule (a 0-d output has no dim to join)
+            raise ShapeError(f"Concat: dim {self.dim} is out of range for branch outputs of shape {tuple(outs[0].shape)}")
+        dim = self.dim % rank
         shapes = [tuple(o.shape[:dim] + o.shape[dim + 1 :]) for o in outs]
         if any(shape != shapes[0] for shape in shapes):
             raise ShapeError(
