@@ -152,7 +152,9 @@ class Concat(_Branches):
         outs = [m(x) for m in self.branches]
         rank = outs[0].dim()
         if not -rank <= self.dim < rank:  # torch.cat's rule (a 0-d output has no dim to join)
-            raise ShapeError(f"Concat: dim {self.dim} is out of range for branch outputs of shape {tuple(outs[0].shape)}")
+            raise ShapeError(
+                f"Concat: dim {self.dim} is out of range for branch outputs of shape {tuple(outs[0].shape)}"
+            )
         dim = self.dim % rank
         shapes = [tuple(o.shape[:dim] + o.shape[dim + 1 :]) for o in outs]
         if any(shape != shapes[0] for shape in shapes):

@@ -1,4 +1,5 @@
-"""The one parity helper: an impl block against its torch.nn mirror.
+"""The one parity helper: an impl block against its torch.nn mirror (the comparison itself is
+:mod:`harness.parity`, which ``n2n check`` runs too).
 
 Weights travel through ``state_dict`` (so the exchange itself is tested every time), both
 forwards run, the same random upstream gradient goes back through both, and the output, the
@@ -7,47 +8,20 @@ input gradient and every named parameter gradient are compared, naming what diff
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from harness.parity import max_errors, mismatch, tolerance
 
-def tolerance(dtype: torch.dtype, reduction: int) -> float:
-    """Absolute tolerance (relative to the largest expected value, at least 1).
-
-    A sum of ``reduction`` products rounds with an error that grows about like
-    ``sqrt(reduction) * eps`` (random-walk); 16x that leaves room for different summation
-    orders. In float64 this is ~1e-14 * sqrt(K): a kernel that computed in float32 internally
-    (error ~1e-7) fails it by six orders of magnitude.
-    """
-    return 16 * torch.finfo(dtype).eps * math.sqrt(max(reduction, 1))
+__all__ = ["assert_close", "assert_parity", "gradcheck", "max_errors", "tolerance"]
 
 
 def assert_close(what: str, actual: Tensor, expected: Tensor, reduction: int) -> None:
     """Compare two tensors, failing with the name of the quantity and the size of the error."""
-    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != torch's {tuple(expected.shape)}"
-    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != torch's {expected.dtype}"
-    assert actual.device == expected.device, f"{what}: device {actual.device} != torch's {expected.device}"
-    finite = expected.isfinite()
-    same_special = (actual == expected) | (actual.isnan() & expected.isnan())
-    assert bool(same_special[~finite].all()), f"{what}: inf/nan where torch has {expected[~finite].tolist()}"
-    actual, expected = actual[finite], expected[finite]
-    if actual.numel() == 0:
-        return
-    scale = max(1.0, expected.abs().max().item())
-    err = (actual - expected).abs().max().item()
-    tol = tolerance(actual.dtype, reduction) * scale
-    assert err <= tol, f"{what}: max abs error {err:.3e} > tolerance {tol:.3e} (scale {scale:.3g})"
-
-
-def max_errors(actual: Tensor, expected: Tensor) -> tuple[float, float]:
-    """(max absolute error, max relative error) — used by the verification report."""
-    if actual.numel() == 0:
-        return 0.0, 0.0
-    diff = (actual - expected).abs()
-    return diff.max().item(), (diff / expected.abs().clamp(min=1e-30)).max().item()
+    problem = mismatch(actual, expected, reduction)
+    assert problem is None, f"{what}: {problem}"
 
 
 def assert_parity(

@@ -13,6 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.check.command import DEFAULT_TIME_LIMIT, write_json, write_junit, write_markdown
+from harness.check.command import UsageError as CheckUsageError
+from harness.check.command import check as run_check
+from harness.check.command import text as check_text
+
 from . import distributed
 from .backend import Backend, ImplBackend
 from .checkpoint import check_writable, load_checkpoint
@@ -170,7 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="parity over the block registry, write reports/verification.md (source checkout)")
     p.add_argument("--out", default="reports/verification.md", help="default reports/verification.md")
     p.add_argument("--profile", default="ci", choices=("dev", "ci"), help="hypothesis profile (default ci)")
+    _check_parser(sub)
     return parser
+
+
+def _check_parser(sub: Any) -> None:
+    p = sub.add_parser("check", help="check anybody's blocks against torch (runs the target's code in a child process)")
+    p.add_argument("target", help="a folder with Miniproject_2/model.py, that folder, a .py file or a module name")
+    p.add_argument("--adapter", metavar="FILE", help="a Python file settling the target's contract (see README)")
+    p.add_argument("--blocks", metavar="NAME,...", help="check only these blocks (course or torch names)")
+    p.add_argument("--json", metavar="PATH", help="one record per finding")
+    p.add_argument("--junit-xml", metavar="PATH", help="one test case per block and check")
+    p.add_argument("--markdown", metavar="PATH", help="a report to read")
+    p.add_argument("--seed", type=int, default=0, help="seed of the inputs and drawn configurations (default 0)")
+    p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help="seconds per check (default 30)")
+    p.add_argument("--quick", action="store_true", help="landmark configurations only, a few seconds")
 
 
 def _evalset(args: argparse.Namespace, prefix: str, noise: str) -> EvalSet:
@@ -308,7 +327,22 @@ def _verify(args: argparse.Namespace) -> int:
     return verify_main(["--out", args.out, "--profile", args.profile])
 
 
+def _check(args: argparse.Namespace) -> int:
+    if args.time_limit <= 0:
+        raise UserError(f"--time-limit must be positive, got {args.time_limit}")
+    try:
+        report = run_check(args.target, args.adapter, args.blocks, args.seed, args.time_limit, args.quick)
+    except CheckUsageError as e:
+        raise UserError(str(e)) from None
+    sys.stdout.write(check_text(report))
+    for path, write in ((args.json, write_json), (args.junit_xml, write_junit), (args.markdown, write_markdown)):
+        if path:
+            write(report, Path(path))
+    return 0 if report.ok else 1
+
+
 COMMANDS = {
+    "check": _check,
     "train": _train,
     "denoise": _denoise,
     "evaluate": _evaluate,

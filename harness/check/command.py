@@ -1,0 +1,166 @@
+"""``n2n check TARGET``: find the target, run every check in a child process, write the reports.
+Exit status 0 when every check passes, 1 when something is wrong, 2 when the target cannot be
+found or imported (the message says why)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .child import Child
+from .engine import Report, run_checks
+
+DEFAULT_TIME_LIMIT = 30.0
+BLOCK_NAMES = {
+    "conv2d": "Conv2d",
+    "transposeconv2d": "ConvTranspose2d",
+    "convtranspose2d": "ConvTranspose2d",
+    "nearestupsampling": "Upsampling",
+    "upsampling": "Upsampling",
+    "upsample": "Upsampling",
+    "relu": "ReLU",
+    "leakyrelu": "LeakyReLU",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "maxpool2d": "MaxPool2d",
+    "mse": "MSE",
+    "mseloss": "MSE",
+    "sequential": "Sequential",
+    "sgd": "SGD",
+    "adam": "Adam",
+}
+
+
+class UsageError(Exception):
+    """The target or an argument cannot be used (exit status 2)."""
+
+
+def resolve(target: str) -> dict[str, str]:
+    """Where the target's code is: a project folder holding ``Miniproject_2/model.py``, that
+    folder itself, a ``.py`` file, or an importable module name."""
+    path = Path(target)
+    if path.is_dir():
+        path = path.resolve()
+        if (path / "Miniproject_2" / "model.py").is_file():
+            return {"kind": "module", "root": str(path), "module": "Miniproject_2.model"}
+        if (path / "model.py").is_file():
+            return {"kind": "module", "root": str(path.parent), "module": f"{path.name}.model"}
+        raise UsageError(f"{target}: no Miniproject_2/model.py or model.py in this folder")
+    if path.suffix == ".py":
+        if not path.is_file():
+            raise UsageError(f"{target}: no such file")
+        return {"kind": "file", "root": str(path.resolve().parent), "path": str(path.resolve())}
+    if target.replace(".", "").replace("_", "").isalnum():
+        return {"kind": "module", "root": str(Path.cwd()), "module": target}
+    raise UsageError(f"{target}: not a folder, a .py file or a module name")
+
+
+def blocks_option(value: str | None) -> set[str] | None:
+    if not value:
+        return None
+    names = set()
+    for name in value.split(","):
+        key = name.strip().lower().replace("_", "")
+        if key not in BLOCK_NAMES:
+            raise UsageError(
+                f"--blocks: unknown block {name.strip()!r} (known: {', '.join(sorted(set(BLOCK_NAMES.values())))})"
+            )
+        names.add(BLOCK_NAMES[key])
+    return names
+
+
+def check(
+    target: str,
+    adapter: str | None = None,
+    blocks: str | None = None,
+    seed: int = 0,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+    quick: bool = False,
+) -> Report:
+    """Run the checks; raises :class:`UsageError` when the target cannot be used."""
+    if adapter is not None and not Path(adapter).is_file():
+        raise UsageError(f"--adapter: {adapter}: no such file")
+    only = blocks_option(blocks)
+    child = Child(resolve(target), str(Path(adapter).resolve()) if adapter else None, time_limit)
+    try:
+        loaded = child.load()
+        if "blocks" not in loaded:
+            raise UsageError(f"{target}: cannot import the target: {_why(loaded)}\n{child.prints()[-2000:]}".rstrip())
+        if not loaded["blocks"]:
+            raise UsageError(f"{target}: no blocks found under the course's or torch's names")
+        report = run_checks(child, loaded["blocks"], seed, quick, only)
+        report.target = target
+        report.prints = child.prints()
+        return report
+    finally:
+        child.close()
+
+
+def _why(reply: dict[str, Any]) -> str:
+    if "error" in reply:
+        e = reply["error"]
+        return f"{e['type']}: {e['message']}" + (f" ({e['where']})" if e["where"] else "")
+    if "timeout" in reply:
+        return f"the import took more than {reply['timeout']:g} s"
+    return str(reply.get("crash", reply))
+
+
+COLUMNS = ("forward", "backward", "parameters", "contract", "step", "composition", "training")
+
+
+def table(report: Report) -> str:
+    used = [c for c in COLUMNS if any(c in row for row in report.table.values())]
+    lines = [f"{'block':<18}" + "".join(f"{c:<13}" for c in used)]
+    for block, row in report.table.items():
+        lines.append(f"{block:<18}" + "".join(f"{row.get(c, '-'):<13}" for c in used))
+    return "\n".join(lines)
+
+
+def text(report: Report) -> str:
+    out = [f"n2n check {report.target} (compared with torch in {report.dtype})", "", table(report), ""]
+    if report.findings:
+        out.append(f"{len(report.findings)} finding(s):")
+        out += [f"- {f.line()}" for f in report.findings]
+    else:
+        out.append("every check passes")
+    if report.notes:
+        out += ["", "adapted / noted:"] + [f"- {n}" for n in sorted(report.notes)]
+    return "\n".join(out) + "\n"
+
+
+def write_json(report: Report, path: Path) -> None:
+    data = {"target": report.target, "dtype": report.dtype, "table": report.table, "ok": report.ok}
+    data |= {"findings": [asdict(f) for f in report.findings], "notes": sorted(report.notes)}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_junit(report: Report, path: Path) -> None:
+    suite = ET.Element("testsuite", name="n2n check", tests="0", failures="0", errors="0")
+    count = failures = 0
+    for block, row in report.table.items():
+        for column, status in row.items():
+            count += 1
+            case = ET.SubElement(suite, "testcase", classname=block, name=column)
+            related = [f.line() for f in report.findings if f.block == block]
+            if status in ("FAIL", "error", "crash", "timeout"):
+                failures += 1
+                ET.SubElement(case, "failure", message=status).text = "\n".join(related)
+            elif status == "unsupported":
+                ET.SubElement(case, "skipped", message="unsupported")
+    suite.set("tests", str(count))
+    suite.set("failures", str(failures))
+    ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
+
+
+def write_markdown(report: Report, path: Path) -> None:
+    used = [c for c in COLUMNS if any(c in row for row in report.table.values())]
+    lines = [f"# n2n check: {report.target}", "", f"Compared with torch in {report.dtype}.", ""]
+    lines += ["| block | " + " | ".join(used) + " |", "|---|" + "---|" * len(used)]
+    lines += [f"| {b} | " + " | ".join(row.get(c, "-") for c in used) + " |" for b, row in report.table.items()]
+    lines += ["", "## Findings", ""] + ([f"- {f.line()}" for f in report.findings] or ["Every check passes."])
+    if report.notes:
+        lines += ["", "## Adapted", ""] + [f"- {n}" for n in sorted(report.notes)]
+    path.write_text("\n".join(lines) + "\n")

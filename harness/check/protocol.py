@@ -1,0 +1,59 @@
+"""Messages between the checker and its child: length-prefixed frames. Requests (checker to
+child) are pickles, since the child trusts the checker; replies are ``torch.save`` payloads read
+with ``weights_only=True``, so a target's code can never make the checker run anything."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+from typing import IO, Any
+
+import torch
+
+HEADER = struct.Struct("<Q")
+MAX_REPLY = 1 << 30
+
+
+def write_frame(stream: IO[bytes], payload: bytes) -> None:
+    stream.write(HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def read_exact(stream: IO[bytes], size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            raise EOFError("the child closed its pipe")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(stream: IO[bytes]) -> bytes:
+    (size,) = HEADER.unpack(read_exact(stream, HEADER.size))
+    if size > MAX_REPLY:
+        raise ValueError(f"a reply of {size} bytes is more than the checker reads")
+    return read_exact(stream, size)
+
+
+def encode_request(request: dict[str, Any]) -> bytes:
+    return pickle.dumps(request)
+
+
+def decode_request(payload: bytes) -> dict[str, Any]:
+    return pickle.loads(payload)  # noqa: S301 (from the checker, never from the target)
+
+
+def encode_reply(reply: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(reply, buffer)
+    return buffer.getvalue()
+
+
+def decode_reply(payload: bytes) -> dict[str, Any]:
+    reply = torch.load(io.BytesIO(payload), weights_only=True)
+    if not isinstance(reply, dict):
+        raise ValueError("a reply that is not a dict")
+    return reply

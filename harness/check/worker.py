@@ -1,0 +1,254 @@
+"""The child process of ``n2n check``: imports the target and runs its blocks on the checker's
+inputs, returning raw results. No comparison happens here: torch's reference is computed in the
+checker's own process, which the target's code never touches (so an import that changes torch's
+defaults or seeds cannot falsify it). Run as ``python -m harness.check.worker``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from torch import Tensor
+
+from . import protocol
+from .adapter import Adapter, Unsupported
+
+ALIASES = {
+    "Conv2d": ("Conv2d", "Conv2D", "Convolution2d"),
+    "ConvTranspose2d": ("TransposeConv2d", "ConvTranspose2d", "TransposedConv2d", "ConvTranspose2D"),
+    "Upsampling": ("NearestUpsampling", "Upsampling", "Upsample", "NNUpsampling"),
+    "ReLU": ("ReLU", "Relu"),
+    "LeakyReLU": ("LeakyReLU", "LeakyRelu"),
+    "Sigmoid": ("Sigmoid",),
+    "Tanh": ("Tanh",),
+    "MaxPool2d": ("MaxPool2d", "MaxPool2D", "MaxPooling2d"),
+    "MSE": ("MSE", "MSELoss", "LossMSE"),
+    "Sequential": ("Sequential",),
+    "SGD": ("SGD",),
+    "Adam": ("Adam",),
+}
+
+
+def _load(target: dict[str, str]) -> tuple[ModuleType, Path]:
+    root = Path(target["root"])
+    sys.path.insert(0, str(root))
+    if target["kind"] == "file":
+        spec = importlib.util.spec_from_file_location("_n2n_checked", target["path"])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["_n2n_checked"] = module
+        spec.loader.exec_module(module)
+        return module, root
+    return importlib.import_module(target["module"]), root
+
+
+def _discover(module: ModuleType, root: Path) -> dict[str, type]:
+    """Blocks by the course's and torch's names: the module's own first, then the modules of
+    its package that it imported (blocks often live in ``others/``)."""
+    modules = [module] + [m for m in list(sys.modules.values()) if m is not module and _ours(m, root)]
+    found: dict[str, type] = {}
+    for canonical, names in ALIASES.items():
+        for m in modules:
+            classes = [getattr(m, n, None) for n in names]
+            cls = next((c for c in classes if isinstance(c, type) and _ours(sys.modules.get(c.__module__), root)), None)
+            if cls is not None:
+                found[canonical] = cls
+                break
+    return found
+
+
+def _ours(module: ModuleType | None, root: Path) -> bool:
+    """Whether a module is the target's own code (under its folder, not an installed package)."""
+    file = str(getattr(module, "__file__", None) or "")
+    return file.startswith(str(root)) and "site-packages" not in file
+
+
+def _where(error: BaseException, root: Path) -> str:
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if f.filename.startswith(str(root)) and "site-packages" not in f.filename
+    ]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
+def _tensor(value: Any, what: str) -> Tensor:
+    if isinstance(value, Tensor):
+        return value.detach().clone()
+    raise TypeError(f"{what} returned {type(value).__name__}, not a tensor")
+
+
+def _grads(adapter: Adapter, block: Any) -> dict[str, Any]:
+    return {k: (None if g is None else _tensor(g, k)) for k, g in adapter.get_grads(block).items()}
+
+
+class Session:
+    """The target's blocks and one request handler per scenario."""
+
+    def __init__(self, namespace: dict[str, type], adapter: Adapter) -> None:
+        self.ns, self.adapter = namespace, adapter
+
+    def _block(self, spec: dict[str, Any]) -> Any:
+        a = self.adapter
+        try:
+            block = a.build(spec["block"], spec["kwargs"], spec["defaults"])
+        except Unsupported:
+            raise
+        except Exception as e:  # noqa: BLE001 (a refused configuration, not a wrong answer)
+            raise Unsupported(f"the constructor refused {spec['kwargs']}: {type(e).__name__}: {e}") from e
+        if spec.get("params"):
+            a.set_params(block, spec["params"])
+        return block
+
+    def layer(self, r: dict[str, Any]) -> dict[str, Any]:
+        """Forward, backward twice (accumulation), the input before and after."""
+        a, out = self.adapter, {}
+        block = self._block(r)
+        x = r["input"].clone()
+        out["grads_initial"] = _grads(a, block) if r.get("params") else {}
+        out["output"] = _tensor(a.forward(block, x), "forward")
+        out["input_grad"] = _none_or_tensor(a.backward(block, r["grad"].clone()), "backward")
+        out["grads"] = _grads(a, block)
+        out["input_after"] = x
+        if r.get("twice"):
+            a.backward(block, r["grad"].clone())
+            out["grads_twice"] = _grads(a, block)
+            a.zero_grad(block)
+            out["grads_zeroed"] = _grads(a, block)
+        return out
+
+    def backward_first(self, r: dict[str, Any]) -> dict[str, Any]:
+        """A backward before any forward: torch raises; a silent result is a contract finding."""
+        block = self._block(r)
+        try:
+            self.adapter.backward(block, r["grad"].clone())
+        except Exception:  # noqa: BLE001 (any error is the expected answer)
+            return {"raised": True}
+        return {"raised": False}
+
+    def loss(self, r: dict[str, Any]) -> dict[str, Any]:
+        a = self.adapter
+        block = a.build("MSE", {}, {})
+        args = (r["target"], r["prediction"]) if a.loss_swapped(block) else (r["prediction"], r["target"])
+        value = _tensor(a.forward(block, *[t.clone() for t in args]), "forward")
+        return {"value": value, "grad": _none_or_tensor(a.backward(block, None), "backward")}
+
+    def sequential(self, r: dict[str, Any]) -> dict[str, Any]:
+        a = self.adapter
+        blocks = [self._block(spec) for spec in r["blocks"]]
+        seq = self.ns["Sequential"](*blocks)
+        output = _tensor(a.forward(seq, r["input"].clone()), "forward")
+        grad = _none_or_tensor(a.backward(seq, r["grad"].clone()), "backward")
+        return {"output": output, "input_grad": grad, "grads": [_grads(a, b) for b in blocks]}
+
+    def optimizer(self, r: dict[str, Any]) -> dict[str, Any]:
+        """Steps with the checker's gradients, copied into the target's gradient tensors."""
+        a = self.adapter
+        for form in range(3):
+            blocks = [self._block(spec) for spec in r["blocks"]]
+            try:
+                opt = a.make_optimizer(r["name"], blocks, r["kwargs"], r["defaults"], form)
+                return {"params": self._steps(blocks, opt, r)}
+            except Unsupported:
+                raise
+            except Exception:  # noqa: BLE001 (the next parameter form is tried)
+                if form == 2:
+                    raise
+        raise Unsupported("no optimizer form")  # pragma: no cover (the loop returns or raises)
+
+    def _steps(self, blocks: list[Any], opt: Any, r: dict[str, Any]) -> list[list[dict[str, Tensor]]]:
+        a, history = self.adapter, []
+        for step_grads in r["grads"]:
+            for block, spec, grads in zip(blocks, r["blocks"], step_grads):
+                a.zero_grad(block)
+                a.forward(block, spec["probe"].clone())
+                a.backward(block, spec["probe_grad"].clone())  # makes the gradient tensors exist
+                current = a.get_grads(block)
+                for name, g in grads.items():
+                    target = current[name]
+                    if target is None:
+                        raise Unsupported(f"no gradient tensor for {name} to write into")
+                    target.copy_(g)
+            a.step(opt)
+            history.append([{k: _tensor(v, k) for k, v in a.get_params(b).items()} for b in blocks])
+        return history
+
+    def train(self, r: dict[str, Any]) -> dict[str, Any]:
+        """The course network from the target's blocks, trained with its SGD on the checker's batches."""
+        a = self.adapter
+        blocks = [self._block(spec) for spec in r["blocks"]]
+        model, loss = self.ns["Sequential"](*blocks), a.build("MSE", {}, {})
+        swapped = a.loss_swapped(loss)
+        pairs = [pair for b in blocks for pair in a._pair_list(b)]
+        opt = self.ns["SGD"](pairs, r["lr"])
+        losses = []
+        for x, y in r["batches"]:
+            for b in blocks:
+                a.zero_grad(b)
+            pred = a.forward(model, x.clone())
+            value = a.forward(loss, *((y, pred) if swapped else (pred, y)))
+            losses.append(float(value))
+            a.backward(model, a.backward(loss, None))
+            a.step(opt)
+        return {"losses": losses}
+
+
+def _none_or_tensor(value: Any, what: str) -> Tensor | None:
+    return None if value is None else _tensor(value, what)
+
+
+def main() -> None:
+    sys.dont_write_bytecode = True
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # the target's prints go to the captured stderr, never into the replies
+    sys.stdout = sys.stderr
+    root = Path(".")
+    session: Session | None = None
+    while True:
+        try:
+            request = protocol.decode_request(protocol.read_frame(requests))
+        except EOFError:
+            return
+        try:
+            if request["op"] == "load":
+                module, root = _load(request["target"])
+                user = _load_adapter(request.get("adapter"))
+                namespace = _discover(module, root)
+                if user is not None and hasattr(user, "blocks"):
+                    namespace.update(user.blocks(module))
+                adapter = Adapter(namespace, user)
+                session = Session(namespace, adapter)
+                reply: dict[str, Any] = {"blocks": sorted(namespace), "file": str(getattr(module, "__file__", ""))}
+            else:
+                assert session is not None
+                reply = getattr(session, request["op"])(request)
+                reply["notes"] = sorted(session.adapter.notes)
+        except Unsupported as e:
+            reply = {"unsupported": str(e)}
+        except Exception as e:  # noqa: BLE001 (the target's error is the answer)
+            message = " ".join(str(e).split())[:300]
+            reply = {"error": {"type": type(e).__name__, "message": message, "where": _where(e, root)}}
+        protocol.write_frame(replies, protocol.encode_reply(reply))
+
+
+def _load_adapter(path: str | None) -> ModuleType | None:
+    if not path:
+        return None
+    spec = importlib.util.spec_from_file_location("_n2n_adapter", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if __name__ == "__main__":
+    main()

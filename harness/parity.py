@@ -1,0 +1,54 @@
+"""Tolerances and the comparison of a result with torch's: one engine for the project's suite
+(``tests/helpers.py``) and for ``n2n check``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def tolerance(dtype: torch.dtype, reduction: int) -> float:
+    """Absolute tolerance (relative to the largest expected value, at least 1).
+
+    A sum of ``reduction`` products rounds with an error that grows about like
+    ``sqrt(reduction) * eps`` (random-walk); 16x that leaves room for different summation
+    orders. In float64 this is ~1e-14 * sqrt(K): a kernel that computed in float32 internally
+    (error ~1e-7) fails it by six orders of magnitude.
+    """
+    return 16 * torch.finfo(dtype).eps * math.sqrt(max(reduction, 1))
+
+
+def mismatch(actual: Tensor, expected: Tensor, reduction: int) -> str | None:
+    """Why ``actual`` is not torch's ``expected`` (shape, dtype, device, inf/nan, or the largest
+    error against the tolerance), or None when it is."""
+    if actual.shape != expected.shape:
+        return f"shape {tuple(actual.shape)} != torch's {tuple(expected.shape)}"
+    if actual.dtype != expected.dtype:
+        return f"dtype {actual.dtype} != torch's {expected.dtype}"
+    if actual.device != expected.device:
+        return f"device {actual.device} != torch's {expected.device}"
+    finite = expected.isfinite()
+    same_special = (actual == expected) | (actual.isnan() & expected.isnan())
+    if not bool(same_special[~finite].all()):
+        return f"inf/nan where torch has {expected[~finite].tolist()}"
+    err, tol = error_and_tolerance(actual[finite], expected[finite], reduction)
+    return None if err <= tol else f"max abs error {err:.3e} > tolerance {tol:.3e}"
+
+
+def error_and_tolerance(actual: Tensor, expected: Tensor, reduction: int) -> tuple[float, float]:
+    """(largest absolute error, tolerance scaled by the largest expected value, at least 1)."""
+    if expected.numel() == 0:
+        return 0.0, 0.0
+    scale = max(1.0, expected.abs().max().item())
+    err = (actual - expected).abs().max().item()
+    return (err if math.isfinite(err) else math.inf), tolerance(actual.dtype, reduction) * scale
+
+
+def max_errors(actual: Tensor, expected: Tensor) -> tuple[float, float]:
+    """(max absolute error, max relative error) — used by the verification report."""
+    if actual.numel() == 0:
+        return 0.0, 0.0
+    diff = (actual - expected).abs()
+    return diff.max().item(), (diff / expected.abs().clamp(min=1e-30)).max().item()
