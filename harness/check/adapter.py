@@ -161,6 +161,8 @@ class Adapter:
             p = current[name]
             if p.shape != value.shape and p.numel() == value.numel():
                 raise Unsupported(f"{name}: stored as {tuple(p.shape)}, torch's layout is {tuple(value.shape)}")
+            if p.dtype != value.dtype and isinstance(p.grad, Tensor):
+                p.grad = None  # a float32 .grad cannot stay on a float64 tensor
             p.data = value.clone()
 
     def get_grads(self, block: Any) -> dict[str, Tensor | None]:

@@ -25,18 +25,23 @@ def factor_names(config: dict[str, Any], quantity: str, out_shape: tuple[int, ..
     """The constant factors a bug is known to introduce, for this configuration."""
     n = config.get("batch", 1)
     pixels = out_shape[-1] * out_shape[-2] if len(out_shape) >= 2 else 1
-    names = {-1.0: "sign", 2.0: "factor 2", 0.5: "factor 0.5"}
+    names = {-1.0: "sign"}
     if quantity == "loss gradient":
         numel = 1
         for s in out_shape:
             numel *= s
-        names[numel / n] = "normalised by the batch only"
-        names[float(n)] = "normalised by C*H*W only"
-        return names
-    names[1 / pixels] = "divided by the pixel count"
-    names[1 / n] = "divided by the batch size"  # after the pixel count: a batch of one is ambiguous
-    names[float(n)] = "multiplied by the batch size"
-    names[1 / (n * pixels)] = "mean instead of sum"
+        names.setdefault(numel / n, "normalised by the batch only")
+        names.setdefault(float(n), "normalised by C*H*W only")
+    else:
+        for value, name in (
+            (1 / n, "divided by the batch size"),
+            (float(n), "multiplied by the batch size"),
+            (1 / (n * pixels), "mean instead of sum"),
+            (1 / pixels, "divided by the pixel count"),
+        ):
+            names.setdefault(value, name)  # where two coincide (a batch of one), the first is kept
+    names.setdefault(2.0, "factor 2")
+    names.setdefault(0.5, "factor 0.5")
     return names
 
 
@@ -47,10 +52,12 @@ def diagnose(
     quantity: str,
     alternatives: dict[str, Tensor],
     initial: Tensor | None = None,
+    output_shape: tuple[int, ...] | None = None,
 ) -> str | None:
     """The diagnosis of ``actual`` against torch's ``expected``, or None when the error has no
     known shape. ``alternatives`` maps a bug to torch's result with that bug; ``initial`` is the
-    gradient buffer as it was before the first backward."""
+    gradient buffer as it was before the first backward; ``output_shape`` the block's output's
+    (for factors that count its pixels)."""
     if actual is None:
         return "no input gradient returned" if quantity == "input gradient" else "nothing returned"
     if actual.shape != expected.shape:
@@ -66,9 +73,12 @@ def diagnose(
     if energy > 0:
         k = (actual * expected).sum().item() / energy
         if _close(actual, k * expected):
-            names = factor_names(config, quantity, tuple(expected.shape))
+            names = factor_names(config, quantity, output_shape or tuple(expected.shape))
             best = min(names, key=lambda f: abs(f - k) / abs(f))
-            return names[best] if abs(best - k) <= 1e-3 * abs(best) else f"wrong by a factor {k:.4g}"
+            if abs(best - k) <= 1e-3 * abs(best):
+                return names[best]
+            if expected.numel() > 1:  # one number is a multiple of any other: say nothing then
+                return f"wrong by a factor {k:.4g}"
     return _layout(actual, expected)
 
 

@@ -62,13 +62,25 @@ class Report:
 
     def mark(self, block: str, column: str, status: str) -> None:
         row = self.table.setdefault(block, {})
-        order = ["pass", "unsupported", "FAIL", "error", "crash", "timeout"]
+        order = ["pass", "unsupported", "blocked", "FAIL", "error", "crash", "timeout"]
         if order.index(status) >= order.index(row.get(column, "pass")):
             row[column] = status
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def wrong_blocks(self, names: list[str], kinds: tuple[str, ...] | None = None) -> list[str]:
+        """Which of ``names`` have findings (of the given diagnoses only, when ``kinds`` is set)."""
+        return [n for n in names if any(f.block == n and (kinds is None or f.diagnosis in kinds) for f in self.findings)]
+
+    def blocked(self, block: str, column: str, uses: list[str], kinds: tuple[str, ...] | None = None) -> bool:
+        """Mark a composite check as not run when a block it uses is already wrong."""
+        wrong = self.wrong_blocks(uses, kinds)
+        if wrong:
+            self.mark(block, column, "blocked")
+            self.notes.add(f"{block}: {column} not checked, since {', '.join(wrong)} already failed")
+        return bool(wrong)
 
 
 class Checker:
@@ -121,9 +133,9 @@ class Checker:
         self.dtype = torch.float64
         reply, _, _ = self.run(spec, spec.base)
         results = [reply.get("output"), reply.get("input_grad"), *reply.get("grads", {}).values()]
-        if any(isinstance(t, Tensor) and t.dtype != torch.float64 for t in results):
+        if "error" in reply or any(isinstance(t, Tensor) and t.dtype != torch.float64 for t in results):
             self.dtype = torch.float32
-            self.report.notes.add(f"{spec.name}: float64 in, float32 out: compared in float32")
+            self.report.notes.add(f"{spec.name}: does not compute in float64: compared in float32")
 
     def check_layer(self, name: str) -> None:
         spec = SPECS[name]
@@ -131,21 +143,35 @@ class Checker:
         failing: dict[str, Config] = {}
         for c in spec.configs(2 if self.quick else 12, self.seed):
             reply, ref, _ = self.run(spec, c)
+            if "error" in reply:  # torch answers, the target raises: a wrong answer too
+                failing.setdefault("output", c)
+                continue
             if self._abnormal(name, c, reply):
                 if "unsupported" not in reply:
                     return
                 continue
             self._notes(reply)
+            if self._uninitialised(spec, c, reply):
+                return
             for q in self.wrong(spec, c, reply, ref):
                 failing.setdefault(q, c)
             self.report.mark(name, "forward", "pass")
         for q, c in failing.items():
-            self._finding(spec, q, self._shrink(spec, c, q))
+            self._finding(spec, q, c, self._shrink(spec, c, q))
         columns = ["forward", "backward"] + (["parameters"] if spec.weight_shape else [])
         for column in columns if name in self.report.table else []:
             self.report.mark(name, column, "pass")
         if not failing:
             self._contract(spec)
+
+    def _uninitialised(self, spec: Spec, c: Config, reply: dict[str, Any]) -> bool:
+        """Gradient buffers that hold something before any backward (``torch.empty``)."""
+        dirty = [k for k, g in reply.get("grads_initial", {}).items() if g is not None and bool(g.ne(0).any())]
+        for k in dirty:
+            message = f"the gradient of {k} is not zero before the first backward"
+            self.report.findings.append(Finding(spec.name, f"gradient of {k}", describe(c), message, "not initialised", "any"))
+            self.report.mark(spec.name, "parameters", "FAIL")
+        return bool(dirty)
 
     def _abnormal(self, name: str, c: Config, reply: dict[str, Any]) -> bool:
         if "unsupported" in reply:
@@ -154,16 +180,8 @@ class Checker:
             return True
         for kind, status in (("timeout", "timeout"), ("crash", "crash"), ("error", "error")):
             if kind in reply:
-                detail = reply[kind]
-                if kind == "error":
-                    message = f"raised {detail['type']}: {detail['message']}"
-                    where = detail["where"]
-                elif kind == "timeout":
-                    message, where = f"no answer within {detail:g} s", ""
-                else:
-                    message, where = detail, ""
                 self.report.mark(name, "forward", status)
-                self.report.findings.append(Finding(name, "output", describe(c), message, kind, where=where))
+                self.report.findings.append(_abnormal_finding(name, "output", c, kind, reply[kind]))
                 return True
         return False
 
@@ -189,39 +207,48 @@ class Checker:
                 return feature, ", ".join(f"{k}={v}" for k, v in change.items())
         return None
 
-    def _finding(self, spec: Spec, quantity: str, c: Config) -> None:
-        reply, ref, (params, x, g) = self.run(spec, c)
-        column = COLUMN_OF[quantity]
+    def _finding(self, spec: Spec, quantity: str, first: Config, c: Config) -> None:
+        """One finding at the shrunk ``c``; the diagnosis is read at ``first``, the configuration
+        that failed first (a landmark: batch 2, odd sizes, so no two factors coincide)."""
+        reply, _, _ = self.run(spec, c)
+        nearest = self._nearest_passing(spec, c, quantity)
+        feature, passes_at = nearest or ("any", None)
         if "output" not in reply:
-            self._abnormal(spec.name, c, reply)
+            kind = next((k for k in ("error", "timeout", "crash") if k in reply), None)
+            if kind is None:
+                return
+            self.report.mark(spec.name, "forward", kind)
+            finding = _abnormal_finding(spec.name, quantity, c, kind, reply[kind])
+            finding.feature, finding.passes_at = feature, passes_at
+            self.report.findings.append(finding)
             return
-        self.report.mark(spec.name, column, "FAIL")
-        actual = reply.get("output") if quantity == "output" else reply.get("input_grad")
-        if quantity.startswith("gradient of "):
-            actual = reply["grads"].get(quantity.removeprefix("gradient of "))
-        alternatives = {}
-        for bug, fn in spec.alternatives.items():
-            try:
-                alternatives[bug] = spec.reference(c, params, x, g, fn).get(quantity)
-            except RuntimeError:  # the bug's configuration is not one torch accepts
-                continue
-        initial = reply.get("grads_initial", {}).get(quantity.removeprefix("gradient of "))
-        differing = {
-            k: v for k, v in alternatives.items() if v is not None and compare(v, ref[quantity], 1) is not None
-        }
-        label = diagnose(actual, ref[quantity], c, quantity, differing, initial)
+        self.report.mark(spec.name, COLUMN_OF[quantity], "FAIL")
+        label = self._diagnosis(spec, quantity, first) or self._diagnosis(spec, quantity, c)
+        _, ref, _ = self.run(spec, c)
+        actual = _quantity(reply, quantity)
         err = tol = None
         if actual is not None and actual.shape == ref[quantity].shape:
             err, tol = error_and_tolerance(actual.to(ref[quantity].dtype), ref[quantity], ref["output"].numel() * 9)
-        nearest = self._nearest_passing(spec, c, quantity)
-        finding = Finding(
-            spec.name, quantity, describe(c), compare(actual, ref[quantity], 1) or "", label, error=err, tolerance=tol
+        message = compare(actual, ref[quantity], 1) or ""
+        self.report.findings.append(
+            Finding(spec.name, quantity, describe(c), message, label, feature, passes_at, err, tol)
         )
-        if nearest:
-            finding.feature, finding.passes_at = nearest
-        else:
-            finding.feature = "any"
-        self.report.findings.append(finding)
+
+    def _diagnosis(self, spec: Spec, quantity: str, c: Config) -> str | None:
+        reply, ref, (params, x, g) = self.run(spec, c)
+        if "output" not in reply:
+            return None
+        alternatives = {}
+        for bug, fn in spec.alternatives.items():
+            try:
+                alt = spec.reference(c, params, x, g, fn).get(quantity)
+            except RuntimeError:  # the bug's configuration is not one torch accepts
+                continue
+            if alt is not None and compare(alt, ref[quantity], 1) is not None:
+                alternatives[bug] = alt
+        initial = reply.get("grads_initial", {}).get(quantity.removeprefix("gradient of "))
+        actual = _quantity(reply, quantity)
+        return diagnose(actual, ref[quantity], c, quantity, alternatives, initial, tuple(ref["output"].shape))
 
     def _contract(self, spec: Spec) -> None:
         """Accumulation, zero_grad, the input left alone, a backward before any forward."""
@@ -242,7 +269,7 @@ class Checker:
             problems.append(("forward or backward modified its input", "input modified"))
         if reply.get("input_grad") is None:
             problems.append(("backward returns nothing", "no input gradient returned"))
-        first = self.child.ask(
+        first = {} if spec.name == "Upsampling" else self.child.ask(
             {
                 "op": "backward_first",
                 "block": spec.name,
@@ -252,13 +279,35 @@ class Checker:
                 "grad": g,
             }
         )
-        if first.get("raised") is False:
+        if first.get("raised") is False:  # (Upsampling's backward needs nothing from a forward)
             problems.append(
                 ("backward before any forward returns a result instead of raising", "backward before forward")
             )
+        seen = set()
         for message, label in problems:
-            self.report.findings.append(Finding(spec.name, "contract", describe(c), message, label))
+            if label not in seen:
+                seen.add(label)
+                self.report.findings.append(Finding(spec.name, "contract", describe(c), message, label, "any"))
         self.report.mark(spec.name, "contract", "FAIL" if problems else "pass")
+
+
+def _quantity(reply: dict[str, Any], quantity: str) -> Tensor | None:
+    if quantity == "output":
+        return reply.get("output")
+    if quantity == "input gradient":
+        return reply.get("input_grad")
+    return reply.get("grads", {}).get(quantity.removeprefix("gradient of "))
+
+
+def _abnormal_finding(block: str, quantity: str, c: Config, kind: str, detail: Any) -> Finding:
+    """A raised exception, a hang or a dead process, as a finding."""
+    if kind == "error":
+        message, where = f"raised {detail['type']}: {detail['message']}", detail["where"]
+    elif kind == "timeout":
+        message, where = f"no answer within {detail:g} s", ""
+    else:
+        message, where = str(detail), ""
+    return Finding(block, quantity, describe(c), message, kind, where=where)
 
 
 def _features(c: Config) -> list[tuple[str, Config]]:
@@ -331,16 +380,23 @@ class Composite(Checker):
                 self.report.mark("MSE", "forward" if q == "loss value" else "backward", "FAIL" if problem else "pass")
                 if problem:
                     failing.append((q, c, actual, expected, problem))
-        passing = {describe(c) for c in self._loss_configs()} - {describe(f[1]) for f in failing}
-        for q, c, actual, expected, problem in failing[:2]:
-            label = diagnose(actual, expected, c, q, {})
-            near = next(iter(sorted(passing)), None)
-            self.report.findings.append(Finding("MSE", q, describe(c), problem, label, passes_at=near))
+        failed = {describe(f[1]) for f in failing}
+        reported = set()
+        for q, c, actual, expected, problem in failing:
+            if q in reported:
+                continue
+            reported.add(q)
+            label = diagnose(actual, expected, c, q, {}, output_shape=tuple(expected.shape) if expected.dim() else None)
+            batch_one = next((d for d in self._loss_configs() if d["batch"] == 1 and describe(d) not in failed), None)
+            feature, near = ("batch > 1", describe(batch_one)) if batch_one and c["batch"] > 1 else ("any", None)
+            self.report.findings.append(Finding("MSE", q, describe(c), problem, label, feature, near))
 
     def _loss_configs(self) -> list[Config]:
         return [{"batch": s[0], "size": s[2:], "channels": s[1]} for s in LOSS_SHAPES]
 
     def check_optimizer(self, name: str) -> None:
+        if self.report.blocked(name, "step", ["Conv2d"], ("error", "crash", "timeout")):
+            return
         spec = SPECS["Conv2d"]
         c = {**spec.base, "batch": 1, "size": (5, 5)}
         params, x, g, _ = self._data(spec, c)
@@ -390,7 +446,7 @@ class Composite(Checker):
                         ):
                             label = f"argument ignored: {arg}"
                     where = f"step {i + 1} with {case}"
-                    self.report.findings.append(Finding(name, "optimizer step", where, f"{k}: {problem}", label))
+                    self.report.findings.append(Finding(name, "optimizer step", where, f"{k}: {problem}", label, "any"))
                     self.report.mark(name, "step", "FAIL")
                     return
         self.report.mark(name, "step", "pass")
@@ -401,6 +457,8 @@ class Composite(Checker):
         chain += [("Sigmoid", {})]
         if any(b not in self.blocks for b, _ in chain):
             self.report.mark("Sequential", "composition", "unsupported")
+            return
+        if self.report.blocked("Sequential", "composition", sorted({b for b, _ in chain})):
             return
         gen = torch.Generator().manual_seed(self.seed + 11)
         x = torch.randn(2, 2, 6, 7, generator=gen, dtype=self.dtype)
@@ -443,6 +501,8 @@ class Composite(Checker):
         needed = {"Conv2d", "ReLU", "Sigmoid", "Sequential", "MSE", "SGD"}
         if up is None or not needed <= set(self.blocks):
             self.report.mark("course network", "training", "unsupported")
+            return
+        if self.report.blocked("course network", "training", sorted(needed | {"Upsampling"})):
             return
         width = 4
         chain = [("Conv2d", dict(in_channels=3, out_channels=width, kernel_size=3, stride=2, padding=1)), ("ReLU", {})]
@@ -490,7 +550,7 @@ class Composite(Checker):
         for i, (got, want) in enumerate(zip(reply["losses"], expected)):
             if abs(got - want) > 1e-6 * max(1.0, abs(want)) * (1 if self.dtype == torch.float64 else 1e4):
                 message = f"loss at step {i + 1} is {got:.6g}, torch's {want:.6g}"
-                self.report.findings.append(Finding("course network", "composition", describe(c), message))
+                self.report.findings.append(Finding("course network", "composition", describe(c), message, None, "any"))
                 self.report.mark("course network", "training", "FAIL")
                 return
         self.report.mark("course network", "training", "pass")

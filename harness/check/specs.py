@@ -107,6 +107,32 @@ def _transpose(c: Config, p: dict[str, Tensor], x: Tensor) -> Tensor:
     )
 
 
+class _InputGradWith(torch.autograd.Function):
+    """A convolution whose input gradient uses another kernel (a bug's), as torch computes it."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, wrong: Tensor, c: Config) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, weight, wrong)
+        ctx.c = c
+        return F.conv2d(x, weight, None, c["stride"], c["padding"], c["dilation"])
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, Tensor, None, None]:  # type: ignore[override]
+        x, weight, wrong = ctx.saved_tensors
+        c = ctx.c
+        gx = torch.nn.grad.conv2d_input(x.shape, wrong, g, c["stride"], c["padding"], c["dilation"])
+        gw = torch.nn.grad.conv2d_weight(x, weight.shape, g, c["stride"], c["padding"], c["dilation"])
+        return gx, gw, None, None
+
+
+def _reshaped_kernel(c: Config, p: dict[str, Tensor], x: Tensor) -> Tensor:
+    """The input gradient with the kernel reshaped to (C_in, C_out, kh, kw) instead of transposed."""
+    w = p["weight"]
+    wrong = w.detach().reshape(w.shape[1], w.shape[0], *w.shape[2:]).transpose(0, 1)
+    out = _InputGradWith.apply(x, w, wrong, c)
+    return out if "bias" not in p else out + p["bias"].view(1, -1, 1, 1)
+
+
 def _with(fn: Callable[..., Tensor], **fixed: Any) -> Callable[..., Tensor]:
     """``fn`` with some arguments at other values (an argument the bug ignores)."""
     return lambda c, p, x: fn({**c, **fixed}, p, x)
@@ -183,6 +209,7 @@ _register(
             "argument ignored: stride": _with(_conv, stride=1),
             "argument ignored: padding": _with(_conv, padding=0),
             "argument ignored: dilation": _with(_conv, dilation=1),
+            "transposed: the kernel reshaped instead of transposed": _reshaped_kernel,
         },
     )
 )
