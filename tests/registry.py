@@ -4,12 +4,16 @@ a new block gets every check by adding one entry here."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import torch
+
 import impl
+import impl._gemm
 import impl.models
 import reference
 import reference.models
@@ -138,3 +142,23 @@ def all_blocks() -> set[str]:
 
 def pair(sample: Sample) -> tuple[Any, Any]:
     return sample.build(impl), sample.build(reference)
+
+
+def thresholds_seen(samples: list[Sample]) -> dict[tuple[str, str], Counter[bool]]:
+    """For every (direction, test) of impl._gemm.BOUNDARIES: how often a forward and backward
+    of each sample (float32) found it holding (True) and failing (False)."""
+    seen: set[tuple[str, str, bool]] = set()
+    counts: dict[tuple[str, str], Counter[bool]] = {b: Counter() for b in impl._gemm.BOUNDARIES}
+    previous, impl._gemm.TRACE = impl._gemm.TRACE, seen
+    try:
+        for sample in samples:
+            seen.clear()
+            torch.manual_seed(0)
+            mod = sample.build(impl)
+            out = mod(torch.randn(sample.shape))
+            mod.backward(torch.ones_like(out))
+            for direction, test, outcome in seen:
+                counts[direction, test][outcome] += 1
+    finally:
+        impl._gemm.TRACE = previous
+    return counts

@@ -13,7 +13,16 @@ import torch
 import impl
 from impl import _gemm
 from tests.helpers import assert_close, assert_parity
-from tests.registry import PRODUCT, PRODUCT_SAMPLES, ROW_BLOCK_SAMPLES, SAMPLES, SHIPPED_SAMPLES, Sample, pair
+from tests.registry import (
+    PRODUCT,
+    PRODUCT_SAMPLES,
+    ROW_BLOCK_SAMPLES,
+    SAMPLES,
+    SHIPPED_SAMPLES,
+    Sample,
+    pair,
+    thresholds_seen,
+)
 
 LAYERS = (impl.Conv2d, impl.ConvTranspose2d, impl.MaxPool2d, impl.Upsampling)
 
@@ -109,21 +118,12 @@ def test_every_rule_names_a_strategy_and_tests_the_engine_has():
             assert set(tests) <= set(_gemm.TESTS), (direction, tests)
 
 
-def test_the_parity_suite_has_a_case_on_each_side_of_every_boundary(monkeypatch):
+def test_the_parity_suite_has_a_case_on_each_side_of_every_boundary():
     """Every (direction, threshold) the engine consults is seen both holding and failing by the
     registry's samples (all run through every generic check) and the row-block samples (run
     through parity above), at the thresholds' real values."""
-    monkeypatch.setattr(_gemm, "TRACE", set())
-    for sample in SAMPLES + ROW_BLOCK_SAMPLES:
-        torch.manual_seed(0)
-        mod = sample.build(impl)
-        out = mod(torch.randn(sample.shape))
-        mod.backward(torch.ones_like(out))
-    one_sided = [
-        (direction, test, sorted({o for d, t, o in _gemm.TRACE if (d, t) == (direction, test)}))
-        for direction, test in _gemm.BOUNDARIES
-        if {o for d, t, o in _gemm.TRACE if (d, t) == (direction, test)} != {False, True}
-    ]
+    seen = thresholds_seen(SAMPLES + ROW_BLOCK_SAMPLES)
+    one_sided = {boundary: dict(sides) for boundary, sides in seen.items() if len(sides) < 2}
     assert not one_sided, f"thresholds seen on one side only (or never): {one_sided}"
 
 
