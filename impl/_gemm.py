@@ -1,25 +1,32 @@
 """Convolutions as matrix products, the batch inside every product (one engine for both directions).
 
-- One GEMM per kernel tap (the usual case; :func:`plan` chooses among all of these), channels-last: the zero-padded
-  input is a (rows, C) matrix in a frame where output pixel (n, y, x) is row ``n*Hf*Wf + y*Wf + x``
+One function, :func:`plan`, chooses the strategy of every direction (forward, input gradient,
+weight gradient) from a :class:`Shape`, by the rules :data:`RULES` over the named thresholds of
+:data:`TESTS`; each strategy is one function in its direction's table (:data:`IMPLEMENTATIONS`).
+
+- ``'per tap'``, one GEMM per kernel tap (the usual case), channels-last: the zero-padded input
+  is a (rows, C) matrix in a frame where output pixel (n, y, x) is row ``n*Hf*Wf + y*Wf + x``
   and tap (i, j) is the row block at a fixed offset, a *view*; so each product is
   (rows, C) @ (C, O), tall and skinny, the shape BLAS runs fastest. Stride 1 uses a frame whose
   rows and images share their zero padding (:func:`_frame`); a strided convolution splits its
   padded input by stride phase, one stride-1 frame per phase (:func:`_phases`). Rows go in blocks
   of :data:`BLOCK_ROWS`, every tap of a block in turn, so a block stays in cache instead of
   streaming through memory once per tap. The weight gradient is the same loop transposed,
-  (C, rows) @ (rows, O) per tap; the input gradient is the full correlation with the flipped
-  kernel (stride 1) or the adjoint loop, each tap's product added into the rows it was read from.
-- Small inputs (the patch matrix within :data:`PATCH_FLOATS`) where products would run per tap:
-  the channels-last patches, (N*Ho*Wo, kh*kw*C), one GEMM each for the output and the weight
-  gradient (no padding rows, one product instead of nine small ones).
-- Few input channels (``'gather'``): the patches gathered from a channel-first padded copy
-  (im2col, C*kh*kw rows), one GEMM, transposed so that the output is channels-last.
-- Few output channels at stride 1 (``'scatter'``): one GEMM over all taps, then shifted adds,
+  (C, rows) @ (rows, O) per tap; the strided input gradient is the adjoint loop, each tap's
+  product added into the rows it was read from.
+- ``'flipped'``: the stride-1 input gradient, the full correlation with the flipped kernel (a
+  forward, planned as one).
+- ``'patches'``: small inputs (the patch matrix within :data:`PATCH_FLOATS`) where products would
+  run per tap: the channels-last patches, (N*Ho*Wo, kh*kw*C), one GEMM each for the output and
+  the weight gradient (no padding rows, one product instead of nine small ones).
+- ``'gather'``, few input channels (or, strided, few outputs): the patches gathered from a
+  channel-first padded copy (im2col, C*kh*kw rows), one GEMM, transposed so that the output is
+  channels-last; its input gradient scatter-adds each tap into the padded frame (col2im).
+- ``'scatter'``, few output channels at stride 1: one GEMM over all taps, then shifted adds,
   channel-first (the shift trick on the flat (C, N*Hp*Wp) frame: tap (i, j) is the column slice
   ``X[:, off:off + M]``, ``off = i*dh*Wp + j*dw``).
-- Groups (a batch dimension of the products) and the remaining strided cases: the general im2col
-  ``gather``; their input gradient scatter-adds each tap into the padded frame (col2im).
+- ``'grouped gather'``, groups (a batch dimension of the products) and empty batches: the general
+  im2col ``gather``, and col2im for the input gradient.
 
 Outputs are (N, C, H, W) views, mostly of channels-last buffers; every consumer accepts any
 strides, and the blocks downstream keep the channels-last layout, so the next convolution's padded
@@ -665,5 +672,9 @@ WEIGHT_GRAD = {
     "gather": _gather_weight_grad,
     "grouped gather": _grouped_weight_grad,
 }
-IMPLEMENTATIONS = {"forward": FORWARD, "input grad": INPUT_GRAD, "weight grad": WEIGHT_GRAD}
+IMPLEMENTATIONS: dict[str, dict[str, Callable[..., Tensor]]] = {
+    "forward": FORWARD,
+    "input grad": INPUT_GRAD,
+    "weight grad": WEIGHT_GRAD,
+}
 """Per direction, each strategy's function (the names :data:`RULES` chooses among)."""
