@@ -1,25 +1,32 @@
 """Convolutions as matrix products, the batch inside every product (one engine for both directions).
 
-- One GEMM per kernel tap (the usual case, :func:`_strategy`), channels-last: the zero-padded
-  input is a (rows, C) matrix in a frame where output pixel (n, y, x) is row ``n*Hf*Wf + y*Wf + x``
+One function, :func:`plan`, chooses the strategy of every direction (forward, input gradient,
+weight gradient) from a :class:`Shape`, by the rules :data:`RULES` over the named thresholds of
+:data:`TESTS`; each strategy is one function in its direction's table (:data:`IMPLEMENTATIONS`).
+
+- ``'per tap'``, one GEMM per kernel tap (the usual case), channels-last: the zero-padded input
+  is a (rows, C) matrix in a frame where output pixel (n, y, x) is row ``n*Hf*Wf + y*Wf + x``
   and tap (i, j) is the row block at a fixed offset, a *view*; so each product is
   (rows, C) @ (C, O), tall and skinny, the shape BLAS runs fastest. Stride 1 uses a frame whose
   rows and images share their zero padding (:func:`_frame`); a strided convolution splits its
   padded input by stride phase, one stride-1 frame per phase (:func:`_phases`). Rows go in blocks
   of :data:`BLOCK_ROWS`, every tap of a block in turn, so a block stays in cache instead of
   streaming through memory once per tap. The weight gradient is the same loop transposed,
-  (C, rows) @ (rows, O) per tap; the input gradient is the full correlation with the flipped
-  kernel (stride 1) or the adjoint loop, each tap's product added into the rows it was read from.
-- Small inputs (the patch matrix within :data:`PATCH_FLOATS`) where products would run per tap:
-  the channels-last patches, (N*Ho*Wo, kh*kw*C), one GEMM each for the output and the weight
-  gradient (no padding rows, one product instead of nine small ones).
-- Few input channels (``'gather'``): the patches gathered from a channel-first padded copy
-  (im2col, C*kh*kw rows), one GEMM, transposed so that the output is channels-last.
-- Few output channels at stride 1 (``'scatter'``): one GEMM over all taps, then shifted adds,
+  (C, rows) @ (rows, O) per tap; the strided input gradient is the adjoint loop, each tap's
+  product added into the rows it was read from.
+- ``'flipped'``: the stride-1 input gradient, the full correlation with the flipped kernel (a
+  forward, planned as one).
+- ``'patches'``: small inputs (the patch matrix within :data:`PATCH_FLOATS`) where products would
+  run per tap: the channels-last patches, (N*Ho*Wo, kh*kw*C), one GEMM each for the output and
+  the weight gradient (no padding rows, one product instead of nine small ones).
+- ``'gather'``, few input channels (or, strided, few outputs): the patches gathered from a
+  channel-first padded copy (im2col, C*kh*kw rows), one GEMM, transposed so that the output is
+  channels-last; its input gradient scatter-adds each tap into the padded frame (col2im).
+- ``'scatter'``, few output channels at stride 1: one GEMM over all taps, then shifted adds,
   channel-first (the shift trick on the flat (C, N*Hp*Wp) frame: tap (i, j) is the column slice
   ``X[:, off:off + M]``, ``off = i*dh*Wp + j*dw``).
-- Groups (a batch dimension of the products) and the remaining strided cases: the general im2col
-  ``gather``; their input gradient scatter-adds each tap into the padded frame (col2im).
+- ``'grouped gather'``, groups (a batch dimension of the products) and empty batches: the general
+  im2col ``gather``, and col2im for the input gradient.
 
 Outputs are (N, C, H, W) views, mostly of channels-last buffers; every consumer accepts any
 strides, and the blocks downstream keep the channels-last layout, so the next convolution's padded
@@ -28,6 +35,7 @@ copy is a plain copy, not a transposition.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from torch import Tensor
@@ -71,10 +79,6 @@ convolution builds for one GEMM where it would otherwise run one product per tap
 (the U-Net's 8x8 and 4x4 levels at batch 16), where the frame's padding rows and nine small
 products cost more than the copy. Measured on 2 cores: 1.3-2x faster forward and weight gradient
 up to this size, slower beyond it (48 -> 48 channels at 16x16, batch 16: 1.8M floats, 1.4x slower)."""
-
-
-def _patches_fit(rows: int, c: int, taps: int) -> bool:
-    return taps > 1 and rows * c * taps <= PATCH_FLOATS
 
 
 def _patches(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, out: Pair) -> Tensor:
@@ -125,59 +129,151 @@ def _output(buffer: Tensor, n: int, frame: Pair, out: Pair) -> Tensor:
     return buffer.view(buffer.shape[0], n, *frame)[:, :, : out[0], : out[1]].transpose(0, 1)
 
 
-def _strategy(c: int, out_c: int, taps: int, factor: int) -> str:
-    """How a product is formed, by the memory it moves: ``'gather'`` when the gathered patches
-    (C*taps rows) are within ``factor`` times the O output rows, ``'scatter'`` when the per-tap
-    outputs (O*taps rows) are within ``factor`` times the C input rows, else (and for a single
-    tap, which needs neither) ``'per tap'``. Strided convolutions run per tap or else the
-    general gather."""
-    if taps == 1:
-        return "per tap"
-    if c * taps <= factor * out_c:
-        return "gather"
-    return "scatter" if out_c * taps <= factor * c else "per tap"
+DIRECTIONS = ("forward", "input grad", "weight grad")
 
 
-def conv2d(
-    x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair, dilation: Pair, groups: int
-) -> Tensor:
-    """Cross-correlation of (N, C, H, W) ``x`` with (O, C/g, kh, kw) ``weight``."""
-    n, _, h, w = x.shape
-    out_c, cg, kh, kw = weight.shape
-    hp, wp = h + 2 * padding[0], w + 2 * padding[1]
-    ho = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    if groups == 1 and n > 0:
-        strategy = _strategy(cg, out_c, kh * kw, 2)
-        if strategy == "per tap" and _patches_fit(n * ho * wo, cg, kh * kw):  # small: one GEMM
-            cols = _patches(x, (kh, kw), stride, padding, dilation, (ho, wo))
-            wm = weight.permute(2, 3, 1, 0).reshape(-1, out_c)  # row (i, j, c)
-            out = cols @ wm if bias is None else bias.addmm(cols, wm)
-            return out.view(n, ho, wo, out_c).permute(0, 3, 1, 2)  # channels-last
-        if strategy == "per tap":
-            return _tap_conv(x, weight, bias, stride, padding, dilation, (ho, wo))
-        if stride == (1, 1) and strategy == "scatter":  # few outputs: channel-first (O, N*Hp*Wp)
-            out = _scatter_conv(padded_last(x, padding), weight, dilation)
-            if bias is not None:
-                out += bias.view(-1, 1)
-            return _output(out, n, (hp, wp), (ho, wo))
-        if stride == (1, 1):  # gather
-            out = _gather_conv(padded(x, padding), weight, bias, dilation)
-            return out.view(n, hp, wp, out_c)[:, :ho, :wo].permute(0, 3, 1, 2)  # channels-last
-        # strided, few channels: the gathered patches, transposed in the product: channels-last
-        cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
-        out = cols.t() @ weight.reshape(out_c, -1).t()
-        if bias is not None:
-            out += bias
-        return out.view(n, ho, wo, out_c).permute(0, 3, 1, 2)
-    cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
-    out = (weight.reshape(groups, out_c // groups, -1) @ _grouped(cols, groups)).view(out_c, -1)
-    if bias is not None:
-        out += bias.view(-1, 1)
-    return _output(out, n, (ho, wo), (ho, wo))
+class Shape(NamedTuple):
+    """One convolution as the planner sees it, in the terms of :func:`conv2d`: an (N, C, *size)
+    input, O output channels, the kernel and its arguments, and the (Ho, Wo) output (in the
+    backward directions: the gradient's spatial size)."""
+
+    n: int
+    c: int
+    out_c: int
+    kernel: Pair
+    stride: Pair
+    padding: Pair
+    dilation: Pair
+    groups: int
+    size: Pair
+    out: Pair
+
+    @property
+    def taps(self) -> int:
+        return self.kernel[0] * self.kernel[1]
+
+    @property
+    def rows(self) -> int:
+        """Output pixels, N*Ho*Wo: the rows of the patch matrix."""
+        return self.n * self.out[0] * self.out[1]
 
 
-def _blocks(rows: int) -> list[slice]:
+FORWARD_FACTOR = 2
+"""Channel factor of the forward (and of the flipped input gradient, which is a forward): the
+gathered patches (C*taps rows) are read once by one product, so they pay off while they are
+within this factor of the O output rows the per-tap products would write nine times; likewise
+the per-tap outputs of ``'scatter'`` (O*taps rows) against the C input rows."""
+
+INPUT_GRAD_FACTOR = 2
+"""Channel factor of the strided input gradient, chosen like :data:`FORWARD_FACTOR` (with C and O
+swapped, the col2im of the gathered product against the adjoint per-tap loop)."""
+
+WEIGHT_GRAD_FACTOR = 4
+"""Channel factor of the weight gradient: its one product writes only the small (C*taps, O)
+result, never rows*O outputs, so the gathered or scattered copy is its only extra traffic and it
+stays cheaper than per-tap products over a wider range than in the forward."""
+
+
+def _factor(direction: str) -> int:
+    return {"forward": FORWARD_FACTOR, "input grad": INPUT_GRAD_FACTOR, "weight grad": WEIGHT_GRAD_FACTOR}[direction]
+
+
+def _flipped_fits(s: Shape, direction: str) -> bool:
+    """The input gradient is the full correlation with the flipped kernel: the full padding
+    dilation*(k-1) - padding is not negative and the input has the natural size (no extra
+    output_padding rows of a transposed convolution)."""
+    full = [d * (k - 1) - p for d, k, p in zip(s.dilation, s.kernel, s.padding)]
+    natural = tuple(o + f - p for o, f, p in zip(s.out, full, s.padding))
+    return min(full) >= 0 and natural == tuple(s.size)
+
+
+TESTS: dict[str, Callable[[Shape, str], bool]] = {
+    "grouped or empty": lambda s, d: s.groups != 1 or s.n == 0,
+    "one tap": lambda s, d: s.taps == 1,
+    "few inputs": lambda s, d: s.c * s.taps <= _factor(d) * s.out_c,
+    "few outputs": lambda s, d: s.out_c * s.taps <= _factor(d) * s.c,
+    "stride 1": lambda s, d: s.stride == (1, 1),
+    "flipped fits": _flipped_fits,
+    "patches fit": lambda s, d: s.rows * s.c * s.taps <= PATCH_FLOATS,
+}
+"""The planner's decisions, each one comparison of a :class:`Shape` (and the direction, for its
+channel factor) with a threshold; :data:`RULES` combines them."""
+
+_FORWARD_RULES = [
+    ("grouped gather", ("grouped or empty",)),  # groups are a batch dimension of the products
+    ("per tap", ("one tap",)),  # a single tap needs neither the gathered nor the scattered form
+    ("gather", ("few inputs",)),
+    ("scatter", ("few outputs", "stride 1")),  # the shift trick needs stride 1
+    ("gather", ("few outputs",)),  # strided: the general gathered patches
+    # A new strategy (Winograd for 3x3 stride 1, say) is one rule here, with its function in the
+    # direction's table (FORWARD, INPUT_GRAD, WEIGHT_GRAD) and its tests in TESTS.
+    ("patches", ("patches fit",)),
+    ("per tap", ()),
+]
+
+RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+    "forward": _FORWARD_RULES,
+    "input grad": [
+        ("grouped gather", ("grouped or empty",)),
+        ("flipped", ("stride 1", "flipped fits")),
+        ("per tap", ("one tap",)),
+        ("gather", ("few outputs",)),  # the col2im of the gathered product (few rows to scatter)
+        ("gather", ("few inputs",)),
+        ("per tap", ()),
+    ],
+    "weight grad": _FORWARD_RULES,  # the same decisions, with WEIGHT_GRAD_FACTOR
+}
+"""Per direction, the strategies in order with the tests (names in :data:`TESTS`) that must all
+hold: the first rule whose tests hold is the plan."""
+
+NEEDS = {"scatter": ("stride 1",), "flipped": ("stride 1", "flipped fits")}
+"""Tests a strategy needs in order to compute a shape at all (the others compute any ungrouped,
+non-empty convolution; ``'grouped gather'`` computes every one)."""
+
+BOUNDARIES = sorted(
+    {(d, t) for d, rules in RULES.items() for _, tests in rules for t in tests}
+    | {(d, "one row block") for d in DIRECTIONS}
+)
+"""(direction, test) of every threshold the engine consults: the parity suite has a case on
+each side of each (tests/test_product_shapes.py). ``'one row block'`` is the per-tap loops'
+rows <= :data:`BLOCK_ROWS`."""
+
+TRACE: set[tuple[str, str, bool]] | None = None
+"""None, or (tests) a set that every consulted threshold adds (direction, test, outcome) to."""
+
+
+def _decide(direction: str, test: str, outcome: bool) -> bool:
+    if TRACE is not None:
+        TRACE.add((direction, test, outcome))
+    return outcome
+
+
+def strategies(direction: str, s: Shape) -> list[str]:
+    """Every strategy that computes ``s`` in ``direction``: the planner picks one of them, a
+    caller may force any (``strategy=`` of :func:`conv2d` and its gradients)."""
+    general = not TESTS["grouped or empty"](s, direction)
+    return [
+        name
+        for name in IMPLEMENTATIONS[direction]
+        if name == "grouped gather" or general and all(TESTS[t](s, direction) for t in NEEDS.get(name, ()))
+    ]
+
+
+def plan(direction: str, s: Shape, strategy: str | None = None) -> str:
+    """The strategy that computes ``s`` in ``direction`` ('forward', 'input grad' or 'weight
+    grad'): ``strategy`` when given (it must be one of :func:`strategies`), else the first of
+    :data:`RULES` whose tests hold."""
+    if strategy is not None:
+        if strategy not in strategies(direction, s):
+            raise ValueError(f"strategy {strategy!r} cannot compute {s} ({direction}): {strategies(direction, s)}")
+        return strategy
+    return next(
+        name for name, tests in RULES[direction] if all(_decide(direction, t, TESTS[t](s, direction)) for t in tests)
+    )
+
+
+def _blocks(rows: int, direction: str) -> list[slice]:
+    _decide(direction, "one row block", rows <= BLOCK_ROWS)
     return [slice(s, min(s + BLOCK_ROWS, rows)) for s in range(0, rows, BLOCK_ROWS)]
 
 
@@ -282,7 +378,7 @@ def _tap_conv(
     xs, (hq, wq), taps, m = _frame(x, (kh, kw), stride, padding, dilation)
     w = weight.permute(2, 3, 1, 0).reshape(kh * kw, -1, out_c)  # tap t: (C, O)
     y = x.new_empty(n * hq * wq, out_c)
-    for rows in _blocks(m):
+    for rows in _blocks(m, "forward"):
         block = y[rows]
         for t, (phase, off) in enumerate(taps):
             block.addmm_(xs[phase][_shifted(rows, off)], w[t], beta=min(t, 1))  # beta=0: never read
@@ -304,7 +400,7 @@ def _tap_input_grad(grad: Tensor, weight: Tensor, stride: Pair, padding: Pair, d
     m = g.shape[0] - max(off for _, off in taps)
     w = weight.permute(2, 3, 0, 1).reshape(kh * kw, out_c, c)  # tap t: (O, C)
     gx = grad.new_zeros(sh * sw, g.shape[0], c)
-    for rows in _blocks(m):
+    for rows in _blocks(m, "input grad"):
         for t, (phase, off) in enumerate(taps):
             gx[phase][_shifted(rows, off)].addmm_(g[rows], w[t])
     full = gx.view(sh, sw, n, hq, wq, c).permute(2, 3, 0, 4, 1, 5).reshape(n, hq * sh, wq * sw, c)
@@ -345,62 +441,6 @@ def _scatter_conv(xl: Tensor, weight: Tensor, dilation: Pair) -> Tensor:
     return out
 
 
-def conv2d_input_grad(
-    grad: Tensor, weight: Tensor, stride: Pair, padding: Pair, dilation: Pair, groups: int, size: Pair
-) -> Tensor:
-    """Adjoint of :func:`conv2d` in ``x`` for an input of spatial ``size``: (N, O, Ho, Wo)
-    ``grad`` to (N, C, *size). Also the forward of the transposed convolution."""
-    n, out_c, ho, wo = grad.shape
-    c, kh, kw = weight.shape[1] * groups, weight.shape[2], weight.shape[3]
-    full = (dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1])
-    natural = (ho + full[0] - padding[0], wo + full[1] - padding[1])
-    if stride == (1, 1) and groups == 1 and n > 0 and min(full) >= 0 and natural == tuple(size):
-        # the full correlation of the gradient with the flipped kernel, channels swapped
-        return conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, (1, 1), full, dilation, 1)
-    if groups == 1 and n > 0 and _strategy(out_c, c, kh * kw, 2) == "per tap":
-        return _tap_input_grad(grad, weight, stride, padding, dilation, size)
-    if groups == 1:  # (O, N*Ho*Wo): a view of a channels-last gradient
-        g = grad.permute(0, 2, 3, 1).reshape(-1, out_c).t()
-    else:
-        g = grad.transpose(0, 1).reshape(out_c, n * ho * wo)
-    cols = weight.reshape(groups, out_c // groups, -1).transpose(1, 2) @ _grouped(g, groups)
-    cols = cols.view(c, kh, kw, n, ho, wo)
-    frame = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
-    xp = grad.new_zeros(c, n, *frame)
-    for i in range(kh):  # col2im: scatter-add each kernel tap into the padded frame
-        for j in range(kw):
-            rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (ho - 1) + 1, stride[0])
-            columns = slice(j * dilation[1], j * dilation[1] + stride[1] * (wo - 1) + 1, stride[1])
-            xp[:, :, rows, columns] += cols[:, i, j]
-    return xp[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]].transpose(0, 1)
-
-
-def conv2d_weight_grad(
-    x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair, groups: int
-) -> Tensor:
-    """Gradient of :func:`conv2d` w.r.t. its weight. The output positions are those of ``grad``
-    (so a transposed convolution's extra output_padding rows are simply never read)."""
-    out_c, cg, kh, kw = weight_shape
-    n, _, ho, wo = grad.shape
-    if groups == 1 and n > 0:
-        strategy = _strategy(cg, out_c, kh * kw, 4)
-        if strategy == "per tap" and _patches_fit(n * ho * wo, cg, kh * kw):  # small: one GEMM
-            cols = _patches(x, (kh, kw), stride, padding, dilation, (ho, wo))
-            gw = cols.t() @ grad.permute(0, 2, 3, 1).reshape(-1, out_c)
-            return gw.view(kh, kw, cg, out_c).permute(3, 2, 0, 1)
-        if strategy == "per tap":
-            return _tap_weight_grad(x, grad, weight_shape, stride, padding, dilation)
-        if stride == (1, 1) and strategy == "scatter":
-            return _scatter_weight_grad(padded_last(x, padding), grad, weight_shape, dilation)
-        # few input channels: the patches at the valid outputs times the gradient channels-last (a
-        # view when it is); no padded copy of the gradient (3 -> 48 at 32x32: 3.3 -> 1.4 ms)
-        cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
-        return _from_taps_last(cols @ grad.permute(0, 2, 3, 1).reshape(-1, out_c), weight_shape)
-    cols = gather(padded(x, padding), (kh, kw), stride, dilation, (ho, wo))
-    g = grad.transpose(0, 1).reshape(out_c, n * ho * wo)
-    return (_grouped(g, groups) @ _grouped(cols, groups).transpose(1, 2)).view(weight_shape)
-
-
 def _tap_weight_grad(
     x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], stride: Pair, padding: Pair, dilation: Pair
 ) -> Tensor:
@@ -410,7 +450,7 @@ def _tap_weight_grad(
     xs, (hq, wq), taps, m = _frame(x, (kh, kw), stride, padding, dilation)
     g = padded_last(grad, (0, 0), (hq, wq)).view(-1, out_c)  # zero beyond the valid outputs
     gw = g.new_empty(kh * kw, c, out_c)
-    for b, rows in enumerate(_blocks(m)):
+    for b, rows in enumerate(_blocks(m, "weight grad")):
         for t, (phase, off) in enumerate(taps):
             gw[t].addmm_(xs[phase][_shifted(rows, off)].t(), g[rows], beta=min(b, 1))  # beta=0: gw starts empty
     return gw.view(kh, kw, c, out_c).permute(3, 2, 0, 1)
@@ -437,3 +477,204 @@ def _scatter_weight_grad(xl: Tensor, grad: Tensor, weight_shape: tuple[int, ...]
     gp[:, last:].view(out_c, n, hp, wp)[:, :, :ho, :wo] = grad.transpose(0, 1)  # G in the padded frame
     stacked = _shift_columns(gp, (kh, kw), dilation, wp, xf.shape[0])
     return (stacked @ xf).view(out_c, kh, kw, c).flip(1, 2).permute(0, 3, 1, 2)
+
+
+# The three directions: each builds its Shape, asks plan() and runs the strategy's function
+# from its table (a strategy is one entry in a table and one rule in RULES).
+
+
+def _out_size(size: Pair, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Pair:
+    ho = (size[0] + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    wo = (size[1] + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    return ho, wo
+
+
+def _padded_size(s: Shape) -> Pair:
+    return s.size[0] + 2 * s.padding[0], s.size[1] + 2 * s.padding[1]
+
+
+def conv2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+    strategy: str | None = None,
+) -> Tensor:
+    """Cross-correlation of (N, C, H, W) ``x`` with (O, C/g, kh, kw) ``weight``; ``strategy``
+    forces one of :func:`strategies` (tests), else :func:`plan` chooses."""
+    n, c, h, w = x.shape
+    out_c, kernel = weight.shape[0], (weight.shape[2], weight.shape[3])
+    out = _out_size((h, w), kernel, stride, padding, dilation)
+    s = Shape(n, c, out_c, kernel, stride, padding, dilation, groups, (h, w), out)
+    return FORWARD[plan("forward", s, strategy)](x, weight, bias, s)
+
+
+def _patches_conv(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
+    """Small inputs: one GEMM of the channels-last patches, channels-last output."""
+    cols = _patches(x, s.kernel, s.stride, s.padding, s.dilation, s.out)
+    wm = weight.permute(2, 3, 1, 0).reshape(-1, s.out_c)  # row (i, j, c)
+    out = cols @ wm if bias is None else bias.addmm(cols, wm)
+    return out.view(s.n, *s.out, s.out_c).permute(0, 3, 1, 2)
+
+
+def _per_tap_conv(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
+    return _tap_conv(x, weight, bias, s.stride, s.padding, s.dilation, s.out)
+
+
+def _scatter_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
+    """Few outputs, stride 1: channel-first (O, N*Hp*Wp)."""
+    out = _scatter_conv(padded_last(x, s.padding), weight, s.dilation)
+    if bias is not None:
+        out += bias.view(-1, 1)
+    return _output(out, s.n, _padded_size(s), s.out)
+
+
+def _gather_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
+    """Few channels: the gathered patches, transposed in the product, so the output is
+    channels-last (stride 1: the shift trick on the padded frame)."""
+    if s.stride == (1, 1):
+        out = _gather_conv(padded(x, s.padding), weight, bias, s.dilation)
+        return out.view(s.n, *_padded_size(s), s.out_c)[:, : s.out[0], : s.out[1]].permute(0, 3, 1, 2)
+    cols = gather(padded(x, s.padding), s.kernel, s.stride, s.dilation, s.out)
+    out = cols.t() @ weight.reshape(s.out_c, -1).t()
+    if bias is not None:
+        out += bias
+    return out.view(s.n, *s.out, s.out_c).permute(0, 3, 1, 2)
+
+
+def _grouped_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
+    cols = gather(padded(x, s.padding), s.kernel, s.stride, s.dilation, s.out)
+    out = (weight.reshape(s.groups, s.out_c // s.groups, -1) @ _grouped(cols, s.groups)).view(s.out_c, -1)
+    if bias is not None:
+        out += bias.view(-1, 1)
+    return _output(out, s.n, s.out, s.out)
+
+
+def conv2d_input_grad(
+    grad: Tensor,
+    weight: Tensor,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+    size: Pair,
+    strategy: str | None = None,
+) -> Tensor:
+    """Adjoint of :func:`conv2d` in ``x`` for an input of spatial ``size``: (N, O, Ho, Wo)
+    ``grad`` to (N, C, *size). Also the forward of the transposed convolution."""
+    n, out_c, ho, wo = grad.shape
+    c, kernel = weight.shape[1] * groups, (weight.shape[2], weight.shape[3])
+    s = Shape(n, c, out_c, kernel, stride, padding, dilation, groups, tuple(size), (ho, wo))  # type: ignore[arg-type]
+    return INPUT_GRAD[plan("input grad", s, strategy)](grad, weight, s)
+
+
+def _flipped_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
+    """Stride 1: the full correlation of the gradient with the flipped kernel, channels swapped."""
+    full = (s.dilation[0] * (s.kernel[0] - 1) - s.padding[0], s.dilation[1] * (s.kernel[1] - 1) - s.padding[1])
+    return conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, (1, 1), full, s.dilation, 1)
+
+
+def _per_tap_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
+    return _tap_input_grad(grad, weight, s.stride, s.padding, s.dilation, s.size)
+
+
+def _gather_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
+    g = grad.permute(0, 2, 3, 1).reshape(-1, s.out_c).t()  # (O, N*Ho*Wo): a view of a channels-last gradient
+    return _col2im(g, weight, s)
+
+
+def _grouped_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
+    return _col2im(grad.transpose(0, 1).reshape(s.out_c, s.rows), weight, s)
+
+
+def _col2im(g: Tensor, weight: Tensor, s: Shape) -> Tensor:
+    """The transposed gathered product (C*kh*kw, N*Ho*Wo), each kernel tap scatter-added into the
+    padded frame."""
+    (kh, kw), (ho, wo), groups = s.kernel, s.out, s.groups
+    cols = weight.reshape(groups, s.out_c // groups, -1).transpose(1, 2) @ _grouped(g, groups)
+    cols = cols.view(s.c, kh, kw, s.n, ho, wo)
+    xp = g.new_zeros(s.c, s.n, *_padded_size(s))
+    stride, padding, dilation = s.stride, s.padding, s.dilation
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (ho - 1) + 1, stride[0])
+            columns = slice(j * dilation[1], j * dilation[1] + stride[1] * (wo - 1) + 1, stride[1])
+            xp[:, :, rows, columns] += cols[:, i, j]
+    return xp[:, :, padding[0] : padding[0] + s.size[0], padding[1] : padding[1] + s.size[1]].transpose(0, 1)
+
+
+def conv2d_weight_grad(
+    x: Tensor,
+    grad: Tensor,
+    weight_shape: tuple[int, ...],
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+    strategy: str | None = None,
+) -> Tensor:
+    """Gradient of :func:`conv2d` w.r.t. its weight. The output positions are those of ``grad``
+    (so a transposed convolution's extra output_padding rows are simply never read)."""
+    out_c, cg, kh, kw = weight_shape
+    n, _, ho, wo = grad.shape
+    size = (x.shape[2], x.shape[3])
+    s = Shape(n, cg * groups, out_c, (kh, kw), stride, padding, dilation, groups, size, (ho, wo))
+    return WEIGHT_GRAD[plan("weight grad", s, strategy)](x, grad, weight_shape, s)
+
+
+def _patches_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:
+    cols = _patches(x, s.kernel, s.stride, s.padding, s.dilation, s.out)
+    gw = cols.t() @ grad.permute(0, 2, 3, 1).reshape(-1, s.out_c)
+    return gw.view(*s.kernel, s.c, s.out_c).permute(3, 2, 0, 1)
+
+
+def _per_tap_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:
+    return _tap_weight_grad(x, grad, weight_shape, s.stride, s.padding, s.dilation)
+
+
+def _scatter_weight_grad_of(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:
+    return _scatter_weight_grad(padded_last(x, s.padding), grad, weight_shape, s.dilation)
+
+
+def _gather_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:
+    """The patches at the valid outputs times the gradient channels-last (a view when it is); no
+    padded copy of the gradient (3 -> 48 at 32x32: 3.3 -> 1.4 ms)."""
+    cols = gather(padded(x, s.padding), s.kernel, s.stride, s.dilation, s.out)
+    return _from_taps_last(cols @ grad.permute(0, 2, 3, 1).reshape(-1, s.out_c), weight_shape)
+
+
+def _grouped_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:
+    cols = gather(padded(x, s.padding), s.kernel, s.stride, s.dilation, s.out)
+    g = grad.transpose(0, 1).reshape(s.out_c, s.rows)
+    return (_grouped(g, s.groups) @ _grouped(cols, s.groups).transpose(1, 2)).view(weight_shape)
+
+
+FORWARD = {
+    "patches": _patches_conv,
+    "per tap": _per_tap_conv,
+    "scatter": _scatter_forward,
+    "gather": _gather_forward,
+    "grouped gather": _grouped_forward,
+}
+INPUT_GRAD = {
+    "flipped": _flipped_input_grad,
+    "per tap": _per_tap_input_grad,
+    "gather": _gather_input_grad,
+    "grouped gather": _grouped_input_grad,
+}
+WEIGHT_GRAD = {
+    "patches": _patches_weight_grad,
+    "per tap": _per_tap_weight_grad,
+    "scatter": _scatter_weight_grad_of,
+    "gather": _gather_weight_grad,
+    "grouped gather": _grouped_weight_grad,
+}
+IMPLEMENTATIONS: dict[str, dict[str, Callable[..., Tensor]]] = {
+    "forward": FORWARD,
+    "input grad": INPUT_GRAD,
+    "weight grad": WEIGHT_GRAD,
+}
+"""Per direction, each strategy's function (the names :data:`RULES` chooses among)."""

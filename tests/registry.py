@@ -4,12 +4,16 @@ a new block gets every check by adding one entry here."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import torch
+
 import impl
+import impl._gemm
 import impl.models
 import reference
 import reference.models
@@ -55,6 +59,9 @@ SAMPLES = [
     Sample(
         "Conv2d", (4, 4, 3), {"groups": 4, "padding_mode": "replicate", "padding": 1}, family="depthwise, replicate"
     ),
+    # the engine's remaining decisions (impl._gemm.BOUNDARIES): few outputs at a stride; one strided tap
+    Sample("Conv2d", (8, 1, 3), {"stride": 2, "padding": 1}, shape=(2, 8, 8, 6), family="strided, few outputs"),
+    Sample("Conv2d", (4, 6, 1), {"stride": 2}, family="strided, one tap"),
     Sample("ConvTranspose2d", (4, 6, 3), {"stride": 2, "padding": 1, "output_padding": 1}, family="strided"),
     Sample("ConvTranspose2d", (4, 6, 3), {"dilation": 2, "output_padding": 1}, family="stride 1, dilated"),
     Sample("ConvTranspose2d", (4, 6, 2), {"stride": 3, "groups": 2, "bias": False}, family="groups"),
@@ -86,6 +93,43 @@ SAMPLES = [
     Sample("unet", (1, 4), {"residual": True}, shape=(2, 3, 4, 6), family="residual"),
 ]
 
+# The shipped networks (impl.models at width 48: course_network with either upsampling, unet(3, 48)
+# plain and residual) and every distinct convolution, transposed convolution, pooling and
+# upsampling inside them, at their real channel counts, on the image sizes an 8x8 input gives
+# them (small, so that every generic check stays quick).
+PRODUCT = "product shapes"
+SHIPPED_SAMPLES = [
+    Sample("course_network", ("nearest",), {"channels": 48}, shape=(2, 3, 8, 8), family=PRODUCT),
+    Sample("course_network", ("transpose",), {"channels": 48}, shape=(2, 3, 8, 8), family=PRODUCT),
+    Sample("unet", (3, 48), shape=(2, 3, 8, 8), family=PRODUCT),
+    Sample("unet", (3, 48), {"residual": True}, shape=(2, 3, 8, 8), family=PRODUCT),
+]
+PRODUCT_SAMPLES = [
+    Sample("Conv2d", (3, 48, 3), {"stride": 2, "padding": 1}, shape=(2, 3, 8, 8), family=PRODUCT),
+    Sample("Conv2d", (48, 48, 3), {"stride": 2, "padding": 1}, shape=(2, 48, 4, 4), family=PRODUCT),
+    Sample("Conv2d", (48, 48, 3), {"padding": 1}, shape=(2, 48, 4, 4), family=PRODUCT),
+    Sample("Conv2d", (48, 3, 3), {"padding": 1}, shape=(2, 48, 8, 8), family=PRODUCT),
+    Sample("Conv2d", (3, 48, 3), {"padding": 1}, shape=(2, 3, 8, 8), family=PRODUCT),
+    Sample("Conv2d", (96, 48, 3), {"padding": 1}, shape=(2, 96, 4, 4), family=PRODUCT),
+    Sample("Conv2d", (48, 3, 1), shape=(2, 48, 8, 8), family=PRODUCT),
+    Sample("ConvTranspose2d", (48, 48, 3), {"stride": 2, "padding": 1, "output_padding": 1}, (2, 48, 2, 2), PRODUCT),
+    Sample("ConvTranspose2d", (48, 3, 3), {"stride": 2, "padding": 1, "output_padding": 1}, (2, 48, 4, 4), PRODUCT),
+    Sample("MaxPool2d", (2,), shape=(2, 48, 4, 4), family=PRODUCT),
+    Sample("Upsampling", (), {"scale_factor": 2}, shape=(2, 48, 2, 2), family=PRODUCT),
+    *SHIPPED_SAMPLES,
+]
+SAMPLES += PRODUCT_SAMPLES
+
+# Past the engine's thresholds at their real values (impl._gemm: BLOCK_ROWS, PATCH_FLOATS): the
+# 48 -> 48 convolutions on images large enough for more than one block of rows per tap. Too large
+# for every generic check: float32 parity only (tests/test_product_shapes.py).
+ROW_BLOCK_SAMPLES = [
+    Sample("Conv2d", (48, 48, 3), {"padding": 1}, shape=(1, 48, 96, 96), family="row blocks"),
+    Sample(
+        "ConvTranspose2d", (48, 48, 3), {"stride": 2, "padding": 1, "output_padding": 1}, (1, 48, 92, 92), "row blocks"
+    ),
+]
+
 # Blocks exported by impl that need more than one input, or no input: checked elsewhere.
 CHECKED_ELSEWHERE = {"MSELoss": "tests/test_elementwise.py (two inputs)", "Module": "abstract base"}
 
@@ -98,3 +142,23 @@ def all_blocks() -> set[str]:
 
 def pair(sample: Sample) -> tuple[Any, Any]:
     return sample.build(impl), sample.build(reference)
+
+
+def thresholds_seen(samples: list[Sample]) -> dict[tuple[str, str], Counter[bool]]:
+    """For every (direction, test) of impl._gemm.BOUNDARIES: how often a forward and backward
+    of each sample (float32) found it holding (True) and failing (False)."""
+    seen: set[tuple[str, str, bool]] = set()
+    counts: dict[tuple[str, str], Counter[bool]] = {b: Counter() for b in impl._gemm.BOUNDARIES}
+    previous, impl._gemm.TRACE = impl._gemm.TRACE, seen
+    try:
+        for sample in samples:
+            seen.clear()
+            torch.manual_seed(0)
+            mod = sample.build(impl)
+            out = mod(torch.randn(sample.shape))
+            mod.backward(torch.ones_like(out))
+            for direction, test, outcome in seen:
+                counts[direction, test][outcome] += 1
+    finally:
+        impl._gemm.TRACE = previous
+    return counts

@@ -4,10 +4,13 @@ import pytest
 import torch
 
 import impl
+import impl.models
 import reference
+import reference.models
 from impl.models import course_network, unet
 from reference.models import course_network as ref_course_network
 from reference.models import unet as ref_unet
+from tests.helpers import tolerance
 
 
 def noisy_pairs(steps, batch, size, seed=0):
@@ -91,3 +94,47 @@ def test_unet_20_steps(residual):
     for name, p in ref.state_dict().items():
         assert torch.allclose(net.state_dict()[name], p, atol=1e-4), name
     assert sum(losses[-5:]) < sum(losses[:5])
+
+
+SHIPPED = {
+    "unet(3, 48, residual=True)": lambda models: models.unet(3, 48, residual=True),
+    "course_network('nearest', 48)": lambda models: models.course_network("nearest", 48),
+}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_widths_train_step_for_step(name):
+    """The shipped networks at their real widths, Adam at the product's peak lr, float64: each
+    step's loss and the final weights agree with the torch.nn twin within the rounding bound.
+
+    One pass rounds within tau = tolerance(float64, K) of its largest values, K the largest
+    activation (helpers.tolerance). Adam's step lr * m / (sqrt(v) + eps) moves by at most
+    lr * tau * G / eps for a gradient error of tau * G (G: the largest gradient), and by at most
+    2 * lr where the sign flips; the weights drift by the sum of those bounds over the steps, and
+    the loss by tau * L plus the drift times the gradient's L1 norm."""
+    torch.manual_seed(0)
+    net, ref = SHIPPED[name](impl.models), SHIPPED[name](reference.models)
+    ref.load_state_dict(net.state_dict())
+    net.double(), ref.double()
+    lr, eps, steps, batch, size = 5e-3, 1e-8, 3, 4, 16
+    opt, ref_opt = impl.Adam(net.param(), lr=lr, eps=eps), reference.Adam(ref.parameters(), lr=lr, eps=eps)
+    loss, ref_loss = impl.MSELoss(), reference.MSELoss()
+    tau = tolerance(torch.float64, batch * 2 * 48 * size * size)
+    drift = 0.0
+    for x, t in noisy_pairs(steps, batch, size):
+        x, t = x.double(), t.double()
+        opt.zero_grad()
+        value = loss(net(x), t).item()
+        net.backward(loss.backward())
+        opt.step()
+        ref_opt.zero_grad()
+        out = ref_loss(ref(x), t)
+        out.backward()
+        ref_opt.step()
+        grads = [p.grad for p in ref.parameters()]
+        l1, largest = sum(g.abs().sum().item() for g in grads), max(g.abs().max().item() for g in grads)
+        assert abs(value - out.item()) <= tau * max(1.0, out.item()) + drift * l1, (value, out.item())
+        drift += lr * min(2.0, tau * largest / eps)
+    for key, p in ref.state_dict().items():
+        err = (net.state_dict()[key] - p).abs().max().item()
+        assert err <= drift, f"{key}: weights differ by {err:.2e} > {drift:.2e}"

@@ -22,7 +22,7 @@ import torch
 
 import impl
 from tests.helpers import gradcheck, max_errors
-from tests.registry import SAMPLES, Sample, pair
+from tests.registry import ROW_BLOCK_SAMPLES, SAMPLES, Sample, pair, thresholds_seen
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROPERTY_TESTS = [
@@ -89,6 +89,33 @@ def coverage_figures() -> str:
     )
 
 
+def gradcheck_result(sample: Sample) -> str:
+    if sample in ROW_BLOCK_SAMPLES:
+        return "not run (size)"
+    torch.manual_seed(0)
+    x = torch.randn(sample.shape, dtype=torch.float64)
+    if sample.block == "MaxPool2d":
+        x = x + torch.arange(x.numel(), dtype=x.dtype).view(x.shape) * 0.01
+    return "pass" if gradcheck(sample.build(impl), x) else "FAIL"
+
+
+def threshold_lines() -> list[str]:
+    """The engine's planner thresholds (impl._gemm.BOUNDARIES), with how many samples above saw
+    each holding and failing (tests/test_product_shapes.py asserts both are at least one)."""
+    lines = [
+        "## Engine thresholds",
+        "",
+        "Every threshold the convolution engine's planner (and its row blocks) consults, per",
+        "direction, and how many of the samples above run it on each side, at its real value.",
+        "",
+        "| direction | threshold | samples where it holds | where it fails |",
+        "|---|---|---:|---:|",
+    ]
+    for (direction, test), sides in thresholds_seen(SAMPLES + ROW_BLOCK_SAMPLES).items():
+        lines.append(f"| {direction} | {test} | {sides[True]} | {sides[False]} |")
+    return lines
+
+
 def report(profile: str) -> str:
     from hypothesis import settings
 
@@ -106,20 +133,19 @@ def report(profile: str) -> str:
         "| block | family | construction | float32 abs | float32 rel | float64 abs | float64 rel | gradcheck |",
         "|---|---|---|---:|---:|---:|---:|---|",
     ]
-    for sample in SAMPLES:
+    for sample in SAMPLES + ROW_BLOCK_SAMPLES:
         a32, r32 = errors(sample, torch.float32)
         a64, r64 = errors(sample, torch.float64)
-        torch.manual_seed(0)
-        x = torch.randn(sample.shape, dtype=torch.float64)
-        if sample.block == "MaxPool2d":
-            x = x + torch.arange(x.numel(), dtype=x.dtype).view(x.shape) * 0.01
-        ok = "pass" if gradcheck(sample.build(impl), x) else "FAIL"
         errs = f"{a32:.1e} | {r32:.1e} | {a64:.1e} | {r64:.1e}"
-        lines.append(f"| {sample.block} | {sample.family} | `{sample.id}` | {errs} | {ok} |")
+        lines.append(f"| {sample.block} | {sample.family} | `{sample.id}` | {errs} | {gradcheck_result(sample)} |")
     lines += [
         "",
         "Relative errors divide by |torch's value| and are large only where that value is near zero;",
-        "the tests bound the absolute error scaled by the largest value (tests/helpers.py).",
+        "the tests bound the absolute error scaled by the largest value (tests/helpers.py). The",
+        '"product shapes" rows are the layers of the shipped networks at width 48 and the networks',
+        'themselves; the "row blocks" rows cross the engine\'s real row-block and patch thresholds.',
+        "",
+        *threshold_lines(),
         "",
         f"## Hypothesis property tests (profile `{profile}`)",
         "",

@@ -139,6 +139,23 @@ MUTANTS = {
         "g[rows], beta=min(b, 1))",
         "g[rows], beta=0)",
     ),
+    # Bugs that fire only at the product's widths and sizes (tests/test_product_shapes.py and the
+    # "product shapes" registry family catch them; the small-width cases do not reach them).
+    "conv: forward drops the bias above 64 input channels": (
+        "impl/_gemm.py",
+        "    out = _out_size((h, w), kernel, stride, padding, dilation)\n",
+        "    out = _out_size((h, w), kernel, stride, padding, dilation)\n    bias = bias if c <= 64 else None\n",
+    ),
+    "conv: per-tap loops stop at the real row-block boundary": (
+        "impl/_gemm.py",
+        "for s in range(0, rows, BLOCK_ROWS)]",
+        "for s in range(0, min(rows, 8192), BLOCK_ROWS)]",
+    ),
+    "conv: scatter reads tap t's outputs at row t (right for one output channel only)": (
+        "impl/_gemm.py",
+        "head += y[t * out_c : (t + 1) * out_c, offs[t] : offs[t] + m]",
+        "head += y[t : t + out_c, offs[t] : offs[t] + m]",
+    ),
     "maxpool: offset of the first maximum counted in taps, not pixels": (
         "impl/pool.py",
         "alpha=offsets[t + 1] - offsets[t])",

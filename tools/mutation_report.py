@@ -59,10 +59,10 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "the columns past the last valid pixel are never read (the output is cropped to the valid ones)",
     ),
     (
-        r"_gemm\.x_conv2d_input_grad__",
+        r"_gemm\.x__flipped_fits__",
         r"full = ",
-        "the fast path runs only when `natural == size`; a wrong `full` breaks that equality (or is "
-        "the same value), so the exact col2im path runs instead",
+        "the flipped input gradient is planned only when `natural == size`; a wrong `full` in the "
+        "test breaks that equality (or is the same value), so another exact strategy runs instead",
     ),
     (
         r"_gemm\.x_conv2d_weight_grad__",

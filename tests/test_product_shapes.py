@@ -1,0 +1,132 @@
+"""The shapes the product runs (tests/registry.py, family "product shapes"): the family holds every
+layer configuration of the shipped networks; every strategy the engine's planner can choose for
+each of their convolutions, forced, in all three directions, matches torch; the parity suite has
+a case on each side of every threshold the engine consults (impl._gemm.BOUNDARIES)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import impl
+from impl import _gemm
+from tests.helpers import assert_close, assert_parity
+from tests.registry import (
+    PRODUCT,
+    PRODUCT_SAMPLES,
+    ROW_BLOCK_SAMPLES,
+    SAMPLES,
+    SHIPPED_SAMPLES,
+    Sample,
+    pair,
+    thresholds_seen,
+)
+
+LAYERS = (impl.Conv2d, impl.ConvTranspose2d, impl.MaxPool2d, impl.Upsampling)
+
+
+def leaves(module: impl.Module) -> list[impl.Module]:
+    children = [m for _, m in module.children()]
+    return [module] if not children else [leaf for m in children for leaf in leaves(m)]
+
+
+def test_the_family_has_every_layer_configuration_of_the_shipped_networks():
+    shipped = {repr(m) for s in SHIPPED_SAMPLES for m in leaves(s.build(impl)) if isinstance(m, LAYERS)}
+    family = {repr(s.build(impl)) for s in PRODUCT_SAMPLES if s not in SHIPPED_SAMPLES}
+    assert shipped == family, f"only in the networks: {shipped - family}; only in the family: {family - shipped}"
+
+
+@pytest.mark.parametrize("sample", ROW_BLOCK_SAMPLES, ids=[s.id for s in ROW_BLOCK_SAMPLES])
+def test_row_blocks_parity(sample):
+    torch.manual_seed(0)
+    x = torch.randn(sample.shape, generator=torch.Generator().manual_seed(0))
+    assert_parity(*pair(sample), x)
+
+
+def engine_case(sample: Sample) -> dict[str, Any]:
+    """The engine's conv2d behind a convolution sample: its own for a Conv2d; for a
+    ConvTranspose2d, the conv2d from the transposed convolution's output back to its input."""
+    layer = sample.build(impl)
+    n, _, h, w = sample.shape
+    kw = dict(kernel=layer.kernel_size, stride=layer.stride, padding=layer.padding)
+    if isinstance(layer, impl.Conv2d):
+        return dict(n=n, c=layer.in_channels, out_c=layer.out_channels, size=(h, w), **kw)
+    size = layer(torch.zeros(sample.shape)).shape[2:]
+    return dict(n=n, c=layer.out_channels, out_c=layer.in_channels, size=tuple(size), **kw)
+
+
+def shape_of(case: dict[str, Any]) -> _gemm.Shape:
+    out = _gemm._out_size(case["size"], case["kernel"], case["stride"], case["padding"], (1, 1))
+    return _gemm.Shape(
+        case["n"],
+        case["c"],
+        case["out_c"],
+        case["kernel"],
+        case["stride"],
+        case["padding"],
+        (1, 1),
+        1,
+        case["size"],
+        out,
+    )
+
+
+CONVOLUTIONS = [s for s in PRODUCT_SAMPLES if s.block in ("Conv2d", "ConvTranspose2d")]
+FORCED = [
+    pytest.param(engine_case(s), direction, strategy, id=f"{s.id}-{direction}-{strategy}")
+    for s in CONVOLUTIONS
+    for direction in _gemm.DIRECTIONS
+    for strategy in _gemm.strategies(direction, shape_of(engine_case(s)))
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case,direction,strategy", FORCED)
+def test_forced_strategy_matches_torch(case, direction, strategy, dtype):
+    g = torch.Generator().manual_seed(0)
+    size, stride, padding = case["size"], case["stride"], case["padding"]
+    x = torch.randn(case["n"], case["c"], *size, generator=g, dtype=dtype, requires_grad=True)
+    w = torch.randn(case["out_c"], case["c"], *case["kernel"], generator=g, dtype=dtype, requires_grad=True)
+    b = torch.randn(case["out_c"], generator=g, dtype=dtype)
+    y = torch.nn.functional.conv2d(x, w, b, stride, padding)
+    grad = torch.randn(y.shape, generator=g, dtype=dtype)
+    gx, gw = torch.autograd.grad(y, (x, w), grad)
+    x, w = x.detach(), w.detach()
+    with torch.no_grad():
+        if direction == "forward":
+            actual, expected = _gemm.conv2d(x, w, b, stride, padding, (1, 1), 1, strategy), y
+        elif direction == "input grad":
+            actual, expected = _gemm.conv2d_input_grad(grad, w, stride, padding, (1, 1), 1, size, strategy), gx
+        else:
+            actual, expected = _gemm.conv2d_weight_grad(x, grad, w.shape, stride, padding, (1, 1), 1, strategy), gw
+    assert_close(f"{direction} by {strategy!r}", actual, expected.detach(), max(x.numel(), y.numel()))
+
+
+def test_a_strategy_that_cannot_compute_the_shape_is_refused():
+    x, w = torch.zeros(1, 4, 6, 6), torch.zeros(4, 4, 3, 3)
+    with pytest.raises(ValueError, match="'scatter' cannot compute"):
+        _gemm.conv2d(x, w, None, (2, 2), (1, 1), (1, 1), 1, "scatter")
+
+
+def test_every_rule_names_a_strategy_and_tests_the_engine_has():
+    for direction, rules in _gemm.RULES.items():
+        assert rules[-1][1] == (), f"{direction}: the last rule must always hold"
+        for strategy, tests in rules:
+            assert strategy in _gemm.IMPLEMENTATIONS[direction], (direction, strategy)
+            assert set(tests) <= set(_gemm.TESTS), (direction, tests)
+
+
+def test_the_parity_suite_has_a_case_on_each_side_of_every_boundary():
+    """Every (direction, threshold) the engine consults is seen both holding and failing by the
+    registry's samples (all run through every generic check) and the row-block samples (run
+    through parity above), at the thresholds' real values."""
+    seen = thresholds_seen(SAMPLES + ROW_BLOCK_SAMPLES)
+    one_sided = {boundary: dict(sides) for boundary, sides in seen.items() if len(sides) < 2}
+    assert not one_sided, f"thresholds seen on one side only (or never): {one_sided}"
+
+
+def test_the_product_family_is_registered():
+    assert all(s.family == PRODUCT for s in PRODUCT_SAMPLES)
+    assert all(s in SAMPLES for s in PRODUCT_SAMPLES)
