@@ -1,0 +1,96 @@
+"""``n2n check`` on course-format submissions (tests/data/submissions): correct ones in several
+contract styles pass with exit status 0; each broken one is diagnosed (block, quantity, the
+configuration feature its bug needs, the diagnosis) with exit status 1; a hang, a crash and
+import-time side effects are handled. The expectations are in ``expected.json`` beside them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.check.command import UsageError, check, resolve
+from impl.app.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBMISSIONS = ROOT / "tests" / "data" / "submissions"
+EXPECTED = json.loads((SUBMISSIONS / "expected.json").read_text())
+# the blocks a bug lives in, so that each case checks only what it needs (a correct submission
+# is checked whole)
+ONLY = {"bug_sgd_no_lr": "Conv2d,SGD", "bug_sequential_backward_none": "Sequential", "hang_forward": "ReLU"}
+
+
+def _blocks(name):
+    findings = EXPECTED[name]["findings"]
+    if name in ONLY or not findings:
+        return ONLY.get(name)
+    return findings[0]["block"]
+
+
+@pytest.mark.parametrize("name", [n for n in EXPECTED if EXPECTED[n]["exit"] != 2])
+def test_submission_is_diagnosed(name):
+    adapter = SUBMISSIONS / name / "adapter.py"
+    report = check(
+        str(SUBMISSIONS / name), str(adapter) if adapter.exists() else None, _blocks(name), quick=True, time_limit=5
+    )
+    expected = EXPECTED[name]
+    assert (0 if report.ok else 1) == expected["exit"], [f.line() for f in report.findings]
+    if not expected["findings"]:
+        return
+    want = expected["findings"][0]
+    got = [(f.block, f.quantity, f.feature, f.diagnosis) for f in report.findings]
+    assert any(
+        f.block == want["block"]
+        and f.quantity == want["quantity"]
+        and f.feature == want["feature"]
+        and (f.diagnosis or "").startswith(want["diagnosis"] or "")
+        and (want["diagnosis"] is not None or f.diagnosis is None or f.diagnosis.startswith("wrong by"))
+        for f in report.findings
+    ), f"expected {want}, got {got}"
+
+
+def test_an_import_error_is_a_usage_error_naming_the_cause():
+    with pytest.raises(UsageError, match="cannot import the target: RuntimeError: broken on purpose"):
+        check(str(SUBMISSIONS / "crash_import"), time_limit=5)
+    assert main(["check", str(SUBMISSIONS / "crash_import")]) == 2
+
+
+def test_side_effects_and_prints_stay_in_the_child():
+    report = check(str(SUBMISSIONS / "side_effects"), blocks="Conv2d,ReLU", quick=True, time_limit=10)
+    assert report.ok and "hello hello" in report.prints
+    assert not list((SUBMISSIONS / "side_effects").rglob("__pycache__"))
+
+
+@pytest.mark.parametrize(
+    "target,message",
+    [("no/such/folder", "not a folder"), ("tests", "no Miniproject_2/model.py"), ("x.py", "no such file")],
+)
+def test_unusable_targets_exit_2(target, message, capsys):
+    assert main(["check", target]) == 2
+    assert message in capsys.readouterr().err
+    with pytest.raises(UsageError):
+        resolve(target) if target != "tests" else check(target)
+
+
+def test_the_projects_own_blocks_pass_every_check(tmp_path):
+    """The CI gate: ``n2n check`` on this repository's Miniproject_2, with every report written."""
+    out = [str(tmp_path / name) for name in ("r.json", "r.xml", "r.md")]
+    cmd = [sys.executable, "-m", "impl.app.cli", "check", str(ROOT), "--json", out[0], "--junit-xml", out[1]]
+    done = subprocess.run([*cmd, "--markdown", out[2]], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "every check passes" in done.stdout
+    report = json.loads(Path(out[0]).read_text())
+    assert report["ok"] and report["table"]["Conv2d"]["parameters"] == "pass"
+    assert report["table"]["course network"]["training"] == "pass"
+    assert 'failures="0"' in Path(out[1]).read_text() and "Every check passes." in Path(out[2]).read_text()
+
+
+def test_a_wrong_submission_writes_its_findings(tmp_path):
+    out = tmp_path / "r.json"
+    args = ["check", str(SUBMISSIONS / "bug_conv_grads_div_batch"), "--blocks", "Conv2d", "--quick"]
+    assert main([*args, "--json", str(out), "--junit-xml", str(tmp_path / "r.xml")]) == 1
+    findings = json.loads(out.read_text())["findings"]
+    assert findings[0]["diagnosis"] == "divided by the batch size" and findings[0]["feature"] == "batch > 1"
+    assert "<failure" in (tmp_path / "r.xml").read_text()
+    assert main(["check", str(SUBMISSIONS / "ok_handout"), "--blocks", "conv"]) == 2  # an unknown name
