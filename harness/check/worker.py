@@ -78,6 +78,10 @@ def _where(error: BaseException, root: Path) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
+def _error(e: BaseException, root: Path) -> dict[str, str]:
+    return {"type": type(e).__name__, "message": " ".join(str(e).split())[:300], "where": _where(e, root)}
+
+
 def _tensor(value: Any, what: str) -> Tensor:
     if isinstance(value, Tensor):
         return value.detach().clone()
@@ -91,8 +95,8 @@ def _grads(adapter: Adapter, block: Any) -> dict[str, Any]:
 class Session:
     """The target's blocks and one request handler per scenario."""
 
-    def __init__(self, namespace: dict[str, type], adapter: Adapter) -> None:
-        self.ns, self.adapter = namespace, adapter
+    def __init__(self, namespace: dict[str, type], adapter: Adapter, root: Path) -> None:
+        self.ns, self.adapter, self.root = namespace, adapter, root
 
     def _block(self, spec: dict[str, Any]) -> Any:
         a = self.adapter
@@ -113,7 +117,11 @@ class Session:
         x = r["input"].clone()
         out["grads_initial"] = _grads(a, block) if r.get("params") else {}
         out["output"] = _tensor(a.forward(block, x), "forward")
-        out["input_grad"] = _none_or_tensor(a.backward(block, r["grad"].clone()), "backward")
+        try:  # a backward that raises still leaves the forward's output to compare
+            out["input_grad"] = _none_or_tensor(a.backward(block, r["grad"].clone()), "backward")
+        except Exception as e:  # noqa: BLE001 (the target's error is the answer)
+            out["backward_error"] = _error(e, self.root)
+            return out
         out["grads"] = _grads(a, block)
         out["input_after"] = x
         if r.get("twice"):
@@ -226,7 +234,7 @@ def main() -> None:
                 if user is not None and hasattr(user, "blocks"):
                     namespace.update(user.blocks(module))
                 adapter = Adapter(namespace, user)
-                session = Session(namespace, adapter)
+                session = Session(namespace, adapter, root)
                 reply: dict[str, Any] = {"blocks": sorted(namespace), "file": str(getattr(module, "__file__", ""))}
             else:
                 assert session is not None
@@ -235,8 +243,7 @@ def main() -> None:
         except Unsupported as e:
             reply = {"unsupported": str(e)}
         except Exception as e:  # noqa: BLE001 (the target's error is the answer)
-            message = " ".join(str(e).split())[:300]
-            reply = {"error": {"type": type(e).__name__, "message": message, "where": _where(e, root)}}
+            reply = {"error": _error(e, root)}
         protocol.write_frame(replies, protocol.encode_reply(reply))
 
 
