@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from . import _exact, _gemm
+from ._gemm import BLOCK_ROWS as BLOCK_ROWS  # the engine's row block, public for the benchmark
 
 Pair = tuple[int, int]
 Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)

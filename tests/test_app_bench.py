@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from impl.app import bench
+from harness import bench
 from impl.app.cli import main
 
 

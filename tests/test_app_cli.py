@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 import impl.model
-from impl.app import cli, data, report
+from harness import report
+from impl.app import cli, data
 from impl.app.checkpoint import load_checkpoint
 from impl.app.config import DEFAULT_STEPS
 from impl.app.images import read_image

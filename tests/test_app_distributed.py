@@ -174,8 +174,8 @@ def test_sharded_streams_differ_by_rank_and_resume_by_step():
 
 
 def test_torchrun_refusals(tmp_path, monkeypatch, capsys):
+    from harness.twin import TorchBackend
     from impl.app import cli, train
-    from reference.model import TorchBackend
 
     group = distributed.Group(0, 2, torch.device("cpu"))
     monkeypatch.setattr(distributed, "setup", lambda timeout_s=60.0: group)

@@ -8,13 +8,13 @@ import threading
 import pytest
 import torch
 
+from harness.twin import TorchBackend
 from impl.app import train
 from impl.app.backend import ImplBackend, initial_state
 from impl.app.config import DEFAULT_BATCH_SIZE, DEFAULT_LR, DEFAULT_STEPS, TrainConfig
 from impl.app.errors import UserError
 from impl.app.evaluate import heldout_set
 from impl.app.stream import BatchStream
-from reference.model import TorchBackend
 
 
 def tiny(**kw):

@@ -5,6 +5,7 @@ import torch
 from PIL import Image
 
 import impl.model
+from harness.twin import TorchBackend
 from impl.app import cli
 from impl.app.api import CourseModel
 from impl.app.backend import ImplBackend, build_network, initial_state
@@ -14,7 +15,6 @@ from impl.app.errors import UserError
 from impl.app.images import read_image
 from impl.app.tiling import run_tiled
 from impl.models import unet
-from reference.model import TorchBackend
 
 SMALL = {"arch": "unet", "depth": 2, "channels": 6, "batch_size": 2, "crop": 16}
 

@@ -1,18 +1,18 @@
-"""The EE-559 Model API: impl.model.Model, reference.model.Model and the Miniproject_2 re-export."""
+"""The EE-559 Model API: impl.model.Model, harness.twin.Model and the Miniproject_2 re-export."""
 
 import importlib
 
 import pytest
 import torch
 
+import harness.twin
 import impl
 import impl.model
-import reference.model
 from impl.app.api import BESTMODEL_COMMAND
 from impl.app.config import TrainConfig
 from impl.app.train import export_model
 
-MODELS = [impl.model.Model, reference.model.Model]
+MODELS = [impl.model.Model, harness.twin.Model]
 
 
 def images(*shape, seed=0):
@@ -26,7 +26,7 @@ def pretrained(tmp_path, monkeypatch):
     backend = impl.app.backend.ImplBackend(config)
     path = export_model(tmp_path / "bestmodel.pth", config, backend)
     monkeypatch.setattr(impl.model, "BESTMODEL", path)
-    monkeypatch.setattr(reference.model, "BESTMODEL", path)
+    monkeypatch.setattr(harness.twin, "BESTMODEL", path)
     return backend
 
 
@@ -49,7 +49,7 @@ def test_uint8_and_float_inputs_give_the_same_result(Model):
 
 def test_impl_and_reference_models_agree():
     x = images(2, 3, 20, 20)
-    torch.testing.assert_close(impl.model.Model().predict(x), reference.model.Model().predict(x), rtol=0, atol=1e-4)
+    torch.testing.assert_close(impl.model.Model().predict(x), harness.twin.Model().predict(x), rtol=0, atol=1e-4)
 
 
 def test_predict_tiles_large_images_like_whole_ones():
@@ -75,7 +75,7 @@ def test_load_pretrained_model_uses_the_file_config_and_weights(Model, pretraine
 @pytest.mark.parametrize("Model", MODELS)
 def test_missing_pretrained_model_names_path_and_command(Model, tmp_path, monkeypatch):
     monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "bestmodel.pth")
-    monkeypatch.setattr(reference.model, "BESTMODEL", tmp_path / "bestmodel.pth")
+    monkeypatch.setattr(harness.twin, "BESTMODEL", tmp_path / "bestmodel.pth")
     with pytest.raises(FileNotFoundError, match=r"bestmodel.pth; train it .* n2n train --name bestmodel"):
         Model().load_pretrained_model()
 
@@ -88,7 +88,7 @@ def test_missing_model_command_is_the_readme_command():
 
 def test_shipped_model_path_is_inside_the_package():
     assert impl.model.BESTMODEL == impl.model.Path(impl.__file__).parent / "bestmodel.pth"
-    assert reference.model.BESTMODEL == impl.model.BESTMODEL
+    assert harness.twin.BESTMODEL == impl.model.BESTMODEL
 
 
 @pytest.mark.parametrize("Model", MODELS)

@@ -13,10 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.bench import main as bench_main
 from harness.check.command import DEFAULT_TIME_LIMIT, write_json, write_junit, write_markdown
 from harness.check.command import UsageError as CheckUsageError
 from harness.check.command import check as run_check
 from harness.check.command import text as check_text
+from harness.report import DEFAULT_UNET_CHANNELS, make_report
+from harness.twin import TorchBackend
 
 from . import distributed
 from .backend import Backend, ImplBackend
@@ -37,7 +40,6 @@ from .errors import UserError
 from .evaluate import DEFAULT_NOISE, EVAL_SEED, EvalSet, evaluate, folder_set, format_table, heldout_set, pkl_set
 from .images import read_image, write_image
 from .noise import PAIRS, TARGETS
-from .report import DEFAULT_UNET_CHANNELS, make_report
 from .tiling import DEFAULT_TILE, check_tile, run_tiled
 from .train import CHECKPOINT, BackendFactory, export_model, load_model, train_run
 
@@ -53,8 +55,6 @@ def _shipped(arch: str) -> Path:
 
 def _factory(name: str) -> BackendFactory:
     if name == "reference":
-        from reference.model import TorchBackend  # the torch.nn twin, for comparison runs only
-
         return TorchBackend
     return ImplBackend
 
@@ -306,7 +306,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main  # imports the torch.nn twin: comparison only
 
     for name in ("threads", "batches"):
         if min(getattr(args, name)) < 1:

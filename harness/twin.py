@@ -1,4 +1,4 @@
-"""The torch.nn twin of :mod:`impl.model`: the same network, trained with autograd and torch.optim.
+"""The torch.nn twin of the course Model (:mod:`impl.model`): the same network, trained with autograd and torch.optim.
 
 :class:`TorchBackend` is the training step of :mod:`impl.app.train` written with torch.nn, so the
 shared loop, data stream and evaluation compare impl and torch.nn on identical batches from
@@ -19,8 +19,7 @@ import impl.model
 from impl.app.api import CourseModel
 from impl.app.backend import build_network, default_device, initial_state
 from impl.app.config import TrainConfig
-
-from . import SGD, Adam, models
+from reference import SGD, Adam, models
 
 BESTMODEL: Path = impl.model.BESTMODEL  # one shipped file serves both (same state_dict keys)
 

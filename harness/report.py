@@ -4,7 +4,7 @@ Runs (the same seed and data stream; within one network the same initial weights
 named differs):
 
 - ``impl N2N``: the course network on impl blocks, Noise2Noise pairs (the main job's configuration);
-- ``reference N2N``: the torch.nn twin (:class:`reference.model.TorchBackend`), same pairs;
+- ``reference N2N``: the torch.nn twin (:class:`harness.twin.TorchBackend`), same pairs;
 - ``impl N2C``: impl blocks, Noise2Clean pairs (clean targets), same budget;
 - ``U-Net N2N`` and ``U-Net N2C``: the residual U-Net (:func:`impl.models.unet`, ``residual=True``,
   width ``unet_channels``) on impl blocks, Noise2Noise and Noise2Clean pairs, ``unet_steps`` steps of
@@ -29,14 +29,17 @@ from typing import Any
 
 import torch
 
-from .backend import Backend, ImplBackend
-from .checkpoint import atomic_write, load_checkpoint
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, TrainConfig
-from .data import EVAL_SIZE, HELD_OUT, TRAINING
-from .errors import UserError
-from .evaluate import DEFAULT_NOISE, ENSEMBLE_SUFFIX, EVAL_SEED, Row, evaluate, format_table, heldout_set
-from .figures import crops_figure, loss_figure
-from .train import CHECKPOINT, BackendFactory, RunState, model_from, train_run
+import impl.model
+from impl.app.backend import Backend, ImplBackend
+from impl.app.checkpoint import atomic_write, load_checkpoint
+from impl.app.config import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, TrainConfig
+from impl.app.data import EVAL_SIZE, HELD_OUT, TRAINING
+from impl.app.errors import UserError
+from impl.app.evaluate import DEFAULT_NOISE, ENSEMBLE_SUFFIX, EVAL_SEED, Row, evaluate, format_table, heldout_set
+from impl.app.figures import crops_figure, loss_figure
+from impl.app.train import CHECKPOINT, BackendFactory, RunState, model_from, train_run
+
+from .twin import TorchBackend
 
 # the quality bars of issue 5
 MAX_IMPL_GAP_DB = 0.1
@@ -54,7 +57,6 @@ SHIPPED_UNET = "U-Net shipped (impl/unet.pth)"
 
 
 def _factories() -> dict[str, BackendFactory]:
-    from reference.model import TorchBackend  # the torch.nn twin: the report's comparison path
 
     return {"impl": ImplBackend, "reference": TorchBackend}
 
@@ -305,7 +307,7 @@ def make_report(
     """Train (or resume, or reuse) the five runs, evaluate them (and the shipped U-Net
     ``impl/unet.pth``, if it exists), write ``OUT/denoising.md`` and ``OUT/figures/{loss,crops}.png``;
     returns the Markdown file's path."""
-    from impl.model import UNET_MODEL as shipped_unet  # late: impl.model imports this package
+    shipped_unet = impl.model.UNET_MODEL  # read at the call: tests point it elsewhere
 
     out, runs_dir = Path(out), Path(runs_dir)
     # TrainConfig would name these --steps and --channels

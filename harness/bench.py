@@ -24,11 +24,12 @@ from typing import Any
 import torch
 
 import impl
-from impl._gemm import BLOCK_ROWS
+import reference
+import reference.models as ref_models
+from impl.app.checkpoint import atomic_write
+from impl.app.config import DEFAULT_BATCH_SIZE
+from impl.functional import BLOCK_ROWS
 from impl.models import course_network, unet
-
-from .checkpoint import atomic_write
-from .config import DEFAULT_BATCH_SIZE
 
 
 @dataclass
@@ -57,7 +58,6 @@ def _median_pair(run_impl: Callable[[], object], run_ref: Callable[[], object], 
 
 
 def _networks(name: str) -> tuple[Any, Any]:
-    import reference.models as ref_models  # the torch.nn twin: comparison only
 
     torch.manual_seed(0)
     if name == "unet":
@@ -95,7 +95,6 @@ def layer_cases(batch: int, repeats: int, threads: int) -> list[Record]:
 
 def step_case(name: str, batch: int, repeats: int, threads: int, size: int = 32) -> Record:
     """A full training step: forward, MSE loss, backward, Adam step."""
-    import reference
 
     net, ref = _networks(name)
     opt, ref_opt = impl.Adam(net.param(), lr=1e-4), reference.Adam(ref.parameters(), lr=1e-4)
@@ -134,7 +133,7 @@ PEAK_RUNS = 3
 PEAK_SCRIPT = """
 import sys, torch
 sys.path[:0] = {path!r}
-from impl.app.bench import _networks
+from harness.bench import _networks
 import impl, reference
 torch.set_num_threads(1)
 net, ref = _networks({name!r})
@@ -251,7 +250,6 @@ def gflops_case(batch: int, repeats: int, threads: int) -> tuple[float, float, f
     (rows, 48) @ (48, 48) per tap over blocks of ``BLOCK_ROWS``, impl._gemm): the first over the
     third is the distance to what this way of computing can reach; the second shows the limit of
     the BLAS products themselves."""
-    import reference  # the torch.nn twin: comparison only
 
     torch.manual_seed(0)
     conv, ref = impl.Conv2d(48, 48, 3, padding=1), reference.Conv2d(48, 48, 3, padding=1)
