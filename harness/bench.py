@@ -58,7 +58,7 @@ def _median_pair(run_impl: Callable[[], object], run_ref: Callable[[], object], 
 
 
 def _networks(name: str) -> tuple[Any, Any]:
-
+    """The impl network ``name`` ('unet', or the course network's upsampling) and its torch.nn twin, same weights."""
     torch.manual_seed(0)
     if name == "unet":
         net, ref = unet(), ref_models.unet()
@@ -130,54 +130,16 @@ def predict_case(name: str, repeats: int, threads: int, size: int = 512) -> Reco
 
 
 PEAK_RUNS = 3
-PEAK_SCRIPT = """
-import sys, torch
-sys.path[:0] = {path!r}
-from harness.bench import _networks
-import impl, reference
-torch.set_num_threads(1)
-net, ref = _networks({name!r})
-x, t = torch.rand({batch}, 3, 32, 32), torch.rand({batch}, 3, 32, 32)
-if {side!r} == "impl":
-    opt, loss = impl.Adam(net.param()), impl.MSELoss()
-    def step():
-        opt.zero_grad(); loss(net(x), t); net.backward(loss.backward()); opt.step()
-else:
-    opt, loss = reference.Adam(ref.parameters()), reference.MSELoss()
-    def step():
-        opt.zero_grad(); loss(ref(x), t).backward(); opt.step()
-import os, threading, time
-page = os.sysconf("SC_PAGE_SIZE")
-def rss():  # resident bytes now (Linux); large tensors are mmapped and unmapped when freed
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * page
-base = rss()
-peak, done = [base], threading.Event()
-def sample():
-    while not done.is_set():
-        peak[0] = max(peak[0], rss())
-        time.sleep(0.0002)
-sampler = threading.Thread(target=sample)
-sampler.start()
-for _ in range(3):
-    step()
-done.set()
-sampler.join()
-print((max(peak[0], rss()) - base) // 1024)
-"""
 
 
 def peak_memory_case(name: str, batch: int) -> Record:
     """Peak resident memory of three training steps above the memory before them (MiB, the median
-    of :data:`PEAK_RUNS` fresh processes per side): networks, optimizer and batch exist first;
-    what the steps add (activations, gradients, optimizer state, cached buffers) is sampled from
-    /proc/self/statm every 0.2 ms."""
+    of :data:`PEAK_RUNS` fresh processes per side, :mod:`harness.bench_peak`)."""
     kib = {}
     for side in ("impl", "reference"):
-        script = PEAK_SCRIPT.format(path=sys.path, name=name, batch=batch, side=side)
+        command = [sys.executable, "-m", "harness.bench_peak", name, str(batch), side]
         runs = [
-            int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
-            for _ in range(PEAK_RUNS)
+            int(subprocess.run(command, capture_output=True, text=True, check=True).stdout) for _ in range(PEAK_RUNS)
         ]
         kib[side] = statistics.median(runs)
     mib = {k: v / 1024 for k, v in kib.items()}
