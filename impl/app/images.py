@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from .checkpoint import atomic_write
-from .errors import UserError
+from .errors import UserError, field_error
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -75,6 +75,18 @@ def read_image(path: str | Path) -> Tensor:
         raise UserError(f"{path}: {e}") from None
 
 
+def check_suffix(path: str | Path, field: str = "output") -> str:
+    """``path``'s suffix, lower-cased, if PNG or JPEG can be written under it.
+
+    Raises:
+        UserError: another suffix (about ``field``, the caller's name for the path).
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in _FORMATS:
+        raise field_error(field, f": the file must end in one of {SUFFIXES}, got {Path(path).name!r}")
+    return suffix
+
+
 def write_image(path: str | Path, image: Tensor, quality: int = 95) -> Path:
     """Write a (3, H, W) tensor in [0, 1] as PNG or JPEG (by suffix), atomically.
 
@@ -82,9 +94,7 @@ def write_image(path: str | Path, image: Tensor, quality: int = 95) -> Path:
         UserError: the suffix is not .png, .jpg or .jpeg.
     """
     path = Path(path)
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise UserError(f"output file must end in one of {SUFFIXES}, got {path.name!r}")
+    fmt = _FORMATS[check_suffix(path)]
     buffer = io.BytesIO()
     Image.fromarray(to_uint8(image)).save(buffer, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
     return atomic_write(path, lambda f: f.write(buffer.getvalue()))
