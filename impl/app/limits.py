@@ -65,7 +65,7 @@ def check_fits(needed: int, what: str, field: str | None = None, device: torch.d
     free = available_bytes(device)
     if needed > free:
         text = f"{what} needs about {gigabytes(needed)} of memory, more than the {gigabytes(free)} available"
-        raise field_error(field, text) if field is not None else UserError(text)
+        raise field_error(field, f": {text}") if field is not None else UserError(text)
 
 
 def check_training(config: TrainConfig) -> None:
@@ -78,11 +78,11 @@ def check_training(config: TrainConfig) -> None:
 
 def check_model(config: TrainConfig) -> None:
     """Refuse a saved configuration whose network cannot even be built."""
-    check_fits(4 * parameter_count(config), f"channels={config.channels}: the network", "channels")
+    check_fits(4 * parameter_count(config), f"a network of {config.channels} channels", "channels")
 
 
 def check_tiles(config: TrainConfig, images: int, height: int, width: int, tile: int) -> None:
     """Refuse a ``tile`` whose tiles (with their margin) cannot be run on ``images`` at once."""
     margin = config.geometry.margin
     h, w = min(height, tile + 2 * margin), min(width, tile + 2 * margin)
-    check_fits(forward_bytes(config, images, h, w), f"tile {tile}: running {images} x {h}x{w} pixels at once", "tile")
+    check_fits(forward_bytes(config, images, h, w), f"running {images} x {h}x{w} pixels at once", "tile")

@@ -95,7 +95,6 @@ def read_checkpoint(saved: dict[str, Any], path: str | Path, kind: str) -> Saved
     devices = check.get("devices", list, "a list of device names", lambda v: all(isinstance(d, str) for d in v), [])
     model = _weights(check, "model")
     optimizer = check.get("optimizer", dict, "an optimizer state dict", _optimizer_layout)
-    _check_optimizer_shapes(optimizer, model, path)
     state = RunState(step, [float(x) for x in losses], [list(p) for p in pairs], float(elapsed), devices=devices)
     return Saved(_config_dict(check), state, model, optimizer, check.get("rng", dict, "a stream state dict"))
 
@@ -193,13 +192,14 @@ def _optimizer_layout(state: dict[str, Any]) -> bool:
     )
 
 
-def _check_optimizer_shapes(optimizer: dict[str, Any], model: dict[str, Tensor], path: str | Path) -> None:
-    """Every per-parameter buffer (``exp_avg``, ``momentum_buffer`` ...) has its parameter's shape."""
-    shapes = [t.shape for t in model.values()]
+def check_optimizer_shapes(optimizer: dict[str, Any], weights: dict[str, Tensor]) -> None:
+    """Every per-parameter buffer of a :func:`read_checkpoint` optimizer state (``exp_avg``,
+    ``momentum_buffer`` ...) is a CPU tensor of its parameter's shape (``weights`` in order)."""
+    shapes = [tuple(t.shape) for t in weights.values()]
     for index, entry in optimizer["state"].items():
         for key, value in entry.items():
-            wrong = index not in range(len(shapes)) or (
-                isinstance(value, Tensor) and value.dim() > 0 and value.shape != shapes[index]
-            )
-            if wrong or (isinstance(value, Tensor) and value.device.type != "cpu"):
-                raise UserError(f"{path}: field 'optimizer' state {index}.{key} does not fit the weights in 'model'")
+            if not isinstance(value, Tensor) or (key == "step" and value.dim() == 0):
+                continue
+            expected = shapes[index] if index in range(len(shapes)) else "no parameter"
+            if tuple(value.shape) != expected or value.device.type != "cpu":
+                raise UserError(f"state {index}.{key} is {value.device.type} {tuple(value.shape)}, expected {expected}")

@@ -28,7 +28,17 @@ from .evaluate import EvalSet
 from .limits import check_training
 from .loop import Every, Interrupted, train_loop, validation_psnr
 from .rundir import RunLock, RunLog
-from .runfile import FORMAT, RunState, Saved, backend_name, checkpoint_dict, export_model, read_checkpoint, read_model
+from .runfile import (
+    FORMAT,
+    RunState,
+    Saved,
+    backend_name,
+    check_optimizer_shapes,
+    checkpoint_dict,
+    export_model,
+    read_checkpoint,
+    read_model,
+)
 from .stream import BatchStream
 
 __all__ = [
@@ -116,10 +126,15 @@ def _read_resume(config: TrainConfig, directory: Path, kind: str) -> Saved:
     return saved
 
 
+def _load_optimizer(backend: Backend, state: dict[str, Any]) -> None:
+    check_optimizer_shapes(state, backend.state_dict())
+    backend.load_optimizer_state_dict(state)
+
+
 def _restore(saved: Saved, backend: Backend, stream: BatchStream, path: Path) -> RunState:
     """Load the checkpoint into ``backend`` and ``stream``; returns its state."""
     _load_field(path, "model", backend.load_state_dict, saved.model)
-    _load_field(path, "optimizer", backend.load_optimizer_state_dict, saved.optimizer)
+    _load_field(path, "optimizer", lambda o: _load_optimizer(backend, o), saved.optimizer)
     _load_field(path, "rng", lambda rng: stream.restore(rng, saved.state.step), saved.rng)
     return saved.state
 
@@ -161,6 +176,7 @@ def train_run(
     check_training(config)
     if resume and not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    stream = BatchStream(config) if group is None else ShardedStream(config, group.rank)  # data checked first
     with RunLock(directory) if main else contextlib.nullcontext():
         if main:
             check_writable(directory)
@@ -171,7 +187,6 @@ def train_run(
             )
         saved = _read_resume(config, directory, backend_name(factory)) if resume else None
         backend = _build(factory, config, group)
-        stream = BatchStream(config) if group is None else ShardedStream(config, group.rank)
         state = _restore(saved, backend, stream, path) if saved is not None else RunState()
         runlog = RunLog(directory / LOG, state.step if resume else None) if main else None
         every = Every(val_every if main and validation is not None else 0, log_every, checkpoint_every)
