@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from impl.app import checkpoint, cli, limits, train
+from impl.app import checkpoint, cli, train
 from impl.app.backend import ImplBackend
 from impl.app.config import TrainConfig
 
@@ -375,8 +375,8 @@ def test_train_pkl_sizes_the_network_cannot_take_are_refused_up_front(trained, c
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--channels", "100000"], "--channels: channels=100000: the network needs about"),
-        (["--batch-size", "100000000"], "--batch-size: batch_size=100000000 of 8x8 crops needs about"),
+        (["--channels", "100000"], "--channels: training a network of 100000 channels needs about"),
+        (["--batch-size", "100000000"], "--batch-size: a training step on 100000000 crops of 8x8 needs about"),
         (["--lr", "1e39"], "--lr must be a number from 0 to 3.4e+38 (float32), got 1e+39"),
     ],
 )
@@ -388,6 +388,8 @@ def test_absurd_sizes_are_refused_before_allocating_and_keep_the_log(trained, ca
 
 
 def test_a_tile_that_cannot_fit_is_refused_with_the_estimate(trained, capsys, monkeypatch):
+    from impl.app import limits
+
     monkeypatch.setattr(limits, "available_bytes", lambda device=None: 30 * 2**20)
     Image.new("RGB", (600, 400)).save(trained / "in.png")
     err = refused(capsys, "denoise", trained / "in.png", trained / "out.png", "--model", trained / "m.pth",
@@ -491,3 +493,139 @@ def test_float_tiffs_are_read_as_values_not_black(tmp_path):
 
     Image.fromarray(np.full((4, 5), 0.25, np.float32), mode="F").save(tmp_path / "f.tif")
     assert read_image(tmp_path / "f.tif").mean().item() == pytest.approx(0.25)
+
+
+# --- the fuzz: every command, every kind of hostile file: one line, status 2, nothing changed -----------
+
+
+class Payload:
+    """Unpickling this would create a file: what a malicious checkpoint does."""
+
+    def __reduce__(self):
+        return (open, (str(ROOT / "tests" / "pwned-by-a-pickle"), "w"))
+
+
+def _png_bytes(size=(8, 8)):
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _bomb_header():
+    """A PNG whose header claims 40000 x 40000 pixels (PIL's decompression-bomb limit is 2 x 89 M)."""
+    good = _png_bytes()
+    header = (40000).to_bytes(4, "big") * 2 + good[24:29]
+    return good[:16] + header + zlib.crc32(b"IHDR" + header).to_bytes(4, "big") + good[33:]
+
+
+HOSTILE_IMAGES = {
+    "empty": lambda: b"",
+    "text": lambda: b"not an image at all\n",
+    "truncated": lambda: _png_bytes()[:40],
+    "bomb": _bomb_header,
+}
+u8 = torch.uint8
+HOSTILE_PICKLES = {
+    "payload": lambda: (torch.zeros(1), Payload()),
+    "a list": lambda: [1, 2],
+    "a dict": lambda: {"a": 1},
+    "floats": lambda: (torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 8, 8)),
+    "meta": lambda: (torch.empty(2, 3, 8, 8, dtype=u8, device="meta"),) * 2,
+    "1x1": lambda: (torch.zeros(2, 3, 1, 1, dtype=u8),) * 2,
+    "30x30": lambda: (torch.zeros(2, 3, 30, 30, dtype=u8),) * 2,
+    "shapes differ": lambda: (torch.zeros(2, 3, 8, 8, dtype=u8), torch.zeros(3, 3, 8, 8, dtype=u8)),
+    "empty": lambda: (torch.zeros(0, 3, 8, 8, dtype=u8),) * 2,
+    "5-d": lambda: (torch.zeros(1, 2, 3, 8, 8, dtype=u8),) * 2,
+}
+HOSTILE_BYTES = {"garbage": b"\x80\x04garbage", "zero bytes": b"", "a zip of nothing": b"PK\x05\x06" + b"\0" * 18}
+
+
+def _hostile_files(root):
+    """{(kind, name): path} of every hostile file: images, course pickles, model/checkpoint files."""
+    made = {}
+    for name, content in HOSTILE_IMAGES.items():
+        (root / "img" / name).mkdir(parents=True)
+        made["image", name] = root / "img" / name / "x.png"
+        made["image", name].write_bytes(content())
+    for name, content in {**HOSTILE_PICKLES, **{k: None for k in HOSTILE_BYTES}}.items():
+        made["pickle", name] = root / f"{name}.pkl"
+        if content is None:
+            made["pickle", name].write_bytes(HOSTILE_BYTES[name])
+        else:
+            torch.save(content(), made["pickle", name])
+    for name in [*CHECKPOINT_TAMPERINGS, "payload", "a course pickle", *HOSTILE_BYTES]:
+        made["checkpoint", name] = root / f"{name}.pth"
+    return made
+
+
+def _write_checkpoints(trained, made):
+    saved = checkpoint.load_checkpoint(trained / "runs" / "t" / train.CHECKPOINT)
+    for name, (change, _) in CHECKPOINT_TAMPERINGS.items():
+        copy = {**saved, "model": dict(saved["model"]), "config": dict(saved["config"])}
+        copy["optimizer"] = {
+            **saved["optimizer"],
+            "state": {k: dict(v) for k, v in saved["optimizer"]["state"].items()},
+        }
+        torch.save(tampered(copy, change), made["checkpoint", name])
+    torch.save({**saved, "model": {"0.weight": Payload()}}, made["checkpoint", "payload"])
+    torch.save((torch.zeros(2, 3, 8, 8, dtype=u8),) * 2, made["checkpoint", "a course pickle"])
+    for name, content in HOSTILE_BYTES.items():
+        made["checkpoint", name].write_bytes(content)
+
+
+# each command with the place a hostile file goes: (kind, argv with FILE / DIR for it)
+COMMANDS = [
+    ("image", ["denoise", "FILE", "{t}/out.png", "--model", "{t}/m.pth"]),
+    ("image", ["evaluate", "--model", "{t}/m.pth", "--images", "DIR", "--no-baselines"]),
+    ("image", ["train", "--runs-dir", "{t}/runs", "--name", "new", *TINY, "--images", "DIR"]),
+    ("image", ["train", "--runs-dir", "{t}/runs", "--name", "new", *TINY, "--val-images", "DIR"]),
+    ("pickle", ["evaluate", "--model", "{t}/m.pth", "--pkl", "FILE", "--no-baselines"]),
+    ("pickle", ["train", "--runs-dir", "{t}/runs", "--name", "new", *TINY, "--pkl", "FILE"]),
+    ("pickle", ["train", "--runs-dir", "{t}/runs", "--name", "new", *TINY, "--val-pkl", "FILE"]),
+    ("checkpoint", ["denoise", "{t}/in.png", "{t}/out.png", "--model", "FILE"]),
+    ("checkpoint", ["evaluate", "--model", "FILE", "--size", "8", "--no-baselines"]),
+    ("checkpoint", ["train", "--runs-dir", "{t}/runs", "--name", "t", "--resume", "--steps", "5", *TINY]),
+]
+MODEL_DAMAGE = ["weights of another width", "meta weights", "config not a dict", "payload", "a course pickle"]
+NAMES = {  # what each command must refuse: a model file needs only its config and weights (the rest of
+    # a checkpoint is training history), an evaluation set takes any size from 3x3 up
+    "image": list(HOSTILE_IMAGES),
+    "pickle": [*HOSTILE_PICKLES, *HOSTILE_BYTES],
+    "checkpoint": [*CHECKPOINT_TAMPERINGS, "payload", "a course pickle", *HOSTILE_BYTES],
+    "model": [*MODEL_DAMAGE, *HOSTILE_BYTES],
+}
+
+
+def _kind(index):
+    kind, template = COMMANDS[index]
+    return "model" if kind == "checkpoint" and "--resume" not in template else kind
+
+
+CASES = [
+    (i, name)
+    for i in range(len(COMMANDS))
+    for name in NAMES[_kind(i)]
+    if name != "30x30" or COMMANDS[i][1][-2] == "--pkl" and COMMANDS[i][1][0] == "train"  # training needs 4k x 4k
+]
+
+
+@pytest.mark.parametrize(
+    "index, name", CASES, ids=[f"{' '.join(COMMANDS[i][1][:1] + COMMANDS[i][1][-2:-1])}-{n}" for i, n in CASES]
+)
+def test_every_command_refuses_every_hostile_file(trained, capsys, index, name):
+    kind, template = COMMANDS[index]
+    made = _hostile_files(trained / "hostile")
+    _write_checkpoints(trained, made)
+    Image.new("RGB", (8, 8)).save(trained / "in.png")
+    target = made[kind, name]
+    if template[-1] != "FILE" and "--resume" in template:  # the run's own checkpoint is the hostile file
+        (trained / "runs" / "t" / train.CHECKPOINT).write_bytes(target.read_bytes())
+    argv = [str(target if a == "FILE" else target.parent if a == "DIR" else a.format(t=trained)) for a in template]
+    before = files(trained)
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (argv, out, err)
+    assert err.startswith("n2n: error: ") and "Traceback" not in err and err.count("\n") == 1, err
+    assert files(trained) == before, "a refused command changed a file"
+    assert not (ROOT / "tests" / "pwned-by-a-pickle").exists(), "loading ran the payload"

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -126,9 +127,20 @@ def safe_load(path: str | Path, what: str, expected: str) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files: the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many types (UnpicklingError, struct.error ...) on a foreign file
-        raise UserError(f"{path} is not {expected}: {e}") from None
+        raise UserError(f"{path} is not {expected}: {_reason(e)}") from None
+
+
+def _reason(e: Exception) -> str:
+    """torch.load's error in one line: what the weights-only unpickler refused, else the first line."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0].split(" Please use ")[0] if lines else type(e).__name__
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -424,7 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except EXPECTED as e:
-        print(f"n2n: error: {_message(e, parser, args.command)}", file=sys.stderr)
+        lines = [line.strip() for line in _message(e, parser, args.command).splitlines() if line.strip()]
+        print(f"n2n: error: {'; '.join(lines)}", file=sys.stderr)  # one line, whatever a library wrote
         return 2
 
 

@@ -70,10 +70,9 @@ def check_fits(needed: int, what: str, field: str | None = None, device: torch.d
 
 def check_training(config: TrainConfig) -> None:
     """Refuse a configuration whose network or training step cannot fit, naming the field to lower."""
-    check_fits(16 * parameter_count(config), f"channels={config.channels}: the network", "channels")
-    check_fits(
-        training_bytes(config), f"batch_size={config.batch_size} of {config.crop}x{config.crop} crops", "batch_size"
-    )
+    check_fits(16 * parameter_count(config), f"training a network of {config.channels} channels", "channels")
+    crops = f"{config.batch_size} crops of {config.crop}x{config.crop}"
+    check_fits(training_bytes(config), f"a training step on {crops}", "batch_size")
 
 
 def check_model(config: TrainConfig) -> None:
