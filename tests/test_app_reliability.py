@@ -611,9 +611,14 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "index, name", CASES, ids=[f"{' '.join(COMMANDS[i][1][:1] + COMMANDS[i][1][-2:-1])}-{n}" for i, n in CASES]
-)
+def _case_id(index, name):
+    kind, template = COMMANDS[index]
+    slot = next((i for i, a in enumerate(template) if a in ("FILE", "DIR")), None)
+    where = "--resume" if slot is None else template[slot - 1] if template[slot - 1].startswith("--") else "IN"
+    return f"{template[0]} {where} {name}"
+
+
+@pytest.mark.parametrize("index, name", CASES, ids=[_case_id(i, n) for i, n in CASES])
 def test_every_command_refuses_every_hostile_file(trained, capsys, index, name):
     kind, template = COMMANDS[index]
     made = _hostile_files(trained / "hostile")

@@ -121,6 +121,11 @@ def _train_parser(sub: Any) -> None:
     source.add_argument("--images", metavar="DIR", help="train on the PNG/JPEG files of DIR")
     source.add_argument("--pkl", metavar="FILE", help="train on a course train_data.pkl (noisy pairs)")
     _add_evalset_flags(p, "val-")
+    _add_run_flags(p)
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """``train``'s flags that do not change the result: intervals, limits, the run folder's use, output."""
     p.add_argument("--val-every", type=int, default=250, help="validation PSNR every N steps (default 250, 0: off)")
     p.add_argument("--checkpoint-every", type=int, default=250, help="checkpoint every N steps (default 250)")
     p.add_argument("--log-every", type=int, default=10, help="log.jsonl record every N steps (default 10)")

@@ -109,15 +109,21 @@ class _Window:
         return record
 
 
-class _Saver:
-    """Calls ``checkpoint`` and ``log``, turning a failed write (a full disk) into one UserError that
-    says which checkpoint is kept."""
+class _Outputs:
+    """Where a step's results go: the progress bar, ``log(record)`` (means over the ``window`` since
+    the last record) and ``checkpoint(state)``. A failed write (a full disk) becomes one UserError
+    that says which checkpoint is kept."""
 
     def __init__(
-        self, checkpoint: Callable[[RunState], object] | None, log: Callable[[dict[str, Any]], object] | None, step: int
+        self,
+        checkpoint: Callable[[RunState], object] | None,
+        log: Callable[[dict[str, Any]], object] | None,
+        window: _Window,
+        bar: tqdm,
+        batch_size: int,
     ) -> None:
-        self.checkpoint, self.log = checkpoint, log
-        self.last = f"step {step}" if step else "none yet"
+        self.checkpoint, self.log, self.window, self.bar, self.batch_size = checkpoint, log, window, bar, batch_size
+        self.last = "none yet"  # the step of the checkpoint on disk, as a message says it
 
     @contextlib.contextmanager
     def writing(self, state: RunState) -> Iterator[None]:
@@ -135,13 +141,15 @@ class _Saver:
                 self.checkpoint(state)
             self.last = f"step {state.step}"
 
-    def write_log(self, state: RunState, record: dict[str, Any]) -> None:
+    def record(self, state: RunState, lr: float, extra: dict[str, float]) -> None:
+        record = {**self.window.record(state, lr, self.batch_size), **extra}
+        self.bar.set_postfix(loss=f"{record['loss']:.5f}", img_s=f"{record['images_per_s']:.0f}", refresh=False)
         if self.log is not None:
             with self.writing(state):
                 self.log(record)
 
 
-def _step(backend: Backend, stream: BatchStream, config: TrainConfig, state: RunState, saver: _Saver) -> float:
+def _step(backend: Backend, stream: BatchStream, config: TrainConfig, state: RunState, last: str) -> float:
     """One optimizer step; stops before a non-finite loss can reach a checkpoint. Returns its lr."""
     lr = config.learning_rate(state.step)
     t0 = time.perf_counter()
@@ -149,7 +157,7 @@ def _step(backend: Backend, stream: BatchStream, config: TrainConfig, state: Run
     if not math.isfinite(loss):
         raise UserError(
             f"training diverged at step {state.step + 1}: the loss is {loss} (learning rate {lr:g}); "
-            f"the last checkpoint ({saver.last}) is kept: lower --lr and try again"
+            f"the last checkpoint ({last}) is kept: lower --lr and try again"
         )
     state.elapsed += time.perf_counter() - t0
     state.step += 1
@@ -173,23 +181,22 @@ def train_loop(
 ) -> RunState:
     """Train from ``state.step`` to ``config.total_steps``; returns ``state`` with ``stopped`` set to
     ``'done'`` or ``'time limit'``. ``every`` says when to validate (on ``validation``), call
-    ``log(record)`` and ``checkpoint(state)``; the last step, the time limit and a signal always do
-    all three. ``window``: the (step, elapsed) of the last log record before ``state`` (a resume),
-    where the first record's averages start (default ``state``'s own).
+    ``log(record)`` and ``checkpoint(state)``; the last step, the time limit and a signal do all
+    three. ``window``: (step, elapsed) of the last log record (a resume's first record averages from there).
 
     Raises:
         Interrupted: a signal (the checkpoint is written first). UserError: a non-finite loss or a
         failed write (naming the checkpoint that is kept).
     """
     started, total = time.perf_counter(), config.total_steps
-    since = _Window(*(window or (state.step, state.elapsed)))
-    saver = _Saver(checkpoint, log, state.step)
     if state.step < total and backend.device.type not in state.devices:
         state.devices.append(backend.device.type)
     bar = tqdm(total=total, initial=state.step, unit="step", file=sys.stderr, disable=quiet, dynamic_ncols=True)
+    out = _Outputs(checkpoint, log, _Window(*(window or (state.step, state.elapsed))), bar, config.batch_size)
+    out.last = f"step {state.step}" if state.step else out.last
     with bar, stop_between_steps() as stop:
         while state.step < total:
-            lr = _step(backend, stream, config, state, saver)
+            lr = _step(backend, stream, config, state, out.last)
             bar.update(1)
             timed_out = max_seconds is not None and time.perf_counter() - started > max_seconds
             validate, log_now, save_now = every.due(state.step, state.step == total, timed_out or bool(stop["signum"]))
@@ -197,11 +204,9 @@ def train_loop(
             if extra:
                 state.val_psnr.append([state.step, extra["val_psnr"]])
             if log_now:
-                record = {**since.record(state, lr, config.batch_size), **extra}
-                bar.set_postfix(loss=f"{record['loss']:.5f}", img_s=f"{record['images_per_s']:.0f}", refresh=False)
-                saver.write_log(state, record)
+                out.record(state, lr, extra)
             if save_now:
-                saver.save(state)
+                out.save(state)
             if stop["signum"]:
                 raise Interrupted(stop["signum"], saved=checkpoint is not None)
             if timed_out and state.step < total:

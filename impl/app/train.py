@@ -158,36 +158,22 @@ def train_run(
 
     Args:
         resume: continue the checkpoint in ``directory``; ``config`` must equal the checkpoint's
-            except ``steps`` (a longer or shorter run).
-        force: start over even if ``directory`` holds a checkpoint.
+            except ``steps`` (a longer or shorter run). force: start over even over a checkpoint.
+        group: a data-parallel job (:mod:`impl.app.distributed`): this rank trains its shard,
+            gradients are averaged over the ranks, rank 0 alone validates, locks and writes.
 
     Raises:
-        UserError: a checkpoint exists and neither ``resume`` nor ``force``; ``resume`` with a
-        different configuration, another backend or a damaged checkpoint; another process holds
-        the run; the run cannot fit in memory.
-        FileNotFoundError: ``resume`` without a checkpoint.
-        Interrupted: SIGINT, SIGTERM or SIGHUP (after the checkpoint is written).
-
-    With ``group`` (a data-parallel job, see :mod:`impl.app.distributed`) this rank trains its own
-    shard, gradients are averaged over the ranks, and only rank 0 validates, locks and writes files.
+        UserError: a checkpoint and neither ``resume`` nor ``force``; a resume of other settings, backend
+        or a damaged checkpoint; the run held by another process; a run too large for the memory.
+        FileNotFoundError: ``resume`` without a checkpoint. Interrupted: SIGINT, SIGTERM, SIGHUP.
     """
     directory, main = Path(directory), group is None or group.main
-    path = directory / CHECKPOINT
     check_training(config)
-    if resume and not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if resume and not (directory / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {directory / CHECKPOINT}")
     stream = BatchStream(config) if group is None else ShardedStream(config, group.rank)  # data checked first
     with RunLock(directory) if main else contextlib.nullcontext():
-        if main:
-            check_writable(directory)
-            remove_stray_temporaries(directory)
-        if not resume and path.exists() and not force:
-            raise UserError(
-                f"{path} exists: pass --resume to continue that run, --force to start over, or another --name"
-            )
-        saved = _read_resume(config, directory, backend_name(factory)) if resume else None
-        backend = _build(factory, config, group)
-        state = _restore(saved, backend, stream, path) if saved is not None else RunState()
+        backend, state = _start(config, directory, factory, stream, resume=resume, force=force, group=group)
         runlog = RunLog(directory / LOG, state.step if resume else None) if main else None
         every = Every(val_every if main and validation is not None else 0, log_every, checkpoint_every)
         return backend, train_loop(
@@ -197,12 +183,35 @@ def train_run(
             state,
             validation=validation if main else None,
             every=every,
-            checkpoint=_checkpointer(config, backend, stream, path, runlog) if main else None,
+            checkpoint=_checkpointer(config, backend, stream, directory / CHECKPOINT, runlog) if main else None,
             log=runlog,
             max_seconds=None if max_minutes is None else 60 * max_minutes,
             quiet=quiet or not main,
             window=_window(runlog, state),
         )
+
+
+def _start(
+    config: TrainConfig,
+    directory: Path,
+    factory: BackendFactory,
+    stream: BatchStream,
+    *,
+    resume: bool,
+    force: bool,
+    group: Group | None,
+) -> tuple[Backend, RunState]:
+    """Under the run lock: check the folder, clear what a killed writer left, build the backend and
+    restore the checkpoint into it (``resume``), or refuse to overwrite one (neither ``resume`` nor ``force``)."""
+    path = directory / CHECKPOINT
+    if group is None or group.main:
+        check_writable(directory)
+        remove_stray_temporaries(directory)
+    if not resume and path.exists() and not force:
+        raise UserError(f"{path} exists: pass --resume to continue that run, --force to start over, or another --name")
+    saved = _read_resume(config, directory, backend_name(factory)) if resume else None
+    backend = _build(factory, config, group)
+    return backend, _restore(saved, backend, stream, path) if saved is not None else RunState()
 
 
 def _checkpointer(
