@@ -634,3 +634,41 @@ def test_every_command_refuses_every_hostile_file(trained, capsys, index, name):
     assert err.startswith("n2n: error: ") and "Traceback" not in err and err.count("\n") == 1, err
     assert files(trained) == before, "a refused command changed a file"
     assert not (ROOT / "tests" / "pwned-by-a-pickle").exists(), "loading ran the payload"
+
+
+# --- the corners of the helpers -------------------------------------------------------------------------
+
+
+def test_a_write_under_a_file_is_a_user_error_and_leaves_nothing(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(checkpoint.UserError, match="could not write"):
+        checkpoint.atomic_write(tmp_path / "a-file" / "x.bin", lambda f: f.write(b"data"))
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
+
+
+def test_a_field_without_a_flag_is_named_as_it_is():
+    assert cli._flag(cli.build_parser(), "denoise", "batch_size") == "batch_size"
+    assert cli._flag(cli.build_parser(), "denoise", "output") == "OUT"
+    assert cli._flag(cli.build_parser(), "train", "val_images") == "--val-images"
+
+
+def test_a_checkpoint_from_before_devices_were_recorded_resumes(trained, capsys):
+    path = trained / "runs" / "t" / train.CHECKPOINT
+    saved = checkpoint.load_checkpoint(path)
+    del saved["devices"]
+    torch.save(saved, path)
+    code, _, err = run(
+        capsys, "train", "--runs-dir", trained / "runs", "--name", "t", "--resume", "--steps", "4", *TINY
+    )
+    assert code == 0, err
+    assert checkpoint.load_checkpoint(path)["devices"] == ["cpu"]
+
+
+def test_available_memory_without_proc_meminfo_is_the_physical_memory(monkeypatch):
+    from impl.app import limits
+
+    def no_proc(*args, **kwargs):
+        raise OSError("not Linux")
+
+    monkeypatch.setattr(limits, "open", no_proc, raising=False)
+    assert limits.available_bytes() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -1,8 +1,10 @@
 """The ``n2n`` command: ``train``, ``denoise``, ``evaluate``, ``report``, ``bench``, ``verify``.
 
-Expected errors (missing or unreadable files, wrong file contents, bad flag values) print
-``n2n: error: ...`` on stderr and exit with status 2, without a traceback; Ctrl-C during training
-saves a checkpoint and exits with 130.
+Expected errors (missing or unreadable files, wrong file contents, bad flag values, too little
+memory) print one line ``n2n: error: ...`` on stderr and exit with status 2, without a traceback
+(:data:`EXPECTED`, in :func:`main`); an error about a library field names the flag the user passed
+(:func:`_flag`). Ctrl-C, SIGTERM or SIGHUP during training save a checkpoint and exit with 128 +
+the signal number.
 """
 
 from __future__ import annotations

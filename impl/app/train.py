@@ -66,10 +66,7 @@ BackendFactory = Callable[..., Backend]  # called as factory(config), plus keywo
 
 def _takes(factory: BackendFactory, keyword: str) -> bool:
     """Whether ``factory`` declares the keyword argument (ImplBackend: ``weights``, ``reduce_gradients``)."""
-    try:
-        return keyword in inspect.signature(factory).parameters
-    except (TypeError, ValueError):  # a builtin or C callable without a signature
-        return False
+    return keyword in inspect.signature(factory).parameters
 
 
 def _load_field(path: Path | str, name: str, load: Callable[[Any], object], value: Any) -> None:
@@ -183,7 +180,9 @@ def train_run(
             state,
             validation=validation if main else None,
             every=every,
-            checkpoint=_checkpointer(config, backend, stream, directory / CHECKPOINT, runlog) if main else None,
+            checkpoint=None
+            if runlog is None
+            else _checkpointer(config, backend, stream, directory / CHECKPOINT, runlog),
             log=runlog,
             max_seconds=None if max_minutes is None else 60 * max_minutes,
             quiet=quiet or not main,
@@ -215,11 +214,10 @@ def _start(
 
 
 def _checkpointer(
-    config: TrainConfig, backend: Backend, stream: BatchStream, path: Path, runlog: RunLog | None
+    config: TrainConfig, backend: Backend, stream: BatchStream, path: Path, runlog: RunLog
 ) -> Callable[[RunState], object]:
     def save(state: RunState) -> None:
-        if runlog is not None:
-            runlog.begin()  # a new log beside the new checkpoint, never beside the old one
+        runlog.begin()  # a new log beside the new checkpoint, never beside the old one
         save_checkpoint(checkpoint_dict(config, backend, stream, state), path)
 
     return save
