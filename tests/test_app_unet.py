@@ -73,9 +73,9 @@ def test_unet_config_checks_the_crop_and_depth():
     assert TrainConfig(arch="unet").multiple == 8 and TrainConfig().multiple == 4
     with pytest.raises(UserError, match="^crop must be a multiple of 8 .the unet network halves the size 3 times"):
         TrainConfig(arch="unet", crop=36)
-    with pytest.raises(UserError, match="--depth must be an integer >= 0, got -1"):
+    with pytest.raises(UserError, match="^depth must be an integer >= 0, got -1"):
         TrainConfig(arch="unet", depth=-1)
-    with pytest.raises(UserError, match="--arch must be one of"):
+    with pytest.raises(UserError, match="^arch must be one of"):
         TrainConfig(arch="resnet")
 
 
