@@ -325,7 +325,7 @@ def _denoise(args: argparse.Namespace) -> int:
     path, backend = _load(args.model, args.arch or "unet")
     if args.arch is not None and backend.config.arch != args.arch:
         raise UserError(f"--arch {args.arch} but {path} holds a {backend.config.arch} network; drop one of them")
-    check_tiles(backend.config, 1, *image.shape[-2:], tile)
+    check_tiles(backend.config, 1, image.shape[-2], image.shape[-1], tile)
     forward = self_ensemble(backend.forward) if args.ensemble else backend.forward
     out = run_tiled(forward, image[None], tile, backend.config.geometry)[0]
     if not bool(torch.isfinite(out).all()) or float(out.max() - out.min()) < 1 / 255:
@@ -345,7 +345,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         models = dict(_load(None, arch) for arch in shipped)
     biggest = max(evalset.noisy, key=lambda x: x.shape[-2] * x.shape[-1])
     for backend in models.values():
-        check_tiles(backend.config, min(len(evalset.noisy), EVAL_BATCH), *biggest.shape[-2:], tile)
+        check_tiles(backend.config, min(len(evalset.noisy), EVAL_BATCH), biggest.shape[-2], biggest.shape[-1], tile)
     rows = evaluate(evalset, models, tile, baselines=not args.no_baselines, ensemble=models if args.ensemble else ())
     print(f"{evalset.name}, noise {args.noise if args.pkl is None else 'from the file'}:\n{format_table(rows)}")
     return 0

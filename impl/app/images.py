@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import skimage.util
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 from torch import Tensor
 
 from .checkpoint import atomic_write
@@ -80,7 +80,7 @@ def read_image(path: str | Path) -> Tensor:
         raise UserError(f"{path}: {e}") from None
 
 
-def _sixteen_bit_colour(path: Path, file: Image.Image) -> np.ndarray | None:
+def _sixteen_bit_colour(path: Path, file: ImageFile.ImageFile) -> np.ndarray | None:
     """A 16-bit colour PNG as a uint16 array (None for any other file). PIL has no 16-bit colour
     mode: it decodes the high byte of each sample only (rawmode ``RGB;16B``). Decoding the same
     data a second time as little-endian (``RGB;16L``) gives the low bytes."""

@@ -227,5 +227,6 @@ def _window(runlog: RunLog | None, state: RunState) -> tuple[int, float]:
     """Where a resumed run's first log record starts averaging: the last record kept, if it is sane."""
     last = runlog.last if runlog is not None else {}
     step, elapsed = last.get("step"), last.get("elapsed")
-    ok = isinstance(step, int) and 0 <= step <= state.step and isinstance(elapsed, (int, float))
-    return (step, min(float(elapsed), state.elapsed)) if ok else (state.step, state.elapsed)  # type: ignore[arg-type]
+    if isinstance(step, int) and 0 <= step <= state.step and isinstance(elapsed, (int, float)):
+        return step, min(float(elapsed), state.elapsed)
+    return state.step, state.elapsed
