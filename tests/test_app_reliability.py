@@ -94,6 +94,23 @@ def test_sigterm_and_sighup_save_a_checkpoint_between_steps(tmp_path, signum):
     assert 5 <= step < 1000  # saved on the signal, not at an interval
 
 
+def test_a_run_under_nohup_ignores_sighup_and_still_saves_on_sigterm(tmp_path):
+    def ignore_hangups():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = spawn("train", "--runs-dir", tmp_path, "--name", "t", *LONG, "--checkpoint-every", "1000",
+                 stdout=subprocess.PIPE, text=True, preexec_fn=ignore_hangups)  # fmt: skip
+    log = tmp_path / "t" / train.LOG
+    wait_for_log(log, lines=3)
+    proc.send_signal(signal.SIGHUP)
+    lines = log.read_text().count("\n")
+    wait_for_log(log, lines=lines + 5)  # still training
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM and "checkpoint saved" in out
+
+
 # --- 2. the run lock --------------------------------------------------------------------------------
 
 

@@ -46,7 +46,7 @@ class Interrupted(KeyboardInterrupt):
 def stop_between_steps() -> Iterator[dict[str, int]]:
     """Turn the first SIGINT/SIGTERM/SIGHUP into ``flag["signum"]``, which the loop checks between
     steps; a second one raises :class:`Interrupted` at once. Only the main thread can handle
-    signals; elsewhere they are left alone."""
+    signals; elsewhere they are left alone, and so is a signal the process ignores (``nohup``)."""
     flag = {"signum": 0}
     if threading.current_thread() is not threading.main_thread():
         yield flag
@@ -57,7 +57,8 @@ def stop_between_steps() -> Iterator[dict[str, int]]:
             raise Interrupted(signum)
         flag["signum"] = signum
 
-    previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    # a signal already ignored stays ignored: `nohup n2n train` must outlive its terminal
+    previous = {s: signal.signal(s, handler) for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield flag
     finally:
