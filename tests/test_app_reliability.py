@@ -341,6 +341,10 @@ def test_a_saved_config_error_names_the_file_not_a_flag(trained, capsys):
     assert "the saved configuration's crop must be a multiple of 4" in err and "--crop" not in err
     err = refused(capsys, "train", "--runs-dir", trained / "runs", "--name", "t", "--resume", "--crop", "10")
     assert "--crop must be a multiple of 4" in err  # the user's own flag
+    saved["config"] = {**saved["config"], "crop": 8, "channels": 200000}
+    torch.save(saved, path)
+    err = refused(capsys, "train", "--runs-dir", trained / "runs", "--name", "t", "--resume", "--quiet")
+    assert "the saved configuration's channels: training a network of 200000 channels needs about" in err
 
 
 def test_nan_weights_warn(trained, capsys):

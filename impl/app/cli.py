@@ -49,7 +49,7 @@ from .evaluate import (
     pkl_set,
 )
 from .images import check_suffix, read_image, write_image
-from .limits import check_tiles
+from .limits import check_tiles, check_training
 from .noise import PAIRS, TARGETS
 from .report import DEFAULT_UNET_CHANNELS, make_report
 from .rundir import run_directory
@@ -232,11 +232,13 @@ def _train_config(args: argparse.Namespace, directory: Path) -> TrainConfig:
     values = read_checkpoint(load_checkpoint(path), path, args.backend).config if args.resume else {}
     explicit = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
     try:
-        return TrainConfig.from_dict({**values, **explicit})
+        config = TrainConfig.from_dict({**values, **explicit})
+        check_training(config)  # here too: a value too large for the memory may be a saved one
     except UserError as e:
         if e.field in values and e.field not in explicit:
             raise UserError(f"{path}: the saved configuration's {e.field}{e.detail}") from None
         raise
+    return config
 
 
 def _train_outputs(args: argparse.Namespace) -> Path:
