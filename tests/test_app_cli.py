@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import signal
 import sys
 import types
 from pathlib import Path
@@ -17,6 +18,7 @@ from impl.app import cli, data
 from impl.app.checkpoint import load_checkpoint
 from impl.app.config import DEFAULT_STEPS
 from impl.app.images import read_image
+from impl.app.loop import Interrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--steps", "3", "--batch-size", "2", "--channels", "4", "--crop", "8", "--val-size", "16", "--quiet"]
@@ -104,12 +106,18 @@ def test_train_time_limit_and_ctrl_c(tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, "train", "--runs-dir", tmp_path, *TINY, "--max-minutes", "0", "--no-baselines")
     assert code == 0 and "1 steps" in out and "--max-minutes limit; continue with --name course --resume" in out
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    for stop, status, text in [
+        (KeyboardInterrupt(), 130, "interrupted (SIGINT) during a step; the last checkpoint in"),
+        (Interrupted(signal.SIGINT, saved=True), 130, "interrupted (SIGINT); checkpoint saved in"),
+        (Interrupted(signal.SIGTERM, saved=True), 143, "interrupted (SIGTERM); checkpoint saved in"),
+    ]:
 
-    monkeypatch.setattr(cli, "train_run", interrupted)
-    code, out, _ = run(capsys, "train", "--runs-dir", tmp_path, *TINY, "--force")
-    assert code == 130 and "interrupted; checkpoint saved in" in out
+        def interrupted(*args, stop=stop, **kwargs):
+            raise stop
+
+        monkeypatch.setattr(cli, "train_run", interrupted)
+        code, out, _ = run(capsys, "train", "--runs-dir", tmp_path, *TINY, "--force")
+        assert code == status and text in out
 
 
 @pytest.mark.parametrize(
@@ -160,7 +168,7 @@ def test_denoise_any_size_grey_or_rgba(trained, capsys, monkeypatch):
     "args, message",
     [
         (["missing.png", "out.png", "--model", "m.pth"], "image file not found"),
-        (["in.png", "out.bmp", "--model", "m.pth"], "output file must end in one of"),
+        (["in.png", "out.bmp", "--model", "m.pth"], "OUT: the file must end in one of"),
         (["in.png", "out.png", "--model", "m.pth", "--tile", "10"], "--tile must be a positive multiple of 4"),
         (["in.png", "out.png", "--model", "none.pth"], "checkpoint not found"),
         (["in.png", "out.png"], "no model given and no"),

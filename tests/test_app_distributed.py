@@ -82,7 +82,7 @@ def test_two_ranks_equal_one_process_on_the_combined_batches(tmp_path):
     outs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert "run " in outs[0][0] and outs[1][0] == ""  # rank 0 alone prints the results
-    assert sorted(os.listdir(tmp_path / "ddp")) == ["checkpoint.pth", "log.jsonl"]
+    assert sorted(os.listdir(tmp_path / "ddp")) == [".n2n.lock", "checkpoint.pth", "log.jsonl"]  # rank 0 alone writes
     saved = load_checkpoint(tmp_path / "ddp" / "checkpoint.pth")
 
     config = TrainConfig(channels=4, batch_size=2, crop=8, steps=3, optimizer="sgd", lr=0.1)
@@ -168,8 +168,7 @@ def test_sharded_streams_differ_by_rank_and_resume_by_step():
     assert not torch.equal(first[0], b.next_batch()[0])
     second = a.next_batch()
     resumed = distributed.ShardedStream(config, 0)
-    resumed.load_state(a.state())
-    resumed.seek(1)
+    resumed.restore(a.state(), 1)
     assert torch.equal(resumed.next_batch()[0], second[0])
 
 

@@ -16,6 +16,7 @@ from impl.app import checkpoint, data, train
 from impl.app.backend import ImplBackend
 from impl.app.config import TrainConfig
 from impl.app.errors import UserError
+from impl.app.rundir import LOCK
 
 
 def tiny(**kw):
@@ -145,7 +146,7 @@ def test_disk_full_while_checkpointing_keeps_the_previous_file_and_leaves_nothin
     with pytest.raises(UserError, match="could not write .*checkpoint.pth: No space left on device"):
         train.train_run(tiny(steps=4), tmp_path, resume=True, checkpoint_every=1, quiet=True)
     assert (tmp_path / train.CHECKPOINT).read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [train.CHECKPOINT, train.LOG]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK, train.CHECKPOINT, train.LOG]
 
 
 def test_exif_rotated_photo_is_read_upright(tmp_path):

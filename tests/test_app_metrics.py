@@ -72,7 +72,7 @@ def test_tiled_equals_whole_image(upsampling):
 
 @pytest.mark.parametrize("tile", [0, 6, -4, 2.0])
 def test_tile_must_be_a_positive_multiple_of_4(tile):
-    with pytest.raises(UserError, match="--tile must be a positive multiple of 4"):
+    with pytest.raises(UserError, match="^tile must be a positive multiple of 4"):
         tiling.check_tile(tile)
 
 

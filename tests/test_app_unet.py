@@ -65,17 +65,17 @@ def test_tiled_unet_equals_the_whole_image(residual):
     tiled = run_tiled(backend.forward, x, tile=8, geometry=geometry)  # 6 x 5 tiles
     assert whole.shape == x.shape
     torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)
-    with pytest.raises(UserError, match="--tile must be a positive multiple of 4, got 6"):
+    with pytest.raises(UserError, match="^tile must be a positive multiple of 4, got 6"):
         run_tiled(backend.forward, x, tile=6, geometry=geometry)
 
 
 def test_unet_config_checks_the_crop_and_depth():
     assert TrainConfig(arch="unet").multiple == 8 and TrainConfig().multiple == 4
-    with pytest.raises(UserError, match="--crop must be a multiple of 8 .the unet network halves the size 3 times"):
+    with pytest.raises(UserError, match="^crop must be a multiple of 8 .the unet network halves the size 3 times"):
         TrainConfig(arch="unet", crop=36)
-    with pytest.raises(UserError, match="--depth must be an integer >= 0, got -1"):
+    with pytest.raises(UserError, match="^depth must be an integer >= 0, got -1"):
         TrainConfig(arch="unet", depth=-1)
-    with pytest.raises(UserError, match="--arch must be one of"):
+    with pytest.raises(UserError, match="^arch must be one of"):
         TrainConfig(arch="resnet")
 
 

@@ -8,7 +8,10 @@ torch.nn twin from :mod:`reference.model`.
 Modules, one concern each: :mod:`~impl.app.images` (read/write files), :mod:`~impl.app.data`
 (built-in images, split, crops, folders, course files), :mod:`~impl.app.noise`,
 :mod:`~impl.app.metrics`, :mod:`~impl.app.checkpoint`, :mod:`~impl.app.tiling`,
-:mod:`~impl.app.backend` (one training step over impl blocks), :mod:`~impl.app.train` (the loop),
+:mod:`~impl.app.backend` (one training step over impl blocks), :mod:`~impl.app.loop` (the loop),
+:mod:`~impl.app.runfile` (run state, checkpoint and model formats), :mod:`~impl.app.rundir` (run
+folder, lock, log), :mod:`~impl.app.train` (runs on disk, models loaded), :mod:`~impl.app.limits`
+(memory estimates),
 :mod:`~impl.app.api` (the course Model API), :mod:`~impl.app.evaluate`, :mod:`~impl.app.report`,
 :mod:`~impl.app.cli`.
 """

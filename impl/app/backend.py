@@ -74,23 +74,45 @@ class ImplBackend:
     Args:
         config: network and optimizer settings.
         device: default :func:`default_device`.
+        weights: a state dict to start from (default: the seeded initial weights of
+            :func:`initial_state`); the network is built once either way.
+        reduce_gradients: called with the parameter gradients between backward and the optimizer
+            step (data-parallel averaging, :func:`impl.app.distributed.average_gradients`).
+
+    The optimizer is built on first use, so a backend loaded for inference has none.
     """
 
     name = "impl"
 
-    def __init__(self, config: TrainConfig, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        device: torch.device | str | None = None,
+        *,
+        weights: Mapping[str, Tensor] | None = None,
+        reduce_gradients: Callable[[list[Tensor]], None] | None = None,
+    ) -> None:
         self.config = config
         self.device = torch.device(device) if device is not None else default_device()
-        self.net: Module = build_network(config)
-        self.net.load_state_dict(initial_state(config))
+        with torch.random.fork_rng(devices=[]):  # the same draws as initial_state(config)
+            torch.manual_seed(config.seed)
+            self.net: Module = build_network(config)
+        if weights is not None:
+            self.net.load_state_dict(weights)
         self.net.to(device=self.device)  # before the optimizer, which holds the parameters
-        if config.optimizer == "adam":
-            self.optimizer: impl.Optimizer = impl.Adam(self.net.param(), lr=config.learning_rate(0))
-        else:
-            self.optimizer = impl.SGD(self.net.param(), lr=config.learning_rate(0), momentum=config.momentum)
         self.loss = impl.MSELoss()
-        # called with the parameter gradients between backward and step (data-parallel averaging)
-        self.reduce_gradients: Callable[[list[Tensor]], None] | None = None
+        self.reduce_gradients = reduce_gradients
+        self._optimizer: impl.Optimizer | None = None
+
+    @property
+    def optimizer(self) -> impl.Optimizer:
+        if self._optimizer is None:
+            lr, params = self.config.learning_rate(0), self.net.param()
+            if self.config.optimizer == "adam":
+                self._optimizer = impl.Adam(params, lr=lr)
+            else:
+                self._optimizer = impl.SGD(params, lr=lr, momentum=self.config.momentum)
+        return self._optimizer
 
     def train_step(self, inputs: Tensor, targets: Tensor, lr: float) -> float:
         self.optimizer.lr = lr

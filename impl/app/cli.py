@@ -1,17 +1,23 @@
 """The ``n2n`` command: ``train``, ``denoise``, ``evaluate``, ``report``, ``bench``, ``verify``.
 
-Expected errors (missing or unreadable files, wrong file contents, bad flag values) print
-``n2n: error: ...`` on stderr and exit with status 2, without a traceback; Ctrl-C during training
-saves a checkpoint and exits with 130.
+Expected errors (missing or unreadable files, wrong file contents, bad flag values, too little
+memory) print one line ``n2n: error: ...`` on stderr and exit with status 2, without a traceback
+(:data:`EXPECTED`, in :func:`main`); an error about a library field names the flag the user passed
+(:func:`_flag`). Ctrl-C, SIGTERM or SIGHUP during training save a checkpoint and exit with 128 +
+the signal number.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from harness.bench import main as bench_main
 from harness.check.command import DEFAULT_TIME_LIMIT, write_json, write_junit, write_markdown
@@ -20,10 +26,11 @@ from harness.check.command import check as run_check
 from harness.check.command import text as check_text
 from harness.report import DEFAULT_UNET_CHANNELS, make_report
 from harness.twin import TorchBackend
+from impl.errors import StateDictError
 
 from . import distributed
 from .backend import Backend, ImplBackend
-from .checkpoint import check_writable, load_checkpoint
+from .checkpoint import check_can_create, load_checkpoint
 from .config import (
     ARCHS,
     DEFAULT_BATCH_SIZE,
@@ -36,12 +43,25 @@ from .config import (
 )
 from .data import EVAL_SIZE
 from .ensemble import self_ensemble
-from .errors import UserError
-from .evaluate import DEFAULT_NOISE, EVAL_SEED, EvalSet, evaluate, folder_set, format_table, heldout_set, pkl_set
-from .images import read_image, write_image
+from .errors import UserError, field_error
+from .evaluate import (
+    DEFAULT_NOISE,
+    EVAL_BATCH,
+    EVAL_SEED,
+    EvalSet,
+    evaluate,
+    folder_set,
+    format_table,
+    heldout_set,
+    pkl_set,
+)
+from .images import check_suffix, read_image, write_image
+from .limits import check_tiles, check_training
 from .noise import PAIRS, TARGETS
+from .rundir import run_directory
+from .runfile import RunState, read_checkpoint
 from .tiling import DEFAULT_TILE, check_tile, run_tiled
-from .train import CHECKPOINT, BackendFactory, export_model, load_model, train_run
+from .train import CHECKPOINT, BackendFactory, Interrupted, export_model, load_model, train_run
 
 CONFIG_FLAGS = [f for f in TrainConfig.__dataclass_fields__]
 
@@ -107,6 +127,11 @@ def _train_parser(sub: Any) -> None:
     source.add_argument("--images", metavar="DIR", help="train on the PNG/JPEG files of DIR")
     source.add_argument("--pkl", metavar="FILE", help="train on a course train_data.pkl (noisy pairs)")
     _add_evalset_flags(p, "val-")
+    _add_run_flags(p)
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """``train``'s flags that do not change the result: intervals, limits, the run folder's use, output."""
     p.add_argument("--val-every", type=int, default=250, help="validation PSNR every N steps (default 250, 0: off)")
     p.add_argument("--checkpoint-every", type=int, default=250, help="checkpoint every N steps (default 250)")
     p.add_argument("--log-every", type=int, default=10, help="log.jsonl record every N steps (default 10)")
@@ -193,40 +218,69 @@ def _check_parser(sub: Any) -> None:
 
 
 def _evalset(args: argparse.Namespace, prefix: str, noise: str) -> EvalSet:
+    """The evaluation set the flags ``--{prefix}images/pkl/size/seed`` describe (fields named alike)."""
     images, pkl = getattr(args, f"{prefix}images"), getattr(args, f"{prefix}pkl")
     seed = getattr(args, f"{prefix}seed")
     if pkl is not None:
-        return pkl_set(pkl)
+        return pkl_set(pkl, f"{prefix}pkl")
     if images is not None:
-        return folder_set(images, noise, seed)
-    return heldout_set(noise, seed, getattr(args, f"{prefix}size"), flag=f"--{prefix.replace('_', '-')}size")
+        return folder_set(images, noise, seed, f"{prefix}images")
+    return heldout_set(noise, seed, getattr(args, f"{prefix}size"), field=f"{prefix}size")
+
+
+def _warn(text: str) -> None:
+    print(f"n2n: warning: {text}", file=sys.stderr)
 
 
 def _load(path: str | None, arch: str = "unet") -> tuple[str, Backend]:
-    """``path``'s model, or else the one shipped for ``arch``."""
+    """``path``'s model, or else the one shipped for ``arch``; warns about weights that are not finite."""
     model = Path(path) if path is not None else _shipped(arch)
     if path is None and not model.is_file():
         raise UserError(f"no model given and no {model}; pass --model PATH or train one (see README)")
-    return str(model), load_model(model)
+    backend = load_model(model)
+    if not all(bool(torch.isfinite(t).all()) for t in backend.state_dict().values()):
+        _warn(f"{model} holds NaN or infinite weights: its outputs are meaningless")
+    return str(model), backend
 
 
-def _train(args: argparse.Namespace) -> int:
-    directory = Path(args.runs_dir) / args.name
+def _train_config(args: argparse.Namespace, directory: Path) -> TrainConfig:
+    """The flags over the resumed checkpoint's configuration; a bad saved value is named as the file's."""
+    path = directory / CHECKPOINT
     # not TrainConfig().to_dict(): defaults that depend on the network (lr) must follow --arch
-    values = load_checkpoint(directory / CHECKPOINT)["config"] if args.resume else {}
+    values = read_checkpoint(load_checkpoint(path), path, args.backend).config if args.resume else {}
     explicit = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
-    config = TrainConfig.from_dict({**values, **explicit})
+    try:
+        config = TrainConfig.from_dict({**values, **explicit})
+        check_training(config)  # here too: a value too large for the memory may be a saved one
+    except UserError as e:
+        if e.field in values and e.field not in explicit:
+            raise UserError(f"{path}: the saved configuration's {e.field}{e.detail}") from None
+        raise
+    return config
+
+
+def _train_outputs(args: argparse.Namespace) -> Path:
+    """Check, creating nothing, every path the run will write; returns the run folder."""
     for name in ("val_every", "checkpoint_every", "log_every", "max_minutes"):
         value = getattr(args, name)
         if value is not None and value < 0:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-    valset = _evalset(args, "val_", config.noise)
+            raise field_error(name, f"must be >= 0, got {value}")
+    directory = run_directory(args.runs_dir, args.name)
+    check_can_create(directory, "runs_dir", directory=True)
     if args.export:
-        check_writable(Path(args.export).parent)  # before hours of training, not after
+        check_can_create(args.export, "export")  # before hours of training, not after
+    return directory
+
+
+def _train(args: argparse.Namespace) -> int:
+    directory = _train_outputs(args)
+    config = _train_config(args, directory)
+    valset = _evalset(args, "val_", config.noise)
     group = distributed.setup(args.dist_timeout)
     if group is not None and args.max_minutes is not None:
         distributed.teardown()
         raise UserError("--max-minutes is not supported under torchrun (ranks could stop at different steps)")
+    options = {k: getattr(args, k) for k in ("val_every", "checkpoint_every", "log_every", "max_minutes", "quiet")}
     try:
         backend, state = train_run(
             config,
@@ -235,40 +289,67 @@ def _train(args: argparse.Namespace) -> int:
             resume=args.resume,
             force=args.force,
             validation=valset,
-            val_every=args.val_every,
-            checkpoint_every=args.checkpoint_every,
-            log_every=args.log_every,
-            max_minutes=args.max_minutes,
-            quiet=args.quiet,
             group=group,
+            **options,
         )
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; checkpoint saved in {directory}; continue with --name {args.name} --resume")
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(e, directory, args.name)
     finally:
         distributed.teardown()
     if group is not None and not group.main:
         return 0  # rank 0 alone exports, reports and prints
     if args.export:
         export_model(args.export, config, backend, state)
-    world = group.world_size if group is not None else 1  # --batch-size is per process
-    images_per_s = state.step * config.batch_size * world / state.elapsed if state.elapsed else 0.0
+    _summary(args, directory, valset, backend, state, group.world_size if group is not None else 1)
+    return 0
+
+
+def _interrupted(e: KeyboardInterrupt, directory: Path, name: str) -> int:
+    """The exit status of a run stopped by a signal: 128 + its number, like a shell's."""
+    signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+    if isinstance(e, Interrupted) and e.saved:
+        print(f"\ninterrupted ({signal.Signals(signum).name}); checkpoint saved in {directory}; "
+              f"continue with --name {name} --resume")  # fmt: skip
+    else:
+        print(
+            f"\ninterrupted ({signal.Signals(signum).name}) during a step; the last checkpoint in {directory} is kept"
+        )
+    return 128 + signum
+
+
+def _summary(
+    args: argparse.Namespace, directory: Path, valset: EvalSet, backend: Backend, state: RunState, world: int
+) -> None:
+    config = backend.config
+    images_per_s = state.step * config.batch_size * world / state.elapsed if state.elapsed else 0.0  # per process
     print(f"run {directory}: {state.step} steps, {state.elapsed:.0f} s of training, {images_per_s:.0f} images/s")
     if state.stopped == "time limit":
         print(f"stopped at the --max-minutes limit; continue with --name {args.name} --resume")
     rows = evaluate(valset, {f"this model ({args.backend}, {config.pairs})": backend}, baselines=not args.no_baselines)
     print(f"\n{valset.name}, noise {config.noise if args.val_pkl is None else 'from the file'}:\n{format_table(rows)}")
-    return 0
+
+
+def _check_output_image(source: str, output: str) -> None:
+    """Refuse, before any work, an output ``denoise`` could not write or should not: a wrong
+    suffix, an unwritable folder, the input file itself."""
+    check_suffix(output, "output")
+    if Path(output).exists() and Path(source).exists() and os.path.samefile(source, output):
+        raise field_error("output", f": {output} is the input file; write the result to another file")
+    check_can_create(output, "output")
 
 
 def _denoise(args: argparse.Namespace) -> int:
     tile = check_tile(args.tile)
+    _check_output_image(args.input, args.output)
     image = read_image(args.input)
     path, backend = _load(args.model, args.arch or "unet")
     if args.arch is not None and backend.config.arch != args.arch:
         raise UserError(f"--arch {args.arch} but {path} holds a {backend.config.arch} network; drop one of them")
+    check_tiles(backend.config, 1, image.shape[-2], image.shape[-1], tile)
     forward = self_ensemble(backend.forward) if args.ensemble else backend.forward
     out = run_tiled(forward, image[None], tile, backend.config.geometry)[0]
+    if not bool(torch.isfinite(out).all()) or float(out.max() - out.min()) < 1 / 255:
+        _warn(f"the output is uniform or not finite (a damaged model?); {args.output} will be one flat colour")
     write_image(args.output, out)
     print(f"wrote {args.output}")
     return 0
@@ -282,6 +363,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:  # the shipped models that exist
         shipped = [arch for arch in ARCHS if _shipped(arch).is_file()] or ["unet"]
         models = dict(_load(None, arch) for arch in shipped)
+    biggest = max(evalset.noisy, key=lambda x: x.shape[-2] * x.shape[-1])
+    for backend in models.values():
+        check_tiles(backend.config, min(len(evalset.noisy), EVAL_BATCH), biggest.shape[-2], biggest.shape[-1], tile)
     rows = evaluate(evalset, models, tile, baselines=not args.no_baselines, ensemble=models if args.ensemble else ())
     print(f"{evalset.name}, noise {args.noise if args.pkl is None else 'from the file'}:\n{format_table(rows)}")
     return 0
@@ -351,13 +435,38 @@ COMMANDS = {
 }
 
 
+#: what the library raises for something the user can fix; anything else is a bug and keeps its traceback
+EXPECTED = (UserError, FileNotFoundError, NotADirectoryError, StateDictError, MemoryError, torch.OutOfMemoryError)
+
+
+def _message(e: BaseException, parser: argparse.ArgumentParser, command: str) -> str:
+    """The one-line text of an expected error: a library field becomes the flag of ``command``."""
+    if isinstance(e, (MemoryError, torch.OutOfMemoryError)):
+        what = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return f"out of memory ({what}); lower --tile, --batch-size or --channels"
+    if isinstance(e, UserError) and e.field is not None:
+        return _flag(parser, command, e.field) + e.detail
+    return str(e)
+
+
+def _flag(parser: argparse.ArgumentParser, command: str, field: str) -> str:
+    """``command``'s flag (or positional's metavar) whose value is ``field``; the field itself if none."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    for action in sub._actions:
+        if action.dest == field:
+            return max(action.option_strings, key=len) if action.option_strings else str(action.metavar)
+    return field
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``n2n``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (UserError, FileNotFoundError) as e:
-        print(f"n2n: error: {e}", file=sys.stderr)
+    except EXPECTED as e:
+        lines = [line.strip() for line in _message(e, parser, args.command).splitlines() if line.strip()]
+        print(f"n2n: error: {'; '.join(lines)}", file=sys.stderr)  # one line, whatever a library wrote
         return 2
 
 

@@ -11,7 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UserError
+import torch
+
+from .errors import UserError, field_error
 from .noise import PAIRS, TARGETS, Noise
 from .tiling import COURSE, Geometry
 
@@ -36,6 +38,7 @@ LR_SCHEDULES = ("none", "cosine")
 #: 26.77 / 26.41 / 23.77 dB at 1e-3 / 3e-3 / 6e-3 / 1e-2 / 2e-2, so 5e-3 keeps a margin below where
 #: it turns unstable; the residual U-Net at 500 steps reached 29.29 dB at 1e-3 and 28.49 at 3e-3
 DEFAULT_LR = {"course": 5e-3, "unet": 1e-3}
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)  # a larger lr or momentum overflows in the update
 
 
 @dataclass
@@ -95,33 +98,39 @@ class TrainConfig:
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise UserError(f"--{_flag(name)} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise field_error(name, f"must be one of {allowed}, got {getattr(self, name)!r}")
         if self.steps is None:
             self.steps = DEFAULT_STEPS[self.arch]
         for name, low in (("channels", 1), ("depth", 0), ("batch_size", 1), ("steps", 0), ("crop", 4), ("seed", 0)):
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
-                raise UserError(f"--{_flag(name)} must be an integer >= {low}, got {value!r}")
+                raise field_error(name, f"must be an integer >= {low}, got {value!r}")
         if self.crop % self.multiple:
-            raise UserError(
-                f"--crop must be a multiple of {self.multiple} (the {self.arch} network halves the size "
-                f"{self.multiple.bit_length() - 1} times), got {self.crop}"
+            raise field_error(
+                "crop",
+                f"must be a multiple of {self.multiple} (the {self.arch} network halves the size "
+                f"{self.multiple.bit_length() - 1} times), got {self.crop}",
             )
         if self.lr is None:
             self.lr = DEFAULT_LR[self.arch]
         for name in ("lr", "momentum"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise UserError(f"--{_flag(name)} must be a finite number >= 0, got {value!r}")
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= FLOAT32_MAX):
+                raise field_error(name, f"must be a number from 0 to {FLOAT32_MAX:.3g} (float32), got {value!r}")
         if not isinstance(self.residual, bool):
-            raise UserError(f"residual must be true or false, got {self.residual!r}")
+            raise field_error("residual", f"must be true or false, got {self.residual!r}")
         if self.residual and self.arch != "unet":
-            raise UserError("--residual is a U-Net option (--arch unet)")
+            raise field_error("residual", "is a U-Net option (arch unet)")
+        if not isinstance(self.noise, str):
+            raise field_error("noise", f"must be a noise spec string, got {self.noise!r}")
         Noise.parse(self.noise)
+        for name in ("images", "pkl"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise field_error(name, f"must be a path, got {getattr(self, name)!r}")
         if self.images is not None and self.pkl is not None:
-            raise UserError("--images and --pkl are exclusive: train on one source")
+            raise field_error("pkl", "and images are exclusive: train on one source")
         if self.pkl is not None and self.pairs == "n2c":
-            raise UserError("--pairs n2c needs clean images; a course .pkl holds noisy pairs only")
+            raise field_error("pairs", "n2c needs clean images; a course .pkl holds noisy pairs only")
 
     @property
     def geometry(self) -> Geometry:
@@ -155,7 +164,7 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Rebuild from :meth:`to_dict`; unknown keys raise :class:`UserError`."""
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(map(str, set(values) - known))
         if unknown:
             raise UserError(f"unknown configuration keys {unknown}; known: {sorted(known)}")
         return cls(**values)
@@ -167,7 +176,3 @@ class TrainConfig:
         if self.lr_schedule == "none":
             return peak
         return peak * 0.5 * (1 + math.cos(math.pi * step / max(self.total_steps, 1)))
-
-
-def _flag(name: str) -> str:
-    return name.replace("_", "-")

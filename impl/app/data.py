@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .checkpoint import safe_load
-from .errors import UserError
+from .errors import UserError, field_error
 from .images import SUFFIXES, read_image, to_tensor
 
 
@@ -75,22 +75,23 @@ def heldout_images(size: int = EVAL_SIZE) -> list[Tensor]:
     return [center_crop(builtin_image(name), size) for name in HELD_OUT]
 
 
-def folder_images(folder: str | Path) -> list[Tensor]:
+def folder_images(folder: str | Path, field: str = "images") -> list[Tensor]:
     """Every PNG/JPEG file directly inside ``folder``, sorted by name, as (3, H, W) tensors.
 
     Raises:
-        UserError: ``folder`` is not a directory or holds no PNG/JPEG file, or a file is unreadable.
+        UserError: ``folder`` is not a directory or holds no PNG/JPEG file, or a file is unreadable
+            (the message is about ``field``, the caller's name for the folder).
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"--images: {folder} is not a directory")
+        raise field_error(field, f": {folder} is not a directory")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
     if not files:
-        raise UserError(f"--images: no {'/'.join(SUFFIXES)} files in {folder}")
+        raise field_error(field, f": no {'/'.join(SUFFIXES)} files in {folder}")
     return [read_image(p) for p in files]
 
 
-def load_course_pairs(path: str | Path) -> tuple[Tensor, Tensor]:
+def load_course_pairs(path: str | Path, field: str = "pkl") -> tuple[Tensor, Tensor]:
     """Load an EE-559 course file: ``train_data.pkl`` (noisy, noisy) or ``val_data.pkl`` (noisy, clean).
 
     Both hold a pair of uint8 tensors of the same shape N x 3 x H x W (32 x 32 in the course),
@@ -98,18 +99,23 @@ def load_course_pairs(path: str | Path) -> tuple[Tensor, Tensor]:
 
     Raises:
         FileNotFoundError: no such file.
-        UserError: the file is not a pair of uint8 N x 3 x H x W tensors of equal shape.
+        UserError: the file is not a pair of uint8 N x 3 x H x W CPU tensors of equal shape (the
+            message is about ``field``, the caller's name for the file).
     """
     obj = safe_load(path, "course data file", "a torch file of tensors")
     expected = "a pair of uint8 tensors N x 3 x H x W of the same shape"
     if not (isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, Tensor) for t in obj)):
-        raise UserError(f"{path}: expected {expected}, got {type(obj).__name__}")
+        raise field_error(field, f": {path}: expected {expected}, got {type(obj).__name__}")
     first, second = obj
     for t in (first, second):
         if t.dtype != torch.uint8 or t.dim() != 4 or t.shape[1] != 3:
-            raise UserError(f"{path}: expected {expected}, got {t.dtype} of shape {tuple(t.shape)}")
+            raise field_error(field, f": {path}: expected {expected}, got {t.dtype} of shape {tuple(t.shape)}")
+        if t.device.type != "cpu":  # meta tensors (no data) load with weights_only too
+            raise field_error(field, f": {path}: expected {expected} with data, got {t.device.type} tensors")
     if first.shape != second.shape or first.shape[0] == 0:
-        raise UserError(f"{path}: expected {expected}, got shapes {tuple(first.shape)} and {tuple(second.shape)}")
+        raise field_error(
+            field, f": {path}: expected {expected}, got shapes {tuple(first.shape)} and {tuple(second.shape)}"
+        )
     return first, second
 
 

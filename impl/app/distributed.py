@@ -117,8 +117,6 @@ class ShardedStream(BatchStream):
     def state(self) -> dict[str, Any]:
         return {"sharded_step": self.step}
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Nothing to restore but the step, which :meth:`seek` sets (from any checkpoint)."""
-
-    def seek(self, step: int) -> None:
+    def restore(self, state: dict[str, Any], step: int) -> None:
+        """Nothing to restore but the step (so any checkpoint resumes at any world size)."""
         self.step = step

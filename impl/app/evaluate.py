@@ -26,13 +26,15 @@ from torch import Tensor
 from .backend import Backend
 from .data import EVAL_SIZE, folder_images, heldout_images, load_course_pairs
 from .ensemble import self_ensemble
-from .errors import UserError
+from .errors import field_error
 from .metrics import psnr, ssim
 from .noise import Noise
 from .tiling import COURSE, DEFAULT_TILE, Forward, run_tiled
 
 EVAL_SEED = 2022
 DEFAULT_NOISE = "gaussian:25"
+EVAL_BATCH = 64  # images of one shape run at once
+MIN_SIDE = 3  # SSIM's smallest window
 ENSEMBLE_SUFFIX = ", x8 self-ensemble"
 
 
@@ -65,30 +67,44 @@ def _noisy_set(name: str, clean: list[Tensor], noise: str, seed: int, clip: bool
 
 
 def heldout_set(
-    noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED, size: int = EVAL_SIZE, *, flag: str = "--size", clip: bool = True
+    noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED, size: int = EVAL_SIZE, *, field: str = "size", clip: bool = True
 ) -> EvalSet:
     """The held-out built-in images (astronaut, coffee) with ``noise`` drawn from ``seed``, clipped
     to [0, 1] like every network input (``clip=False``: the same draws unclipped, the textbook
     Gaussian setting in which denoisers are usually compared, e.g. BM3D's published figures).
 
     Raises:
-        UserError: ``size`` is not a positive integer (the message names it as ``flag``).
+        UserError: ``size`` (the message names it as ``field``) is not an integer >= 3, the
+            smallest side SSIM's window fits.
     """
-    if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
-        raise UserError(f"{flag} must be a positive integer (the held-out crop side), got {size!r}")
+    if not (isinstance(size, int) and not isinstance(size, bool) and size >= MIN_SIDE):
+        raise field_error(field, f"must be an integer >= {MIN_SIDE} (the held-out crop side; SSIM), got {size!r}")
     name = f"held-out astronaut + coffee, {size}x{size} center crops{'' if clip else ', unclipped noise'}"
     return _noisy_set(name, heldout_images(size), noise, seed, clip)
 
 
-def folder_set(folder: str | Path, noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED) -> EvalSet:
+def folder_set(folder: str | Path, noise: str = DEFAULT_NOISE, seed: int = EVAL_SEED, field: str = "images") -> EvalSet:
     """Every PNG/JPEG of ``folder`` as clean images, with ``noise`` drawn from ``seed``."""
-    return _noisy_set(f"images in {folder}", folder_images(folder), noise, seed)
+    images = folder_images(folder, field)
+    _check_sides(images, field, folder)
+    return _noisy_set(f"images in {folder}", images, noise, seed)
 
 
-def pkl_set(path: str | Path) -> EvalSet:
+def pkl_set(path: str | Path, field: str = "pkl") -> EvalSet:
     """A course ``val_data.pkl``: (noisy, clean) uint8 tensors; the noise level is estimated."""
-    noisy, clean = load_course_pairs(path)
+    noisy, clean = load_course_pairs(path, field)
+    _check_sides(list(clean), field, path)
     return EvalSet(f"{Path(path).name} ({len(noisy)} images)", list(noisy.float() / 255), list(clean.float() / 255))
+
+
+def _check_sides(images: Sequence[Tensor], field: str, source: str | Path) -> None:
+    for i, image in enumerate(images):
+        if min(image.shape[-2:]) < MIN_SIDE:
+            raise field_error(
+                field,
+                f": {source}: image {i} is {image.shape[-2]}x{image.shape[-1]}; evaluation needs at least "
+                f"{MIN_SIDE}x{MIN_SIDE} pixels (SSIM's smallest window)",
+            )
 
 
 def estimate_sigma(image: Tensor) -> float:
@@ -127,7 +143,7 @@ def denoise_images(
     model: Backend | Forward,
     images: Sequence[Tensor],
     tile: int = DEFAULT_TILE,
-    batch: int = 64,
+    batch: int = EVAL_BATCH,
     ensemble: bool = False,
 ) -> list[Tensor]:
     """Run a backend (tiled by its configuration's geometry) or a plain ``forward`` (the course

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .errors import UserError
+from .errors import field_error
 
 KINDS = ("gaussian", "poisson")
 PAIRS = ("n2n", "n2c")
@@ -46,17 +46,17 @@ class Noise:
         kind, _, value = spec.partition(":")
         expected = "expected gaussian:SIGMA, gaussian:LOW-HIGH, poisson:PEAK or poisson:LOW-HIGH"
         if kind not in KINDS:
-            raise UserError(f"--noise: unknown noise {spec!r}; {expected}")
+            raise field_error("noise", f": unknown noise {spec!r}; {expected}")
         low_text, _, high_text = value.partition("-")
         try:
             low = float(low_text)
             high = float(high_text) if high_text else low
         except ValueError:
-            raise UserError(f"--noise: cannot read the value of {spec!r}; {expected}") from None
+            raise field_error("noise", f": cannot read the value of {spec!r}; {expected}") from None
         if not 0 <= low <= high:
-            raise UserError(f"--noise: {spec!r} needs 0 <= LOW <= HIGH")
+            raise field_error("noise", f": {spec!r} needs 0 <= LOW <= HIGH")
         if kind == "poisson" and low == 0:
-            raise UserError(f"--noise: {spec!r}: the Poisson peak must be > 0")
+            raise field_error("noise", f": {spec!r}: the Poisson peak must be > 0")
         return cls(kind, low, high)
 
     def __str__(self) -> str:
@@ -91,8 +91,8 @@ def make_pair(
         targets: ``'raw'`` (default: unclipped) or ``'clipped'``: whether a Noise2Noise target is clipped.
     """
     if pairs not in PAIRS:
-        raise UserError(f"--pairs must be one of {PAIRS}, got {pairs!r}")
+        raise field_error("pairs", f"must be one of {PAIRS}, got {pairs!r}")
     if targets not in TARGETS:
-        raise UserError(f"--targets must be one of {TARGETS}, got {targets!r}")
+        raise field_error("targets", f"must be one of {TARGETS}, got {targets!r}")
     noisy = noise.apply(clean, generator)
     return noisy, (noise.apply(clean, generator, clip=targets == "clipped") if pairs == "n2n" else clean)

@@ -2,7 +2,7 @@
 
 One ``torch.Generator`` seeded with ``config.seed`` draws everything (crops, flips, rotations,
 noise), so the same seed gives bit-identical batches; :meth:`BatchStream.state` and
-:meth:`BatchStream.load_state` let a resumed run continue the exact same stream.
+:meth:`BatchStream.restore` let a resumed run continue the exact same stream.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .config import TrainConfig
 from .data import CropSampler, PairSampler, folder_images, load_course_pairs, training_images
+from .errors import field_error
 from .noise import Noise, make_pair
 
 
@@ -32,7 +33,7 @@ class BatchStream:
         self.pairs: PairSampler | None = None
         self.crops: CropSampler | None = None
         if config.pkl is not None:
-            self.pairs = PairSampler(*load_course_pairs(config.pkl))
+            self.pairs = PairSampler(*_square_pairs(config))
         else:
             images = folder_images(config.images) if config.images is not None else training_images()
             self.crops = CropSampler(images, config.crop)
@@ -47,8 +48,32 @@ class BatchStream:
     def state(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+    def restore(self, state: dict[str, Any], step: int) -> None:
+        """Continue where a checkpoint's stream left off: ``state`` is its :meth:`state`, ``step``
+        the steps done (this stream needs only the former; :class:`ShardedStream` only the latter).
 
-    def seek(self, step: int) -> None:
-        """Called with the checkpoint's step on resume (the generator state already says it all)."""
+        Raises:
+            UserError: ``state`` is not a generator state of this stream (naming the field ``rng``).
+        """
+        generator = state.get("generator")
+        if not (isinstance(generator, Tensor) and generator.dtype == torch.uint8 and generator.device.type == "cpu"):
+            raise field_error("rng", f"must hold this stream's 'generator' state, got keys {sorted(map(str, state))}")
+        try:
+            self.generator.set_state(generator)
+        except RuntimeError as e:  # a state of the wrong size or contents
+            raise field_error("rng", f": not a generator state ({e})") from None
+
+
+def _square_pairs(config: TrainConfig) -> tuple[Tensor, Tensor]:
+    """The course pairs of ``config.pkl``, refused unless square (a quarter turn must keep a batch's
+    shape) with a side the network takes (a multiple of its :attr:`~TrainConfig.multiple`)."""
+    assert config.pkl is not None
+    inputs, targets = load_course_pairs(config.pkl, "pkl")
+    h, w = inputs.shape[-2:]
+    if h != w or h < config.multiple or h % config.multiple:
+        raise field_error(
+            "pkl",
+            f": {config.pkl}: images of {h}x{w} pixels; training needs square images with a side that is a "
+            f"multiple of {config.multiple} (the {config.arch} network)",
+        )
+    return inputs, targets

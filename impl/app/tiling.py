@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .errors import UserError
+from .errors import field_error
 
 MULTIPLE = 4
 MARGIN = 16
@@ -49,7 +49,7 @@ def pad_to_multiple(x: Tensor, multiple: int = MULTIPLE) -> Tensor:
 def check_tile(tile: int, multiple: int = MULTIPLE) -> int:
     """``tile`` must be a positive multiple of ``multiple`` (default 4)."""
     if not (isinstance(tile, int) and tile > 0 and tile % multiple == 0):
-        raise UserError(f"--tile must be a positive multiple of {multiple}, got {tile!r}")
+        raise field_error("tile", f"must be a positive multiple of {multiple}, got {tile!r}")
     return tile
 
 
