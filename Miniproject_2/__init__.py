@@ -1,1 +1,1 @@
-"""The EE-559 course harness imports ``Miniproject_2.model``; it is :mod:`impl.model`."""
+"""The EE-559 course harness imports ``Miniproject_2.model``: the blocks and ``Model``."""

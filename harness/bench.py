@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -150,39 +151,10 @@ def peak_memory_case(name: str, batch: int) -> Record:
     )
 
 
-SCALING_SCRIPT = """
-import sys, time, torch
-sys.path[:0] = {path!r}
-import torch.distributed as dist
-from impl.app import distributed
-from impl.app.backend import ImplBackend
-from impl.app.config import TrainConfig
-group = distributed.setup()
-world = group.world_size if group else 1
-backend = ImplBackend(TrainConfig(batch_size={batch} // world), device="cpu")
-if group:
-    backend.reduce_gradients = lambda grads: distributed.average_gradients(grads, group)
-x, t = torch.rand({batch} // world, 3, 32, 32), torch.rand({batch} // world, 3, 32, 32)
-for _ in range(2):
-    backend.train_step(x, t, 1e-4)
-if group:
-    dist.barrier()
-start = time.perf_counter()
-for _ in range({steps}):
-    backend.train_step(x, t, 1e-4)
-if group:
-    dist.barrier()
-print(time.perf_counter() - start)
-distributed.teardown()
-"""
-
-
 def scaling_case(batch: int = 128, steps: int = 10) -> dict[str, float]:
     """Images/s of course-network training steps at the same global batch: one process with 2
     threads against two gloo processes (torchrun's environment, loopback) with 1 thread each."""
-    import socket
-
-    script = SCALING_SCRIPT.format(path=sys.path, batch=batch, steps=steps)
+    command = [sys.executable, "-m", "harness.bench_scaling", str(batch), str(steps)]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -194,7 +166,7 @@ def scaling_case(batch: int = 128, steps: int = 10) -> dict[str, float]:
             env["WORLD_SIZE"] = str(procs)
         runs = [
             subprocess.Popen(
-                [sys.executable, "-c", script],
+                command,
                 env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
                 stdout=subprocess.PIPE,
                 text=True,

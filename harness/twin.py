@@ -1,4 +1,5 @@
-"""The torch.nn twin of the course Model (:mod:`impl.model`): the same network, trained with autograd and torch.optim.
+"""The torch.nn twin of the course Model (:mod:`impl.app.course`): the same network, trained with
+autograd and torch.optim.
 
 :class:`TorchBackend` is the training step of :mod:`impl.app.train` written with torch.nn, so the
 shared loop, data stream and evaluation compare impl and torch.nn on identical batches from
@@ -15,13 +16,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import impl.model
+import impl.app.course
 from impl.app.api import CourseModel
 from impl.app.backend import build_network, default_device, initial_state
 from impl.app.config import TrainConfig
 from reference import SGD, Adam, models
 
-BESTMODEL: Path = impl.model.BESTMODEL  # one shipped file serves both (same state_dict keys)
+BESTMODEL: Path = impl.app.course.BESTMODEL  # one shipped file serves both (same state_dict keys)
 
 
 class TorchBackend:
@@ -74,7 +75,7 @@ class TorchBackend:
 
 
 class Model(CourseModel):
-    """:class:`impl.model.Model` with the torch.nn backend; loads the same ``impl/bestmodel.pth``."""
+    """:class:`impl.app.course.Model` with the torch.nn backend; loads the same ``impl/bestmodel.pth``."""
 
     def __init__(self) -> None:
         super().__init__(TorchBackend, BESTMODEL)

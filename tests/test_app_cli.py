@@ -12,13 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
-import impl.model
+import impl.app.course
 from harness import report
-from impl.app import cli, data
+from impl.app import data
 from impl.app.checkpoint import load_checkpoint
 from impl.app.config import DEFAULT_STEPS
 from impl.app.images import read_image
 from impl.app.loop import Interrupted
+from n2n import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--steps", "3", "--batch-size", "2", "--channels", "4", "--crop", "8", "--val-size", "16", "--quiet"]
@@ -159,7 +160,7 @@ def test_denoise_any_size_grey_or_rgba(trained, capsys, monkeypatch):
     ensembled = read_image(tmp_path / "x8.png")
     assert code == 0 and ensembled.shape == whole.shape and (ensembled - whole).abs().max() > 2 / 255
     Image.fromarray(rgba[:, :, 0]).save(tmp_path / "grey.jpg")
-    monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "m.pth")  # the shipped course network
+    monkeypatch.setattr(impl.app.course, "BESTMODEL", tmp_path / "m.pth")  # the shipped course network
     code, _, _ = run(capsys, "denoise", tmp_path / "grey.jpg", tmp_path / "grey_out.jpg", "--arch", "course")
     assert code == 0 and read_image(tmp_path / "grey_out.jpg").shape == (3, 37, 29)
 
@@ -179,8 +180,8 @@ def test_denoise_any_size_grey_or_rgba(trained, capsys, monkeypatch):
 def test_denoise_errors(trained, capsys, monkeypatch, args, message):
     tmp_path, _ = trained
     Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
-    monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "no-bestmodel.pth")
-    monkeypatch.setattr(impl.model, "UNET_MODEL", tmp_path / "no-unet.pth")
+    monkeypatch.setattr(impl.app.course, "BESTMODEL", tmp_path / "no-bestmodel.pth")
+    monkeypatch.setattr(impl.app.course, "UNET_MODEL", tmp_path / "no-unet.pth")
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "denoise", *args)
     assert code == 2 and message in err
@@ -205,11 +206,11 @@ def test_evaluate_models_on_held_out_folder_and_course_file(trained, capsys, mon
     code, out, _ = run(capsys, "evaluate", "--model", m, "--pkl", tmp_path / "val_data.pkl")
     assert code == 0 and "noise from the file" in out
     assert "| Noisy input" in out and "100.00 | 1.0000" in out  # noisy == clean in this file
-    monkeypatch.setattr(impl.model, "BESTMODEL", m)  # the shipped models that exist: here the course one
-    monkeypatch.setattr(impl.model, "UNET_MODEL", tmp_path / "no-unet.pth")
+    monkeypatch.setattr(impl.app.course, "BESTMODEL", m)  # the shipped models that exist: here the course one
+    monkeypatch.setattr(impl.app.course, "UNET_MODEL", tmp_path / "no-unet.pth")
     code, out, _ = run(capsys, "evaluate", "--size", "16", "--tile", "8", "--no-baselines")
     assert code == 0 and table_methods(out) == ["Noisy input", str(m)]
-    monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "no-bestmodel.pth")
+    monkeypatch.setattr(impl.app.course, "BESTMODEL", tmp_path / "no-bestmodel.pth")
     code, _, err = run(capsys, "evaluate", "--size", "16", "--no-baselines")
     assert code == 2 and "no-unet.pth" in err
     torch.save(([1],), tmp_path / "bad.pkl")
@@ -221,7 +222,7 @@ def test_report_writes_markdown_and_figures_and_reuses_runs(tmp_path, capsys, mo
     args = ["report", "--out", tmp_path / "rep", "--runs-dir", tmp_path / "runs", "--steps", "2", "--unet-steps", "2",
             "--batch-size", "2", "--unet-batch-size", "3", "--channels", "4", "--unet-channels", "4",
             "--val-every", "1", "--size", "16", "--quiet"]  # fmt: skip
-    monkeypatch.setattr(impl.model, "UNET_MODEL", tmp_path / "no-unet.pth")
+    monkeypatch.setattr(impl.app.course, "UNET_MODEL", tmp_path / "no-unet.pth")
     code, out, _ = run(capsys, *args)
     assert code == 0 and "denoising.md" in out
     text = (tmp_path / "rep" / "denoising.md").read_text()
@@ -238,7 +239,7 @@ def test_report_writes_markdown_and_figures_and_reuses_runs(tmp_path, capsys, mo
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == runs
     calls, real = [], report.train_run
     monkeypatch.setattr(report, "train_run", lambda *a, **k: calls.append(k["resume"]) or real(*a, **k))
-    monkeypatch.setattr(impl.model, "UNET_MODEL", tmp_path / "runs" / "unet-n2n" / "checkpoint.pth")
+    monkeypatch.setattr(impl.app.course, "UNET_MODEL", tmp_path / "runs" / "unet-n2n" / "checkpoint.pth")
     code, _, _ = run(capsys, *args)
     assert code == 0 and calls == [True] * 5  # finished runs with the same config: reused
     text = (tmp_path / "rep" / "denoising.md").read_text()

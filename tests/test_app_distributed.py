@@ -11,11 +11,13 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from impl.app import distributed
+from harness.twin import TorchBackend
+from impl.app import distributed, train
 from impl.app.backend import ImplBackend
 from impl.app.checkpoint import load_checkpoint
 from impl.app.config import TrainConfig
 from impl.app.errors import UserError
+from n2n import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # SGD: unlike Adam, its update scales with the gradient, so a sum instead of a mean shows
@@ -35,7 +37,7 @@ FLAGS = [
     "--lr",
     "0.1",
 ]
-CLI = "import sys; from impl.app.cli import main; sys.exit(main(sys.argv[1:]))"
+CLI = "import sys; from n2n.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def free_port() -> int:
@@ -173,9 +175,6 @@ def test_sharded_streams_differ_by_rank_and_resume_by_step():
 
 
 def test_torchrun_refusals(tmp_path, monkeypatch, capsys):
-    from harness.twin import TorchBackend
-    from impl.app import cli, train
-
     group = distributed.Group(0, 2, torch.device("cpu"))
     monkeypatch.setattr(distributed, "setup", lambda timeout_s=60.0: group)
     monkeypatch.setattr(distributed, "teardown", lambda: None)

@@ -121,7 +121,7 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tmp_path):
 
 
 def test_unwritable_output_folder_fails_before_training(tmp_path, capsys):
-    from impl.app.cli import main
+    from n2n.cli import main
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -166,7 +166,7 @@ def test_exif_rotated_photo_is_read_upright(tmp_path):
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (3, 5)])
 def test_images_smaller_than_the_receptive_field_denoise(size):
-    from impl.model import Model
+    from impl.app.course import Model
 
     out = Model().predict(torch.full((1, 3, *size), 128.0))
     assert out.shape == (1, 3, *size) and bool(torch.isfinite(out).all())
@@ -186,7 +186,7 @@ def test_a_run_killed_by_sigkill_and_resumed_ends_bit_identical(tmp_path):
     """A real `n2n train` process killed (SIGKILL) mid-run, then `--resume`d: the same weights,
     optimizer state and losses as the same run left alone."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    argv = [sys.executable, "-m", "impl.app.cli", "train", "--name", "r", "--steps", "300", "--batch-size", "2",
+    argv = [sys.executable, "-m", "n2n", "train", "--name", "r", "--steps", "300", "--batch-size", "2",
             "--channels", "4", "--crop", "8", "--val-every", "0", "--checkpoint-every", "1", "--log-every", "1",
             "--quiet", "--no-baselines", "--val-size", "8"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1"}

@@ -17,9 +17,10 @@ import pytest
 import torch
 from PIL import Image
 
-from impl.app import checkpoint, cli, train
+from impl.app import checkpoint, train
 from impl.app.backend import ImplBackend
 from impl.app.config import TrainConfig
+from n2n import cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--batch-size", "2", "--channels", "4", "--crop", "8", "--val-size", "8", "--quiet", "--no-baselines"]
@@ -65,7 +66,7 @@ def trained(run_dir, tmp_path):
 
 
 def spawn(*argv, **kw):
-    return subprocess.Popen([sys.executable, "-m", "impl.app.cli", *map(str, argv)], env=ENV, **kw)
+    return subprocess.Popen([sys.executable, "-m", "n2n", *map(str, argv)], env=ENV, **kw)
 
 
 def wait_for_log(path, lines=3, timeout=120):
@@ -123,7 +124,7 @@ def test_a_second_run_on_a_held_folder_is_refused_naming_the_holder(tmp_path):
                 [
                     sys.executable,
                     "-m",
-                    "impl.app.cli",
+                    "n2n",
                     "train",
                     "--runs-dir",
                     str(tmp_path),
@@ -146,7 +147,7 @@ def test_a_second_run_on_a_held_folder_is_refused_naming_the_holder(tmp_path):
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     # the lock died with its holder: the run resumes at once
-    subprocess.run([sys.executable, "-m", "impl.app.cli", "train", "--runs-dir", str(tmp_path), "--name", "t",
+    subprocess.run([sys.executable, "-m", "n2n", "train", "--runs-dir", str(tmp_path), "--name", "t",
                     "--resume", "--steps", "100000", "--max-minutes", "0", *TINY],  # fmt: skip
                    env=ENV, check=True, capture_output=True, timeout=120)  # fmt: skip
 

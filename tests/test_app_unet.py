@@ -4,9 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-import impl.model
+import impl.app.course
 from harness.twin import TorchBackend
-from impl.app import cli
 from impl.app.api import CourseModel
 from impl.app.backend import ImplBackend, build_network, initial_state
 from impl.app.checkpoint import load_checkpoint
@@ -15,6 +14,7 @@ from impl.app.errors import UserError
 from impl.app.images import read_image
 from impl.app.tiling import run_tiled
 from impl.models import unet
+from n2n import cli
 
 SMALL = {"arch": "unet", "depth": 2, "channels": 6, "batch_size": 2, "crop": 16}
 
@@ -103,7 +103,7 @@ def test_unet_backends_train_alike(device, rel, rtol, monkeypatch):
 
 
 def test_model_api_with_a_unet_backend():
-    model = CourseModel(ImplBackend, impl.model.UNET_MODEL)
+    model = CourseModel(ImplBackend, impl.app.course.UNET_MODEL)
     model.config = TrainConfig(**SMALL)
     model.backend = ImplBackend(model.config, device="cpu")
     noisy = torch.randint(0, 256, (2, 3, 21, 13), dtype=torch.uint8)
@@ -124,8 +124,8 @@ def test_n2n_trains_denoises_and_evaluates_a_unet(tmp_path, capsys, monkeypatch)
     assert saved["config"]["arch"] == "unet" and saved["config"]["depth"] == 2 and saved["config"]["residual"]
     assert saved["state_dict"].keys() == unet(2, 4, residual=True).state_dict().keys()
     Image.new("RGB", (19, 11), (200, 30, 90)).save(tmp_path / "in.png")
-    monkeypatch.setattr(impl.model, "UNET_MODEL", m)  # the shipped U-Net: the default of denoise
-    monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "no-bestmodel.pth")
+    monkeypatch.setattr(impl.app.course, "UNET_MODEL", m)  # the shipped U-Net: the default of denoise
+    monkeypatch.setattr(impl.app.course, "BESTMODEL", tmp_path / "no-bestmodel.pth")
     assert cli.main(["denoise", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--tile", "8"]) == 0
     assert read_image(tmp_path / "out.png").shape == (3, 11, 19)
     assert cli.main(["denoise", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--tile", "6"]) == 2
@@ -135,7 +135,7 @@ def test_n2n_trains_denoises_and_evaluates_a_unet(tmp_path, capsys, monkeypatch)
 
 
 def test_shipped_unet_is_a_unet():
-    saved = load_checkpoint(impl.model.UNET_MODEL)
+    saved = load_checkpoint(impl.app.course.UNET_MODEL)
     config = TrainConfig.from_dict(saved["config"])
     assert config.arch == "unet" and config.pairs == "n2n"
     assert saved["state_dict"].keys() == build_network(config).state_dict().keys()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.check.command import UsageError, check, resolve
-from impl.app.cli import main
+from n2n.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = ROOT / "tests" / "data" / "submissions"
@@ -76,7 +76,7 @@ def test_unusable_targets_exit_2(target, message, capsys):
 def test_the_projects_own_blocks_pass_every_check(tmp_path):
     """The CI gate: ``n2n check`` on this repository's Miniproject_2, with every report written."""
     out = [str(tmp_path / name) for name in ("r.json", "r.xml", "r.md")]
-    cmd = [sys.executable, "-m", "impl.app.cli", "check", str(ROOT), "--json", out[0], "--junit-xml", out[1]]
+    cmd = [sys.executable, "-m", "n2n", "check", str(ROOT), "--json", out[0], "--junit-xml", out[1]]
     done = subprocess.run([*cmd, "--markdown", out[2]], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "every check passes" in done.stdout

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import impl
-import impl.model
+import impl.app.course
 import impl.models
 import reference
 import reference.models
@@ -84,7 +84,7 @@ def test_registry_parity_on_cuda(sample, dtype):
 
 
 def test_model_predicts_on_the_input_device():
-    model = impl.model.Model()  # the course network, on CUDA when there is one
+    model = impl.app.course.Model()  # the course network, on CUDA when there is one
     assert model.backend.device.type == "cuda"
     x = torch.randint(0, 256, (2, 3, 21, 13), dtype=torch.uint8, device="cuda")
     y = model.predict(x)

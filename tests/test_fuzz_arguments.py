@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import impl
-from impl.app import cli
+from n2n import cli
 
 # values a user can pass by mistake: wrong types, zero, negative, huge, non-finite, wrong arity
 ODD = st.one_of(

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import impl
-from impl.model import Model
+from impl.app.course import Model
 from tests.registry import SAMPLES
 
 DTYPES = [

@@ -1,4 +1,4 @@
-"""The EE-559 Model API: impl.model.Model, harness.twin.Model and the Miniproject_2 re-export."""
+"""The EE-559 Model API: impl.app.course.Model, harness.twin.Model and the Miniproject_2 re-export."""
 
 import importlib
 
@@ -7,12 +7,12 @@ import torch
 
 import harness.twin
 import impl
-import impl.model
+import impl.app.course
 from impl.app.api import BESTMODEL_COMMAND
 from impl.app.config import TrainConfig
 from impl.app.train import export_model
 
-MODELS = [impl.model.Model, harness.twin.Model]
+MODELS = [impl.app.course.Model, harness.twin.Model]
 
 
 def images(*shape, seed=0):
@@ -25,7 +25,7 @@ def pretrained(tmp_path, monkeypatch):
     config = TrainConfig(channels=4, upsampling="transpose", seed=5)
     backend = impl.app.backend.ImplBackend(config)
     path = export_model(tmp_path / "bestmodel.pth", config, backend)
-    monkeypatch.setattr(impl.model, "BESTMODEL", path)
+    monkeypatch.setattr(impl.app.course, "BESTMODEL", path)
     monkeypatch.setattr(harness.twin, "BESTMODEL", path)
     return backend
 
@@ -49,11 +49,11 @@ def test_uint8_and_float_inputs_give_the_same_result(Model):
 
 def test_impl_and_reference_models_agree():
     x = images(2, 3, 20, 20)
-    torch.testing.assert_close(impl.model.Model().predict(x), harness.twin.Model().predict(x), rtol=0, atol=1e-4)
+    torch.testing.assert_close(impl.app.course.Model().predict(x), harness.twin.Model().predict(x), rtol=0, atol=1e-4)
 
 
 def test_predict_tiles_large_images_like_whole_ones():
-    model = impl.model.Model()
+    model = impl.app.course.Model()
     x = images(1, 3, 40, 36)
     whole = model.predict(x)
     shapes, forward = [], model.backend.forward
@@ -74,7 +74,7 @@ def test_load_pretrained_model_uses_the_file_config_and_weights(Model, pretraine
 
 @pytest.mark.parametrize("Model", MODELS)
 def test_missing_pretrained_model_names_path_and_command(Model, tmp_path, monkeypatch):
-    monkeypatch.setattr(impl.model, "BESTMODEL", tmp_path / "bestmodel.pth")
+    monkeypatch.setattr(impl.app.course, "BESTMODEL", tmp_path / "bestmodel.pth")
     monkeypatch.setattr(harness.twin, "BESTMODEL", tmp_path / "bestmodel.pth")
     with pytest.raises(FileNotFoundError, match=r"bestmodel.pth; train it .* n2n train --name bestmodel"):
         Model().load_pretrained_model()
@@ -82,13 +82,13 @@ def test_missing_pretrained_model_names_path_and_command(Model, tmp_path, monkey
 
 def test_missing_model_command_is_the_readme_command():
     # the error tells a user how to rebuild bestmodel.pth: the same command the README gives
-    readme = (impl.model.Path(impl.__file__).parents[1] / "README.md").read_text()
+    readme = (impl.app.course.Path(impl.__file__).parents[1] / "README.md").read_text()
     assert f"\n{BESTMODEL_COMMAND}\n" in readme
 
 
 def test_shipped_model_path_is_inside_the_package():
-    assert impl.model.BESTMODEL == impl.model.Path(impl.__file__).parent / "bestmodel.pth"
-    assert harness.twin.BESTMODEL == impl.model.BESTMODEL
+    assert impl.app.course.BESTMODEL == impl.app.course.Path(impl.__file__).parent / "bestmodel.pth"
+    assert harness.twin.BESTMODEL == impl.app.course.BESTMODEL
 
 
 @pytest.mark.parametrize("Model", MODELS)
@@ -108,7 +108,7 @@ def test_train_lowers_the_loss_on_noisy_pairs(Model):
 
 def test_train_is_deterministic():
     x, t = images(8, 3, 8, 8), images(8, 3, 8, 8, seed=1)
-    a, b = impl.model.Model(), impl.model.Model()
+    a, b = impl.app.course.Model(), impl.app.course.Model()
     a.train(x, t, 1)
     b.train(x, t, 1)
     assert torch.equal(a.predict(x), b.predict(x))
@@ -137,7 +137,7 @@ def test_train_passes_over_all_pairs_in_batches_of_16_at_the_peak_lr(Model, monk
 )
 def test_bad_inputs_name_argument_expected_received(call, error, match):
     with pytest.raises(error, match=match):
-        call(impl.model.Model())
+        call(impl.app.course.Model())
 
 
 def test_course_names_and_miniproject_reexport():
@@ -153,5 +153,5 @@ def test_course_names_and_miniproject_reexport():
         "SGD",
         "Sequential",
     ]:
-        assert getattr(mp, name) is getattr(impl.model, name)
+        assert getattr(mp, name) is (impl.app.course.Model if name == "Model" else getattr(impl, name))
     assert mp.TransposeConv2d is impl.ConvTranspose2d and mp.MSE is impl.MSELoss

@@ -25,7 +25,7 @@ import tarfile
 import time
 from pathlib import Path
 
-TRAIN = [sys.executable, "-m", "impl.app.cli", "train", "--quiet", "--no-baselines", "--arch", "unet", "--residual"]
+TRAIN = [sys.executable, "-m", "n2n", "train", "--quiet", "--no-baselines", "--arch", "unet", "--residual"]
 PROBE = ["--crop", "64", "--batch-size", "32"]
 # the (residual) U-Net budget runs: name -> flags (each trained with --pairs n2n and n2c, --targets raw)
 SWEEP = {

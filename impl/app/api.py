@@ -1,6 +1,6 @@
 """CourseModel: the EE-559 Model API (``Model()``, ``load_pretrained_model``, ``train``, ``predict``).
 
-:class:`impl.model.Model` (impl blocks) and :class:`reference.model.Model` (torch.nn + autograd)
+:class:`impl.app.course.Model` (impl blocks) and :class:`harness.twin.Model` (torch.nn + autograd)
 are this class with their backend. Images are N x 3 x H x W, uint8 or float, on the 0-255 scale.
 """
 
@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 
 from .config import TrainConfig
+from .inference import BackendFactory, load_model
 from .tiling import DEFAULT_TILE, run_tiled
-from .train import BackendFactory, load_model
 
 PREDICT_BATCH = 64
 BESTMODEL_COMMAND = "n2n train --name bestmodel --steps 50000 --export impl/bestmodel.pth"

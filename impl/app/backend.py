@@ -2,7 +2,7 @@
 
 The training loop (:mod:`impl.app.train`), the Model API (:mod:`impl.app.api`) and the evaluation
 talk to a network only through this small interface, so the torch.nn twin
-(:class:`reference.model.TorchBackend`) plugs into the same code:
+(:class:`harness.twin.TorchBackend`) plugs into the same code:
 
 - ``train_step(inputs, targets, lr) -> float``: one optimizer step on the MSE loss, returns the loss;
 - ``forward(x) -> Tensor``: the network's output, without training;

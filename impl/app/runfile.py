@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
@@ -26,7 +26,9 @@ from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .errors import UserError
 from .limits import check_model
-from .stream import BatchStream
+
+if TYPE_CHECKING:  # a type only: the inference path stays free of the data pipeline
+    from .stream import BatchStream
 
 FORMAT = "n2n-checkpoint-v1"
 MODEL_FORMAT = "n2n-model-v1"

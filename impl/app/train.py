@@ -7,14 +7,13 @@ images_per_s, elapsed, and val_psnr when measured), under a lock (:mod:`impl.app
 resumed run continues exactly where the checkpoint left it: same weights, optimizer state and
 batch stream. The loop itself is :func:`impl.app.loop.train_loop`.
 
-:func:`load_model` rebuilds a network from an exported model or a checkpoint, for inference.
+Models for inference are loaded by :mod:`impl.app.inference` (re-exported here).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from .config import TrainConfig
 from .distributed import Group, ShardedStream, average_gradients
 from .errors import UserError
 from .evaluate import EvalSet
+from .inference import BackendFactory, _load_field, _takes, load_model, model_from
 from .limits import check_training
 from .loop import Every, Interrupted, train_loop, validation_psnr
 from .rundir import RunLock, RunLog
@@ -37,7 +37,6 @@ from .runfile import (
     checkpoint_dict,
     export_model,
     read_checkpoint,
-    read_model,
 )
 from .stream import BatchStream
 
@@ -60,45 +59,6 @@ __all__ = [
 
 CHECKPOINT = "checkpoint.pth"
 LOG = "log.jsonl"
-
-BackendFactory = Callable[..., Backend]  # called as factory(config), plus keywords it declares
-
-
-def _takes(factory: BackendFactory, keyword: str) -> bool:
-    """Whether ``factory`` declares the keyword argument (ImplBackend: ``weights``, ``reduce_gradients``)."""
-    return keyword in inspect.signature(factory).parameters
-
-
-def _load_field(path: Path | str, name: str, load: Callable[[Any], object], value: Any) -> None:
-    """``load(value)``, the contents of the file's field ``name``; any refusal names the field."""
-    try:
-        load(value)
-    except (UserError, ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:
-        raise UserError(f"{path}: field '{name}' does not fit this run's configuration: {e}") from None
-
-
-def load_model(path: str | Path, factory: BackendFactory = ImplBackend) -> Backend:
-    """A backend rebuilt from a checkpoint's config, with its weights, for inference: accepts a
-    training checkpoint (``checkpoint.pth``) or an exported model (``bestmodel.pth``).
-
-    Raises:
-        FileNotFoundError: no such file. UserError: not a model file of this program, or one whose
-        configuration or weights are not usable (naming the field).
-    """
-    return model_from(load_checkpoint(path), path, factory)
-
-
-def model_from(saved: dict[str, Any], path: str | Path, factory: BackendFactory = ImplBackend) -> Backend:
-    """:func:`load_model` of an already loaded checkpoint ``saved`` (read from ``path``)."""
-    config, weights = read_model(saved, path)
-    field = "state_dict" if "state_dict" in saved else "model"
-    if _takes(factory, "weights"):  # built once, with its weights, no optimizer
-        backend: list[Backend] = []
-        _load_field(path, field, lambda w: backend.append(factory(config, weights=w)), weights)
-        return backend[0]
-    built = factory(config)
-    _load_field(path, field, built.load_state_dict, weights)
-    return built
 
 
 def _build(factory: BackendFactory, config: TrainConfig, group: Group | None) -> Backend:
