@@ -223,7 +223,7 @@ class Adapter:
         params = _positional(cls)
         if not params:
             raise Unsupported(f"{name} takes no parameters")
-        by_name = {}
+        by_name: dict[str, Any] = {}
         for key, value in kwargs.items():
             match = next((p for p in params if _canonical(p.name) == key), None)
             if match is None:
@@ -231,17 +231,18 @@ class Adapter:
                     continue
                 raise Unsupported(f"{name} has no argument for {key}={value!r}")
             by_name[match.name] = value
+        given: Any
         if form == 0:
-            value: Any = [pair for b in blocks for pair in self._pair_list(b)]
+            given = [pair for b in blocks for pair in self._pair_list(b)]
         elif form == 1:
-            value = [self._pair_list(b) for b in blocks]
+            given = [self._pair_list(b) for b in blocks]
         elif form == 2 and "Sequential" in self.namespace:
-            value = self.namespace["Sequential"](*blocks)
+            given = self.namespace["Sequential"](*blocks)
         else:
             raise Unsupported(f"{name}: none of the parameter forms ({', '.join(OPTIMIZER_FORMS)}) worked")
         if form:
             self.notes.add(f"{name} is built from {OPTIMIZER_FORMS[form]}")
-        return cls(**{params[0].name: value, **by_name})
+        return cls(**{params[0].name: given, **by_name})
 
     def _pair_list(self, block: Any) -> list[Any]:
         fn = next(

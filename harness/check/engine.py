@@ -323,6 +323,10 @@ class Checker:
         self.report.mark(spec.name, "contract", "FAIL" if problems else "pass")
 
 
+def _grad(t: Tensor) -> Tensor:
+    return t.grad if t.grad is not None else torch.zeros_like(t)
+
+
 def _quantity(reply: dict[str, Any], quantity: str) -> Tensor | None:
     if quantity == "output":
         return reply.get("output")
@@ -345,7 +349,7 @@ def _abnormal_finding(block: str, quantity: str, c: Config, kind: str, detail: A
 def _features(c: Config) -> list[tuple[str, Config]]:
     """(feature, change): one change of the failing configuration each, most specific first."""
     h, w = c["size"]
-    out = []
+    out: list[tuple[str, Config]] = []
     if c.get("batch", 1) > 1:
         out.append(("batch > 1", {"batch": 1}))
     else:
@@ -374,7 +378,7 @@ def _torch_optimizer(name: str, tensors: list[Tensor], kwargs: dict[str, Any]) -
     return (torch.optim.SGD if name == "SGD" else torch.optim.Adam)(tensors, **kwargs)
 
 
-OPTIMIZER_CASES = {
+OPTIMIZER_CASES: dict[str, tuple[dict[str, Any], ...]] = {
     "SGD": ({"lr": 0.1}, {"lr": 0.1, "momentum": 0.9}, {"lr": 0.1, "weight_decay": 0.01}),
     "Adam": ({"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.9)}, {"lr": 0.01, "weight_decay": 0.01}),
 }
@@ -382,7 +386,7 @@ OPTIMIZER_DEFAULTS = {
     "SGD": {"lr": None, "momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False},
     "Adam": {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0},
 }
-LOSS_SHAPES = ((2, 3, 4, 5), (1, 3, 4, 5), (3, 1, 2, 2))
+LOSS_SHAPES: tuple[tuple[int, ...], ...] = ((2, 3, 4, 5), (1, 3, 4, 5), (3, 1, 2, 2))
 
 
 class Composite(Checker):
@@ -397,7 +401,7 @@ class Composite(Checker):
             value = torch.nn.functional.mse_loss(pr, target)
             (grad,) = torch.autograd.grad(value, pr)
             reply = self.child.ask({"op": "loss", "prediction": pred, "target": target})
-            c = {"batch": shape[0], "size": shape[2:], "channels": shape[1]}
+            c: Config = {"batch": shape[0], "size": shape[2:], "channels": shape[1]}
             if self._abnormal("MSE", c, reply):
                 return
             self._notes(reply)
@@ -514,9 +518,10 @@ class Composite(Checker):
         if self._abnormal("Sequential", c, reply):
             self.report.table["Sequential"]["composition"] = self.report.table["Sequential"].pop("forward")
             return
+        assert xr.grad is not None
         checks = [("output", reply["output"], out.detach()), ("input gradient", reply["input_grad"], xr.grad)]
         for i, pr in enumerate(leaves):
-            checks += [(f"gradient of {i}.{k}", reply["grads"][i].get(k), v.grad) for k, v in pr.items()]
+            checks += [(f"gradient of {i}.{k}", reply["grads"][i].get(k), _grad(v)) for k, v in pr.items()]
         for what, actual, expected in checks:
             problem = compare(actual, expected, 200)
             if problem:

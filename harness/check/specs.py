@@ -12,14 +12,27 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.nn.grad
 from torch import Tensor
 
 Config = dict[str, Any]
 Reference = dict[str, Tensor]
 
-CONV_DEFAULTS = {"in_channels": None, "out_channels": None, "kernel_size": None, "stride": 1, "padding": 0}
+CONV_DEFAULTS: dict[str, Any] = {
+    "in_channels": None,
+    "out_channels": None,
+    "kernel_size": None,
+    "stride": 1,
+    "padding": 0,
+}
 CONV_DEFAULTS |= {"dilation": 1, "bias": True}
-TRANSPOSE_DEFAULTS = {"in_channels": None, "out_channels": None, "kernel_size": None, "stride": 1, "padding": 0}
+TRANSPOSE_DEFAULTS: dict[str, Any] = {
+    "in_channels": None,
+    "out_channels": None,
+    "kernel_size": None,
+    "stride": 1,
+    "padding": 0,
+}
 TRANSPOSE_DEFAULTS |= {"output_padding": 0, "bias": True, "dilation": 1}  # torch's order
 SHAPE_KEYS = ("batch", "size")
 
@@ -75,12 +88,12 @@ class Spec:
             return {}
         out = {"weight": torch.randn(self.weight_shape(c), generator=gen, dtype=dtype)}
         if c.get("bias", False):
-            out["bias"] = torch.randn(c["out_channels"], generator=gen, dtype=dtype)
+            out["bias"] = torch.randn(int(c["out_channels"]), generator=gen, dtype=dtype)
         return out
 
     def input(self, c: Config, gen: torch.Generator, dtype: torch.dtype) -> Tensor:
-        channels = c.get("in_channels", c.get("channels", 2))
-        return torch.randn(c["batch"], channels, *c["size"], generator=gen, dtype=dtype)
+        channels = c.get("in_channels") or c.get("channels") or 2
+        return torch.randn(int(c["batch"]), int(channels), *c["size"], generator=gen, dtype=dtype)
 
     def reference(self, c: Config, params: dict[str, Tensor], x: Tensor, g: Tensor | None, fn: Any = None) -> Reference:
         """torch's output, input gradient and parameter gradients for upstream ``g``."""
@@ -152,9 +165,9 @@ def _conv_draw(rng: random.Random) -> Config:
     }
 
 
-CONV_BASE = {"batch": 2, "in_channels": 2, "out_channels": 3, "size": (7, 9), "kernel_size": 3, "stride": 1}
+CONV_BASE: Config = {"batch": 2, "in_channels": 2, "out_channels": 3, "size": (7, 9), "kernel_size": 3, "stride": 1}
 CONV_BASE |= {"padding": 0, "dilation": 1, "bias": True}
-CONV_VARIATIONS = [
+CONV_VARIATIONS: list[Config] = [
     {},
     {"batch": 1},
     {"in_channels": 1, "out_channels": 1},
@@ -175,7 +188,7 @@ CONV_VARIATIONS = [
     {"size": (9, 7)},
     {"bias": False},
 ]
-CONV_SHRINK = {
+CONV_SHRINK: dict[str, list[Any]] = {
     "batch": [1],
     "in_channels": [1, 2],
     "out_channels": [1, 2],
@@ -233,9 +246,9 @@ _register(
     )
 )
 
-ELEMENTWISE_BASE = {"batch": 2, "channels": 3, "size": (5, 7)}
-ELEMENTWISE_VARIATIONS = [{}, {"batch": 1}, {"channels": 1}, {"size": (4, 4)}]
-ELEMENTWISE_SHRINK = {"batch": [1], "channels": [1], "size": [(1, 1), (2, 2), (2, 3)]}
+ELEMENTWISE_BASE: Config = {"batch": 2, "channels": 3, "size": (5, 7)}
+ELEMENTWISE_VARIATIONS: list[Config] = [{}, {"batch": 1}, {"channels": 1}, {"size": (4, 4)}]
+ELEMENTWISE_SHRINK: dict[str, list[Any]] = {"batch": [1], "channels": [1], "size": [(1, 1), (2, 2), (2, 3)]}
 
 
 def _elementwise_draw(rng: random.Random) -> Config:

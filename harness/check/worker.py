@@ -112,7 +112,7 @@ class Session:
 
     def layer(self, r: dict[str, Any]) -> dict[str, Any]:
         """Forward, backward twice (accumulation), the input before and after."""
-        a, out = self.adapter, {}
+        a, out = self.adapter, dict[str, Any]()
         block = self._block(r)
         x = r["input"].clone()
         out["grads_initial"] = _grads(a, block) if r.get("params") else {}
