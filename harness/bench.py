@@ -32,6 +32,8 @@ from impl.app.config import DEFAULT_BATCH_SIZE
 from impl.functional import BLOCK_ROWS
 from impl.models import course_network, unet
 
+from .check.command import check
+
 
 @dataclass
 class Record:
@@ -239,7 +241,27 @@ def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool =
     for name in ("nearest",) + (() if quick else ("transpose", "unet")):
         records.append(peak_memory_case(name, batches[0]))
     scaling = scaling_case(batch=16 if quick else 128, steps=2 if quick else 10)
-    return {"machine": machine(), "records": [asdict(r) for r in records], "gflops": gflops, "scaling": scaling}
+    result = {"machine": machine(), "records": [asdict(r) for r in records], "gflops": gflops, "scaling": scaling}
+    return result | {"check": check_times(quick)}
+
+
+CHECKED = {
+    "this repository's Miniproject_2 (impl: GEMM engine)": ".",
+    "a submission looping over kernel taps (ok_positional_order)": "tests/data/submissions/ok_positional_order",
+}
+
+
+def check_times(quick: bool) -> dict[str, float]:
+    """Seconds ``n2n check`` takes on the shipped blocks and on a submission written with Python
+    loops over kernel taps (in a source checkout, where the test submissions are)."""
+    root = Path(__file__).resolve().parents[1]
+    times = {}
+    for what, target in CHECKED.items():
+        if (root / target).is_dir():
+            start = time.perf_counter()
+            check(str(root / target), quick=quick)
+            times[what] = time.perf_counter() - start
+    return times
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -291,6 +313,10 @@ def markdown(result: dict[str, Any]) -> str:
         base = next(iter(result["scaling"].values()))
         for setup, rate in result["scaling"].items():
             lines.append(f"| {setup} | {rate:.0f} | {rate / base:.2f} |")
+    if result.get("check"):
+        lines += ["", "## Time to check a submission (`n2n check`, every check, child process included)", ""]
+        lines += ["| target | seconds |", "|---|---:|"]
+        lines += [f"| {what} | {seconds:.1f} |" for what, seconds in result["check"].items()]
     return "\n".join(lines) + "\n"
 
 

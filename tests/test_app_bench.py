@@ -112,3 +112,15 @@ def test_bench_without_json_and_verify_from_the_repository_root(tmp_path, monkey
 
 class Done:
     returncode = 0
+
+
+def test_bench_times_the_check_command(monkeypatch):
+    monkeypatch.setattr(bench, "CHECKED", {"the loop-based one": "tests/data/submissions/ok_positional_order"})
+    times = bench.check_times(quick=True)
+    assert list(times) == ["the loop-based one"] and times["the loop-based one"] > 0
+    text = bench.markdown({"machine": "m", "records": [_record()], "gflops": {}, "check": times})
+    assert "Time to check a submission" in text and "| the loop-based one |" in text
+
+
+def _record():
+    return {"case": "c", "threads": 1, "impl_ms": 1.0, "reference_ms": 1.0, "ratio": 1.0, "unit": "ms"}
