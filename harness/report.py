@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -127,14 +128,29 @@ def _shipped_text(saved: dict[str, Any]) -> str:
     )
 
 
-def _bm3d_bar(what: str, target: float, psnrs: dict[str, float]) -> str:
-    """A quality-bar row: the shipped U-Net, plain and as its self-ensemble (PSNRs by method name),
-    against BM3D's PSNR."""
+@dataclass(frozen=True)
+class Bar:
+    """One quality bar: what is measured, the target, the measured value, and whether it is met
+    (``met`` is None where the bar does not apply: ``note`` says why)."""
+
+    name: str
+    target: str
+    measured: str
+    met: bool | None
+    note: str = ""
+
+    def row(self) -> str:
+        verdict = self.note if self.met is None else ("yes" if self.met else "**no**")
+        return f"| {self.name} | {self.target} | {self.measured} | {verdict} |"
+
+
+def _bm3d_bar(what: str, target: float, psnrs: dict[str, float]) -> Bar:
+    """The shipped U-Net, plain and as its self-ensemble (PSNRs by method name), against BM3D's PSNR."""
     plain, ensemble = psnrs[SHIPPED_UNET], psnrs[SHIPPED_UNET + ENSEMBLE_SUFFIX]
-    return (
-        f"| shipped U-Net vs {what} | >= {target:.2f} dB | {plain:.2f} dB ({plain - target:+.2f} dB); x8 "
-        f"self-ensemble {ensemble:.2f} dB ({ensemble - target:+.2f} dB) | {_verdict(plain >= target)} |"
+    measured = (
+        f"{plain:.2f} dB ({plain - target:+.2f} dB); x8 self-ensemble {ensemble:.2f} dB ({ensemble - target:+.2f} dB)"
     )
+    return Bar(f"shipped U-Net vs {what}", f">= {target:.2f} dB", measured, plain >= target)
 
 
 def _bm3d_lines(bm3d: dict[str, Any] | None, unclipped: dict[str, float] | None) -> list[str]:
@@ -152,49 +168,96 @@ def _bm3d_lines(bm3d: dict[str, Any] | None, unclipped: dict[str, float] | None)
     ]
 
 
-def _verdict(ok: bool) -> str:
-    return "yes" if ok else "**no**"
-
-
 def _devices(state: RunState) -> str:
     return ", ".join(state.devices) or "cpu (not recorded)"
 
 
-def _markdown(
+def _unet_minutes(state: RunState, unet: TrainConfig, cpu_step_ms: float | None) -> tuple[float, str]:
+    """Training minutes of the U-Net run on 2 CPU cores: measured, or estimated from the bench's step."""
+    if _devices(state).startswith("cpu"):
+        return state.elapsed / 60, "measured"
+    if cpu_step_ms is not None:  # per image: a batch-16 step costs a quarter of the bench's batch-64 one
+        step_ms = cpu_step_ms * unet.batch_size / BENCH_UNET_BATCH
+        return state.step * step_ms / 60000, f"estimated: steps x {step_ms:.0f} ms"
+    return float("nan"), "unknown: trained off the CPU and no bench.json"
+
+
+def quality_bars(
     configs: dict[str, TrainConfig],
     rows: list[Row],
     states: dict[str, RunState],
     eval_seconds: float,
-    size: int,
     cpu_step_ms: float | None,
-    shipped: str = "",
     bm3d: dict[str, Any] | None = None,
     unclipped: dict[str, float] | None = None,
-) -> str:
-    """The report; ``bm3d`` (:func:`_bm3d`) and ``unclipped`` (the shipped U-Net's PSNR, plain and
-    self-ensemble, on the noise left unclipped) replace the quoted BM3D figure with measured ones."""
-    by = {r.method: r for r in rows}
-    config, unet = configs["impl N2N"], configs["U-Net N2N"]
-    impl_gap = by["impl N2N"].psnr - by["reference N2N"].psnr
-    n2n_gap = by["impl N2C"].psnr - by["impl N2N"].psnr
-    unet_gain = by["U-Net N2N"].psnr - by["NL-means"].psnr
-    unet_gap = by["U-Net N2C"].psnr - by["U-Net N2N"].psnr
+) -> list[Bar]:
+    """Every quality bar of the report, decided here; :func:`_markdown` only lays them out."""
+    psnr = {r.method: r.psnr for r in rows}
+    impl_gap, n2n_gap = psnr["impl N2N"] - psnr["reference N2N"], psnr["impl N2C"] - psnr["impl N2N"]
+    unet_gain, unet_gap = psnr["U-Net N2N"] - psnr["NL-means"], psnr["U-Net N2C"] - psnr["U-Net N2N"]
     main_minutes = (states["impl N2N"].elapsed + eval_seconds) / 60
-    if config == TrainConfig():
-        main_verdict = _verdict(main_minutes < MAX_MAIN_JOB_MINUTES)
-    else:
-        main_verdict = "n/a: not the main job's configuration (`n2n train` defaults)"
-    unet_state = states["U-Net N2N"]
-    if _devices(unet_state).startswith("cpu"):
-        unet_minutes, how = unet_state.elapsed / 60, "measured"
-    elif cpu_step_ms is not None:  # per image: a batch-16 step costs a quarter of the bench's batch-64 one
-        step_ms = cpu_step_ms * unet.batch_size / BENCH_UNET_BATCH
-        unet_minutes, how = unet_state.step * step_ms / 60000, f"estimated: steps x {step_ms:.0f} ms"
-    else:
-        unet_minutes, how = float("nan"), "unknown: trained off the CPU and no bench.json"
-    unet_budget = f"{unet_minutes:.1f} min ({how}) + {eval_seconds / 60:.1f} min evaluation"
-    unet_verdict = _verdict(unet_minutes + eval_seconds / 60 < MAX_MAIN_JOB_MINUTES)
-    lines = [
+    main_job = configs["impl N2N"] == TrainConfig()
+    unet_minutes, how = _unet_minutes(states["U-Net N2N"], configs["U-Net N2N"], cpu_step_ms)
+    limit = MAX_MAIN_JOB_MINUTES
+    bars = [
+        Bar(
+            "impl vs reference (identical weights and data)",
+            f"within {MAX_IMPL_GAP_DB} dB",
+            f"{impl_gap:+.3f} dB",
+            abs(impl_gap) <= MAX_IMPL_GAP_DB,
+        ),
+        Bar(
+            "course network, impl N2N",
+            f">= {MIN_PSNR_DB} dB",
+            f"{psnr['impl N2N']:.2f} dB",
+            psnr["impl N2N"] >= MIN_PSNR_DB,
+        ),
+        Bar(
+            "course network: Noise2Noise vs Noise2Clean (N2C - N2N)",
+            f"<= {MAX_N2N_GAP_DB} dB",
+            f"{n2n_gap:+.3f} dB",
+            n2n_gap <= MAX_N2N_GAP_DB,
+        ),
+        Bar(
+            "main job estimate: impl N2N training + evaluation (install and validation not included)",
+            f"< {limit} min",
+            f"{main_minutes:.1f} min",
+            main_minutes < limit if main_job else None,
+            "n/a: not the main job's configuration (`n2n train` defaults)",
+        ),
+        Bar(
+            "U-Net N2N over NL-means",
+            f">= +{MIN_UNET_GAIN_DB} dB",
+            f"{unet_gain:+.2f} dB",
+            unet_gain >= MIN_UNET_GAIN_DB,
+        ),
+        Bar(
+            "U-Net: Noise2Noise vs Noise2Clean (N2C - N2N)",
+            f"<= {MAX_UNET_N2N_GAP_DB} dB",
+            f"{unet_gap:+.3f} dB",
+            unet_gap <= MAX_UNET_N2N_GAP_DB,
+        ),
+        Bar(
+            "U-Net N2N within the main job's budget on 2 CPU cores",
+            f"< {limit} min",
+            f"{unet_minutes:.1f} min ({how}) + {eval_seconds / 60:.1f} min evaluation",
+            unet_minutes + eval_seconds / 60 < limit,
+        ),
+    ]
+    if SHIPPED_UNET in psnr and bm3d is not None and unclipped is not None:
+        same = f"colour BM3D on the same noisy pixels ({bm3d['package']}, measured)"
+        raw = (
+            "colour BM3D, the same draws left unclipped (the textbook setting of published BM3D figures; "
+            f"the issue quotes about {BM3D_DB} dB; the U-Net was trained on clipped inputs)"
+        )
+        bars += [_bm3d_bar(same, bm3d["clipped"]["psnr"], psnr), _bm3d_bar(raw, bm3d["unclipped"]["psnr"], unclipped)]
+    elif SHIPPED_UNET in psnr:
+        bars.append(_bm3d_bar(f"colour BM3D ({BM3D_DB} dB quoted, not run)", BM3D_DB, psnr))
+    return bars
+
+
+def _setup_lines(config: TrainConfig, unet: TrainConfig, size: int) -> list[str]:
+    return [
         "# Denoising results",
         "",
         f"Generated by `n2n report --steps {config.steps} --unet-steps {unet.steps} --batch-size {config.batch_size} "
@@ -217,45 +280,11 @@ def _markdown(
         f"{unet.targets} for the U-Net (see `impl/app/noise.py`); inputs are always clipped to [0, 1].",
         "- PSNR: mean of per-image PSNRs, outputs clipped to [0, 1]; SSIM: skimage `structural_similarity`.",
         "",
-        "## Results on the held-out images",
-        "",
-        format_table(rows),
-        "",
-        *_bm3d_lines(bm3d, unclipped),
-        "## Quality bars",
-        "",
-        "| bar | target | measured | met |",
-        "|---|---|---|---|",
-        f"| impl vs reference (identical weights and data) | within {MAX_IMPL_GAP_DB} dB | "
-        f"{impl_gap:+.3f} dB | {_verdict(abs(impl_gap) <= MAX_IMPL_GAP_DB)} |",
-        f"| course network, impl N2N | >= {MIN_PSNR_DB} dB | {by['impl N2N'].psnr:.2f} dB | "
-        f"{_verdict(by['impl N2N'].psnr >= MIN_PSNR_DB)} |",
-        f"| course network: Noise2Noise vs Noise2Clean (N2C - N2N) | <= {MAX_N2N_GAP_DB} dB | {n2n_gap:+.3f} dB | "
-        f"{_verdict(n2n_gap <= MAX_N2N_GAP_DB)} |",
-        f"| main job estimate: impl N2N training + evaluation (install and validation not included) | "
-        f"< {MAX_MAIN_JOB_MINUTES} min | {main_minutes:.1f} min | {main_verdict} |",
-        f"| U-Net N2N over NL-means | >= +{MIN_UNET_GAIN_DB} dB | {unet_gain:+.2f} dB | "
-        f"{_verdict(unet_gain >= MIN_UNET_GAIN_DB)} |",
-        f"| U-Net: Noise2Noise vs Noise2Clean (N2C - N2N) | <= {MAX_UNET_N2N_GAP_DB} dB | {unet_gap:+.3f} dB | "
-        f"{_verdict(unet_gap <= MAX_UNET_N2N_GAP_DB)} |",
-        f"| U-Net N2N within the main job's budget on 2 CPU cores | < {MAX_MAIN_JOB_MINUTES} min | {unet_budget} | "
-        f"{unet_verdict} |",
     ]
-    psnrs = {r.method: r.psnr for r in rows}
-    if SHIPPED_UNET in by and bm3d is not None and unclipped is not None:
-        same = f"colour BM3D on the same noisy pixels ({bm3d['package']}, measured)"
-        raw = (
-            "colour BM3D, the same draws left unclipped (the textbook setting of published BM3D figures; "
-            f"the issue quotes about {BM3D_DB} dB; the U-Net was trained on clipped inputs)"
-        )
-        lines += [
-            _bm3d_bar(same, bm3d["clipped"]["psnr"], psnrs),
-            _bm3d_bar(raw, bm3d["unclipped"]["psnr"], unclipped),
-        ]
-    elif SHIPPED_UNET in by:
-        lines.append(_bm3d_bar(f"colour BM3D ({BM3D_DB} dB quoted, not run)", BM3D_DB, psnrs))
-    lines += [
-        "",
+
+
+def _training_lines(configs: dict[str, TrainConfig], states: dict[str, RunState]) -> list[str]:
+    lines = [
         "## Training",
         "",
         "| run | steps | trained on | training time (s) | images/s | last loss (mean of the last 100 steps) |",
@@ -268,25 +297,45 @@ def _markdown(
             f"| {name} | {st.step} | {_devices(st)} | {st.elapsed:.1f} | {rate:.0f} | "
             f"{sum(tail) / max(len(tail), 1):.5f} |"
         )
-    if shipped:
-        lines += ["", shipped]
-    lines += [
-        "",
-        f"Evaluation of all methods on the held-out images: {eval_seconds:.1f} s.",
-        "",
-        "## Figures",
-        "",
-        "Training loss of impl, reference and the U-Net (Noise2Noise: the targets are noisy, so the loss "
-        "levels off at the error plus the variance of the targets' noise, sigma^2) and held-out PSNR "
-        "during training:",
-        "",
-        "![training loss](figures/loss.png)",
-        "",
-        "Central 96 x 96 crops of the held-out images: clean, noisy, baselines and the runs:",
-        "",
-        "![crops](figures/crops.png)",
-        "",
-    ]
+    return lines
+
+
+FIGURES = [
+    "## Figures",
+    "",
+    "Training loss of impl, reference and the U-Net (Noise2Noise: the targets are noisy, so the loss "
+    "levels off at the error plus the variance of the targets' noise, sigma^2) and held-out PSNR "
+    "during training:",
+    "",
+    "![training loss](figures/loss.png)",
+    "",
+    "Central 96 x 96 crops of the held-out images: clean, noisy, baselines and the runs:",
+    "",
+    "![crops](figures/crops.png)",
+    "",
+]
+
+
+def _markdown(
+    configs: dict[str, TrainConfig],
+    rows: list[Row],
+    states: dict[str, RunState],
+    eval_seconds: float,
+    size: int,
+    cpu_step_ms: float | None,
+    shipped: str = "",
+    bm3d: dict[str, Any] | None = None,
+    unclipped: dict[str, float] | None = None,
+) -> str:
+    """The report; ``bm3d`` (:func:`_bm3d`) and ``unclipped`` (the shipped U-Net's PSNR, plain and
+    self-ensemble, on the noise left unclipped) replace the quoted BM3D figure with measured ones."""
+    bars = quality_bars(configs, rows, states, eval_seconds, cpu_step_ms, bm3d, unclipped)
+    lines = _setup_lines(configs["impl N2N"], configs["U-Net N2N"], size)
+    lines += ["## Results on the held-out images", "", format_table(rows), "", *_bm3d_lines(bm3d, unclipped)]
+    lines += ["## Quality bars", "", "| bar | target | measured | met |", "|---|---|---|---|"]
+    lines += [bar.row() for bar in bars] + [""]
+    lines += _training_lines(configs, states) + ([("\n" + shipped)] if shipped else [])
+    lines += ["", f"Evaluation of all methods on the held-out images: {eval_seconds:.1f} s.", "", *FIGURES]
     return "\n".join(lines)
 
 

@@ -133,21 +133,11 @@ def train_run(
         backend, state = _start(config, directory, factory, stream, resume=resume, force=force, group=group)
         runlog = RunLog(directory / LOG, state.step if resume else None) if main else None
         every = Every(val_every if main and validation is not None else 0, log_every, checkpoint_every)
-        return backend, train_loop(
-            backend,
-            stream,
-            config,
-            state,
-            validation=validation if main else None,
-            every=every,
-            checkpoint=None
-            if runlog is None
-            else _checkpointer(config, backend, stream, directory / CHECKPOINT, runlog),
-            log=runlog,
-            max_seconds=None if max_minutes is None else 60 * max_minutes,
-            quiet=quiet or not main,
-            window=_window(runlog, state),
-        )
+        save = None if runlog is None else _checkpointer(config, backend, stream, directory / CHECKPOINT, runlog)
+        options: dict[str, Any] = {"validation": validation if main else None, "every": every, "checkpoint": save}
+        options["log"] = runlog
+        options |= {"max_seconds": None if max_minutes is None else 60 * max_minutes, "quiet": quiet or not main}
+        return backend, train_loop(backend, stream, config, state, window=_window(runlog, state), **options)
 
 
 def _start(
