@@ -35,7 +35,7 @@ from impl.app.backend import Backend, ImplBackend
 from impl.app.checkpoint import atomic_write, load_checkpoint
 from impl.app.config import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, TrainConfig
 from impl.app.data import EVAL_SIZE, HELD_OUT, TRAINING
-from impl.app.errors import UserError
+from impl.app.errors import UserError, field_error
 from impl.app.evaluate import DEFAULT_NOISE, ENSEMBLE_SUFFIX, EVAL_SEED, Row, evaluate, format_table, heldout_set
 from impl.app.figures import crops_figure, loss_figure
 from impl.app.train import CHECKPOINT, BackendFactory, RunState, model_from, train_run
@@ -359,15 +359,15 @@ def make_report(
     shipped_unet = impl.app.course.UNET_MODEL  # read at the call: tests point it elsewhere
 
     out, runs_dir = Path(out), Path(runs_dir)
-    # TrainConfig would name these --steps and --channels
-    for flag, value, low in (
-        ("--steps", steps, 0),
-        ("--unet-steps", unet_steps, 0),
-        ("--unet-batch-size", unet_batch_size, 1),
-        ("--unet-channels", unet_channels, 1),
+    # checked by their own names first: a U-Net's TrainConfig would name them steps and channels
+    for field, value, low in (
+        ("steps", steps, 0),
+        ("unet_steps", unet_steps, 0),
+        ("unet_batch_size", unet_batch_size, 1),
+        ("unet_channels", unet_channels, 1),
     ):
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
-            raise UserError(f"{flag} must be an integer >= {low}, got {value!r}")
+            raise field_error(field, f"must be an integer >= {low}, got {value!r}")
     configs = {  # all built (and so checked) before any training
         label: TrainConfig(
             arch=arch,
@@ -380,7 +380,7 @@ def make_report(
         for label, _, pairs, arch, _ in RUNS
     }
     if val_every < 0:
-        raise UserError(f"--val-every must be >= 0, got {val_every}")
+        raise field_error("val_every", f"must be >= 0, got {val_every}")
     evalset = heldout_set(size=size)
     backends: dict[str, Backend] = {}
     states: dict[str, RunState] = {}

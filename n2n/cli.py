@@ -22,7 +22,6 @@ import torch
 
 from harness.bench import main as bench_main
 from harness.check.command import DEFAULT_TIME_LIMIT, write_json, write_junit, write_markdown
-from harness.check.command import UsageError as CheckUsageError
 from harness.check.command import check as run_check
 from harness.check.command import text as check_text
 from harness.report import DEFAULT_UNET_CHANNELS, make_report
@@ -409,11 +408,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     if args.time_limit <= 0:
-        raise UserError(f"--time-limit must be positive, got {args.time_limit}")
-    try:
-        report = run_check(args.target, args.adapter, args.blocks, args.seed, args.time_limit, args.quick)
-    except CheckUsageError as e:
-        raise UserError(str(e)) from None
+        raise field_error("time_limit", f"must be positive, got {args.time_limit}")
+    report = run_check(args.target, args.adapter, args.blocks, args.seed, args.time_limit, args.quick)
     sys.stdout.write(check_text(report))
     for path, write in ((args.json, write_json), (args.junit_xml, write_junit), (args.markdown, write_markdown)):
         if path:

@@ -10,6 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from impl.app.errors import UserError
+
 from .child import Child
 from .engine import Report, run_checks
 
@@ -34,8 +36,8 @@ BLOCK_NAMES = {
 }
 
 
-class UsageError(Exception):
-    """The target or an argument cannot be used (exit status 2)."""
+class UsageError(UserError):
+    """The target or an argument cannot be used (exit status 2, like every expected error of n2n)."""
 
 
 def resolve(target: str) -> dict[str, str]:
@@ -82,7 +84,7 @@ def check(
 ) -> Report:
     """Run the checks; raises :class:`UsageError` when the target cannot be used."""
     if adapter is not None and not Path(adapter).is_file():
-        raise UsageError(f"--adapter: {adapter}: no such file")
+        raise UsageError(f"adapter: {adapter}: no such file", "adapter")
     only = blocks_option(blocks)
     child = Child(resolve(target), str(Path(adapter).resolve()) if adapter else None, time_limit)
     try:
