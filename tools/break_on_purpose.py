@@ -1,6 +1,7 @@
 """Hand-picked gradient bugs ("break it on purpose"): each is applied to a copy of the
 repository and the suite must go red. ``python tools/break_on_purpose.py`` runs all of them
-(about a minute each on 2 cores); ``python tools/break_on_purpose.py NAME`` runs one.
+(about a minute each on 2 cores); ``python tools/break_on_purpose.py NAME`` runs one; with
+``--check``, ``n2n check`` judges the broken copy instead of the suite.
 Complements the mutmut run (``tox -e mutation``) with the bugs people actually write.
 """
 
@@ -164,8 +165,9 @@ MUTANTS = {
 }
 
 
-def run(name: str) -> bool:
-    """Apply one bug to a copy of the repository and run the block tests; True when red."""
+def run(name: str, check: bool = False) -> bool:
+    """Apply one bug to a copy of the repository and run the block tests (``check``: ``n2n check
+    --quick`` on the copy's Miniproject_2 instead); True when red."""
     path, old, new = MUTANTS[name]
     with tempfile.TemporaryDirectory() as tmp:
         dst = pathlib.Path(tmp) / "repo"
@@ -188,12 +190,15 @@ def run(name: str) -> bool:
             "--ignore-glob=tests/test_app_*",
             "--ignore-glob=tests/test_model_*",
         ]
-        r = subprocess.run(cmd, cwd=dst, capture_output=True, text=True)
-    failed = [line for line in r.stdout.splitlines() if line.startswith("FAILED")][:1]
+        if check:
+            cmd = [sys.executable, "-m", "n2n", "check", str(dst), "--quick"]
+        r = subprocess.run(cmd, cwd=ROOT if check else dst, capture_output=True, text=True)
+    failed = [line for line in r.stdout.splitlines() if line.startswith(("FAILED", "- "))][:1]
     print(f"{'RED  ' if r.returncode else 'GREEN'} {name}: {failed[0][:150] if failed else r.stdout.splitlines()[-1]}")
     return r.returncode != 0
 
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(MUTANTS)
-    sys.exit(0 if all([run(n) for n in names]) else 1)
+    check = "--check" in sys.argv  # the bugs as n2n check sees them, on the copy's Miniproject_2
+    names = [a for a in sys.argv[1:] if a != "--check"] or list(MUTANTS)
+    sys.exit(0 if all([run(n, check) for n in names]) else 1)
