@@ -66,6 +66,22 @@ def _canonical(name: str) -> str | None:
     return next((key for key, names in SYNONYMS.items() if low in names), None)
 
 
+def _by_name(
+    name: str, params: list[inspect.Parameter], kwargs: dict[str, Any], defaults: dict[str, Any]
+) -> dict[str, Any]:
+    """Torch-named ``kwargs`` under the target's own parameter names; an argument it lacks is
+    dropped while it has torch's default value, else the configuration is unsupported."""
+    by_name: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        match = next((p for p in params if _canonical(p.name) == key), None)
+        if match is None:
+            if value == defaults.get(key, object()):
+                continue
+            raise Unsupported(f"{name} has no argument for {key}={value!r}")
+        by_name[match.name] = value
+    return by_name
+
+
 class Adapter:
     """Probing, with the user's adapter functions taking precedence."""
 
@@ -84,14 +100,7 @@ class Adapter:
             return hook(name, dict(kwargs), self.namespace)
         cls = self.namespace[name]
         params = _positional(cls)
-        by_name: dict[str, Any] = {}
-        for key, value in kwargs.items():
-            match = next((p for p in params if _canonical(p.name) == key), None)
-            if match is None:
-                if value == defaults.get(key, object()):
-                    continue
-                raise Unsupported(f"{name} has no argument for {key}={value!r}")
-            by_name[match.name] = value
+        by_name = _by_name(name, params, kwargs, defaults)
         wanted_bias = kwargs.get("bias", True)
         bias_param = next((p for p in params if _canonical(p.name) == "bias"), None)
         if bias_param is not None and bias_param.name not in by_name:
@@ -223,14 +232,7 @@ class Adapter:
         params = _positional(cls)
         if not params:
             raise Unsupported(f"{name} takes no parameters")
-        by_name: dict[str, Any] = {}
-        for key, value in kwargs.items():
-            match = next((p for p in params if _canonical(p.name) == key), None)
-            if match is None:
-                if value == defaults.get(key, object()):
-                    continue
-                raise Unsupported(f"{name} has no argument for {key}={value!r}")
-            by_name[match.name] = value
+        by_name = _by_name(name, params, kwargs, defaults)
         given: Any
         if form == 0:
             given = [pair for b in blocks for pair in self._pair_list(b)]
