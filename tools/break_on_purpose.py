@@ -89,7 +89,11 @@ MUTANTS = {
         "return out.ne(0).to(out.dtype)",
         "return out.ge(0).to(out.dtype)",
     ),
-    "sigmoid: derivative s(1+s)": ("impl/activation.py", "return s * (1 - s)", "return s * (1 + s)"),
+    "sigmoid: derivative s(1+s)": (
+        "impl/activation.py",
+        "return s.addcmul(s, s, value=-1)",
+        "return s.addcmul(s, s, value=1)",
+    ),
     "tanh: derivative 1 - t": ("impl/activation.py", "return 1 - t * t", "return 1 - t"),
     "mse: mean gradient without 1/n": ("impl/loss.py", "scale = 2.0 / diff.numel() if", "scale = 2.0 if"),
     "sgd: dampening on first step": (

@@ -93,7 +93,8 @@ class Spec:
 
     def input(self, c: Config, gen: torch.Generator, dtype: torch.dtype) -> Tensor:
         channels = c.get("in_channels") or c.get("channels") or 2
-        return torch.randn(int(c["batch"]), int(channels), *c["size"], generator=gen, dtype=dtype)
+        x = torch.randn(int(c["batch"]), int(channels), *c["size"], generator=gen, dtype=dtype)
+        return x.round() if c.get("ties") else x  # equal values: which one a max picks matters
 
     def reference(self, c: Config, params: dict[str, Tensor], x: Tensor, g: Tensor | None, fn: Any = None) -> Reference:
         """torch's output, input gradient and parameter gradients for upstream ``g``."""
@@ -231,7 +232,8 @@ _register(
         "ConvTranspose2d",
         TRANSPOSE_DEFAULTS,
         {**CONV_BASE, "size": (4, 5), "output_padding": 0},
-        [*CONV_VARIATIONS[:15], {"stride": 2, "output_padding": 1}, {"size": (5, 5)}, {"bias": False}],
+        [*CONV_VARIATIONS[:15], {"stride": 2, "output_padding": 1}, {"dilation": 2, "output_padding": 1}]
+        + [{"size": (5, 5)}, {"bias": False}],
         lambda rng: {**_conv_draw(rng), "size": (rng.randint(2, 6), rng.randint(2, 6)), "output_padding": 0},
         _transpose,
         _transpose_valid,
@@ -317,15 +319,17 @@ _register(
         shrink={**ELEMENTWISE_SHRINK, "scale_factor": [2]},
     )
 )
+POOL_VARIATIONS: list[Config] = [{}, {"batch": 1}, {"channels": 1}, {"size": (4, 4)}, {"size": (7, 9)}]
+POOL_VARIATIONS += [{"ties": True}, {"kernel_size": 3, "stride": 2, "padding": 1, "ties": True}]  # overlapping windows
 _register(
     Spec(
         "MaxPool2d",
-        {"kernel_size": None},
+        {"kernel_size": None, "stride": None, "padding": 0},
         {**ELEMENTWISE_BASE, "size": (6, 8), "kernel_size": 2},
-        [{}, {"batch": 1}, {"channels": 1}, {"size": (4, 4)}, {"size": (7, 9)}],
+        POOL_VARIATIONS,
         lambda rng: {**_elementwise_draw(rng), "size": (rng.randint(2, 8), rng.randint(2, 8)), "kernel_size": 2},
-        lambda c, p, x: F.max_pool2d(x, c["kernel_size"]),
-        lambda c: min(c["size"]) >= c["kernel_size"],
+        lambda c, p, x: F.max_pool2d(x, c["kernel_size"], c.get("stride"), c.get("padding", 0)),
+        lambda c: min(c["size"]) >= c["kernel_size"] and 2 * c.get("padding", 0) <= c["kernel_size"],
         shrink={**ELEMENTWISE_SHRINK, "size": [(2, 2), (2, 4), (4, 4)]},
     )
 )
