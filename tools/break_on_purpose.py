@@ -170,8 +170,8 @@ MUTANTS = {
 
 
 def run(name: str, check: bool = False) -> bool:
-    """Apply one bug to a copy of the repository and run the block tests (``check``: ``n2n check
-    --quick`` on the copy's Miniproject_2 instead); True when red."""
+    """Apply one bug to a copy of the repository and run the block tests (``check``: every check
+    of ``n2n check`` on the copy's Miniproject_2 instead); True when red."""
     path, old, new = MUTANTS[name]
     with tempfile.TemporaryDirectory() as tmp:
         dst = pathlib.Path(tmp) / "repo"
@@ -195,7 +195,7 @@ def run(name: str, check: bool = False) -> bool:
             "--ignore-glob=tests/test_model_*",
         ]
         if check:
-            cmd = [sys.executable, "-m", "n2n", "check", str(dst), "--quick"]
+            cmd = [sys.executable, "-m", "n2n", "check", str(dst)]
         r = subprocess.run(cmd, cwd=ROOT if check else dst, capture_output=True, text=True)
     failed = [line for line in r.stdout.splitlines() if line.startswith(("FAILED", "- "))][:1]
     print(f"{'RED  ' if r.returncode else 'GREEN'} {name}: {failed[0][:150] if failed else r.stdout.splitlines()[-1]}")

@@ -41,6 +41,9 @@ SYNONYMS = {
     "momentum": ("momentum", "mu", "beta"),
     "weight_decay": ("weight_decay", "wd", "l2"),
     "betas": ("betas",),
+    "dampening": ("dampening",),
+    "nesterov": ("nesterov",),
+    "amsgrad": ("amsgrad",),
     "eps": ("eps", "epsilon"),
 }
 TARGET_FIRST = ("target", "targets", "y", "y_true", "truth", "label", "labels", "gt", "ground_truth")

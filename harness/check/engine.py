@@ -379,12 +379,23 @@ def _torch_optimizer(name: str, tensors: list[Tensor], kwargs: dict[str, Any]) -
 
 
 OPTIMIZER_CASES: dict[str, tuple[dict[str, Any], ...]] = {
-    "SGD": ({"lr": 0.1}, {"lr": 0.1, "momentum": 0.9}, {"lr": 0.1, "weight_decay": 0.01}),
-    "Adam": ({"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.9)}, {"lr": 0.01, "weight_decay": 0.01}),
+    "SGD": (
+        {"lr": 0.1},
+        {"lr": 0.1, "momentum": 0.9},
+        {"lr": 0.1, "momentum": 0.9, "dampening": 0.5},
+        {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+        {"lr": 0.1, "weight_decay": 0.01},
+    ),
+    "Adam": (
+        {"lr": 0.01},
+        {"lr": 0.01, "betas": (0.8, 0.9)},
+        {"lr": 0.01, "amsgrad": True},
+        {"lr": 0.01, "weight_decay": 0.01},
+    ),
 }
 OPTIMIZER_DEFAULTS = {
     "SGD": {"lr": None, "momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False},
-    "Adam": {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0},
+    "Adam": {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "amsgrad": False},
 }
 LOSS_SHAPES: tuple[tuple[int, ...], ...] = ((2, 3, 4, 5), (1, 3, 4, 5), (3, 1, 2, 2))
 
@@ -442,7 +453,7 @@ class Composite(Checker):
         steps = [
             [{k: torch.randn(v.shape, generator=gen, dtype=self.dtype) for k, v in params.items()}] for _ in range(3)
         ]
-        for kwargs in OPTIMIZER_CASES[name][: 1 if self.quick else None]:
+        for kwargs in OPTIMIZER_CASES[name][: 2 if self.quick else None]:
             request = {"op": "optimizer", "name": name, "kwargs": kwargs, "defaults": OPTIMIZER_DEFAULTS[name]}
             reply = self.child.ask({**request, "blocks": [block], "grads": steps})
             case = ", ".join(f"{k}={v}" for k, v in kwargs.items())
@@ -472,7 +483,13 @@ class Composite(Checker):
                 problem = compare(got[0].get(k), want[k], 100)
                 if problem:
                     label = None
-                    for arg, value in (("lr", 1.0), ("momentum", 0), ("weight_decay", 0)):
+                    for arg, value in (
+                        ("lr", 1.0),
+                        ("momentum", 0),
+                        ("dampening", 0),
+                        ("weight_decay", 0),
+                        ("amsgrad", False),
+                    ):
                         if (
                             arg in kwargs
                             and compare(
