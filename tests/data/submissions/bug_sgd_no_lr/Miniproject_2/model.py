@@ -69,6 +69,8 @@ class TransposeConv2d(Module):
         self.cin, self.cout = in_channels, out_channels
         self.k, self.s, self.p = _pair(kernel_size), _pair(stride), _pair(padding)
         self.op, self.d = _pair(output_padding), _pair(dilation)
+        if self.op[0] >= self.s[0] or self.op[1] >= self.s[1]:  # fold needs one block per input pixel
+            raise ValueError("output_padding must be smaller than stride")
         bound = 1 / math.sqrt(out_channels * self.k[0] * self.k[1])
         self.weight = empty(in_channels, out_channels, *self.k).uniform_(-bound, bound)
         self.grad_weight = empty(self.weight.shape).zero_()
