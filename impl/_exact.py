@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import fold, unfold
 
-from ._gemm import padded_last
+from ._gemm import _out_size, padded_last
 
 Pair = tuple[int, int]
 
@@ -61,8 +61,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding
     """ATen's ``slow_conv2d`` / ``slow_conv_dilated2d`` forward: one product per image."""
     n, c, h, w = x.shape
     out_c, _, kh, kw = weight.shape
-    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    ho, wo = _out_size((h, w), (kh, kw), stride, padding, dilation)
     if strides_like_channels_last(x):  # patches in (kh, kw, C) order, output rows are pixels
         xp = padded_last(x, padding)
         sn, sh, sw, sc = xp.stride()

@@ -250,11 +250,7 @@ class ConvTranspose2d(_ConvNd):
                 )
 
     def _min_size(self, x: Tensor) -> tuple[int, int]:
-        h, w = x.shape[2:]
-        return tuple(  # type: ignore[return-value]
-            (size - 1) * s - 2 * p + d * (k - 1) + 1
-            for size, s, p, d, k in zip((h, w), self.stride, self.padding, self.dilation, self.kernel_size)
-        )
+        return F.transposed_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
 
     def _output_padding(self, x: Tensor, output_size: Any, batched: bool) -> tuple[int, int]:
         """torch's rule: output_size (optionally with N and C) within [min, min + stride - 1]."""

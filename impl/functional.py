@@ -13,6 +13,8 @@ Only tensor methods and ``torch.arange``/``torch.empty`` are used (the EE-559 ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -33,6 +35,13 @@ def conv2d(
     return _gemm.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
 
+def transposed_size(size: Sequence[int], kernel: Sequence[int], stride: Pair, padding: Pair, dilation: Pair) -> Pair:
+    """The smallest output of a transposed convolution (output_padding 0):
+    ``(size - 1) * stride - 2 * padding + dilation * (kernel - 1) + 1`` per dimension."""
+    h, w = ((i - 1) * s - 2 * p + d * (k - 1) + 1 for i, s, p, d, k in zip(size, stride, padding, dilation, kernel))
+    return h, w
+
+
 def conv_transpose2d(
     y: Tensor,
     weight: Tensor,
@@ -46,10 +55,7 @@ def conv_transpose2d(
     """Adjoint of :func:`conv2d` in ``x`` (bias aside): ``y`` (N, C, H, W) with ``weight``
     (C, O/g, kh, kw) gives (N, O, *output_size). It is both the input gradient of ``conv2d``
     and the forward of ``ConvTranspose2d`` (torch's own product where that is a plain one)."""
-    reach = [
-        (i - 1) * s - 2 * p + d * (k - 1) + 1
-        for i, s, p, d, k in zip(y.shape[2:], stride, padding, dilation, weight.shape[2:])
-    ]
+    reach = transposed_size(y.shape[2:], weight.shape[2:], stride, padding, dilation)
     extra = (output_size[0] - reach[0], output_size[1] - reach[1])
     if _exact.conv_transpose2d_applies(y, weight, groups, stride, extra):
         return _exact.conv_transpose2d(y, weight, bias, stride, padding, dilation, output_size)

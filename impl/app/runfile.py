@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import Tensor
 
@@ -26,9 +26,6 @@ from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .errors import UserError
 from .limits import check_model
-
-if TYPE_CHECKING:  # a type only: the inference path stays free of the data pipeline
-    from .stream import BatchStream
 
 FORMAT = "n2n-checkpoint-v1"
 MODEL_FORMAT = "n2n-model-v1"
@@ -61,15 +58,16 @@ def backend_name(backend: Backend | Callable[..., Backend]) -> str:
     return getattr(backend, "name", type(backend).__name__)
 
 
-def checkpoint_dict(config: TrainConfig, backend: Backend, stream: BatchStream, state: RunState) -> dict[str, Any]:
-    """Everything a resume needs, as plain tensors/numbers/strings/lists (``weights_only``-loadable)."""
+def checkpoint_dict(config: TrainConfig, backend: Backend, rng: dict[str, Any], state: RunState) -> dict[str, Any]:
+    """Everything a resume needs, as plain tensors/numbers/strings/lists (``weights_only``-loadable);
+    ``rng`` is the batch stream's state (``BatchStream.state()``), restored from the ``rng`` field."""
     return {
         "format": FORMAT,
         "backend": backend_name(backend),
         "config": config.to_dict(),
         "model": backend.state_dict(),
         "optimizer": backend.optimizer_state_dict(),
-        "rng": stream.state(),
+        "rng": rng,
         "step": state.step,
         "losses": list(state.losses),
         "val_psnr": [list(v) for v in state.val_psnr],

@@ -168,7 +168,7 @@ def _checkpointer(
 ) -> Callable[[RunState], object]:
     def save(state: RunState) -> None:
         runlog.begin()  # a new log beside the new checkpoint, never beside the old one
-        save_checkpoint(checkpoint_dict(config, backend, stream, state), path)
+        save_checkpoint(checkpoint_dict(config, backend, stream.state(), state), path)
 
     return save
 
