@@ -231,7 +231,7 @@ class Checker:
     def _finding(self, spec: Spec, quantity: str, first: Config, c: Config) -> None:
         """One finding at the shrunk ``c``; the diagnosis is read at ``first``, the configuration
         that failed first (a landmark: batch 2, odd sizes, so no two factors coincide)."""
-        reply, _, _ = self.run(spec, c)
+        reply, ref, _ = self.run(spec, c)
         nearest = self._nearest_passing(spec, c, quantity)
         feature, passes_at = nearest or ("any", None)
         if "output" not in reply:
@@ -252,7 +252,6 @@ class Checker:
             return
         self.report.mark(spec.name, COLUMN_OF[quantity], "FAIL")
         label = self._diagnosis(spec, quantity, first) or self._diagnosis(spec, quantity, c)
-        _, ref, _ = self.run(spec, c)
         actual = _quantity(reply, quantity)
         err = tol = None
         if actual is not None and actual.shape == ref[quantity].shape:
