@@ -272,6 +272,23 @@ def test_second_ctrl_c_interrupts_at_once(tmp_path):
     assert not (tmp_path / train.CHECKPOINT).exists()  # interrupted inside the step: nothing saved
 
 
+def test_a_signal_after_the_save_decision_still_saves_the_step_it_stops_at():
+    """SIGTERM sent while step 2 logs (after the loop decided not to save step 2): the run goes on to
+    step 3, saves it, then stops; it never reports a checkpoint it did not write."""
+    config, saved = tiny(steps=10), []
+
+    def log(record):
+        if record["step"] == 2:
+            signal.raise_signal(signal.SIGTERM)
+
+    every = train.Every(log=1, checkpoint=1000)
+    with pytest.raises(train.Interrupted) as stopped:
+        train.train_loop(ImplBackend(config), BatchStream(config), config, train.RunState(), every=every,
+                         checkpoint=lambda state: saved.append(state.step), log=log, quiet=True)  # fmt: skip
+    assert stopped.value.saved and stopped.value.signum == signal.SIGTERM
+    assert saved == [3]
+
+
 def test_loop_runs_outside_the_main_thread(tmp_path):
     result = {}
     thread = threading.Thread(target=lambda: result.update(out=train.train_run(tiny(steps=2), tmp_path, quiet=True)))

@@ -200,7 +200,10 @@ def train_loop(
             lr = _step(backend, stream, config, state, out.last)
             bar.update(1)
             timed_out = max_seconds is not None and time.perf_counter() - started > max_seconds
-            validate, log_now, save_now = every.due(state.step, state.step == total, timed_out or bool(stop["signum"]))
+            # read the flag once: a signal landing between the save decision and the check below
+            # would otherwise stop the run without the checkpoint it promises
+            signum = stop["signum"]
+            validate, log_now, save_now = every.due(state.step, state.step == total, timed_out or bool(signum))
             extra = {"val_psnr": validation_psnr(backend, validation)} if validate and validation is not None else {}
             if extra:
                 state.val_psnr.append([state.step, extra["val_psnr"]])
@@ -208,8 +211,8 @@ def train_loop(
                 out.record(state, lr, extra)
             if save_now:
                 out.save(state)
-            if stop["signum"]:
-                raise Interrupted(stop["signum"], saved=checkpoint is not None)
+            if signum:
+                raise Interrupted(signum, saved=checkpoint is not None)
             if timed_out and state.step < total:
                 state.stopped = "time limit"
                 return state
