@@ -115,7 +115,8 @@ class Done:
 
 
 def test_bench_times_the_check_command(monkeypatch):
-    monkeypatch.setattr(bench, "CHECKED", {"the loop-based one": "tests/data/submissions/ok_positional_order"})
+    loops = {"the loop-based one": "tests/data/submissions/ok_positional_order"}
+    monkeypatch.setattr(bench, "CHECKED", {**loops, "not in an installed copy": "tests/data/no_such_folder"})
     times = bench.check_times(quick=True)
     assert list(times) == ["the loop-based one"] and times["the loop-based one"] > 0
     text = bench.markdown({"machine": "m", "records": [_record()], "gflops": {}, "check": times})

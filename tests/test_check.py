@@ -94,3 +94,8 @@ def test_a_wrong_submission_writes_its_findings(tmp_path):
     assert findings[0]["diagnosis"] == "divided by the batch size" and findings[0]["feature"] == "batch > 1"
     assert "<failure" in (tmp_path / "r.xml").read_text()
     assert main(["check", str(SUBMISSIONS / "ok_handout"), "--blocks", "conv"]) == 2  # an unknown name
+
+
+def test_a_time_limit_must_be_positive(capsys):
+    assert main(["check", str(SUBMISSIONS / "ok_handout"), "--time-limit", "0"]) == 2
+    assert capsys.readouterr().err == "n2n: error: --time-limit must be positive, got 0.0\n"

@@ -2,14 +2,19 @@
 and the target forms a user can name."""
 
 import io
+import os
+import pickle
 
 import pytest
 import torch
 
+from harness.check import child as child_module
 from harness.check import protocol
-from harness.check.command import UsageError, check, resolve
+from harness.check.child import Child
+from harness.check.command import UsageError, _why, check, resolve, write_junit, write_markdown
 from harness.check.diagnose import diagnose
-from harness.parity import error_and_tolerance, mismatch
+from harness.check.engine import Report
+from harness.parity import error_and_tolerance, max_errors, mismatch
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 OK = ROOT / "tests" / "data" / "submissions" / "ok_handout"
@@ -22,7 +27,9 @@ def test_mismatch_names_what_differs():
     assert "dtype" in mismatch(x.float(), x, 6)
     assert "inf/nan" in mismatch(x, torch.full_like(x, float("nan")), 6)
     assert "max abs error" in mismatch(x + 1, x, 6)
+    assert "device meta != torch's cpu" in mismatch(x.to("meta"), x, 6)
     assert error_and_tolerance(x[:0], x[:0], 1) == (0.0, 0.0)
+    assert max_errors(x[:0], x[:0]) == (0.0, 0.0) and max_errors(2 * x, x) == (1.0, 1.0)
 
 
 @pytest.mark.parametrize(
@@ -33,6 +40,7 @@ def test_mismatch_names_what_differs():
         (lambda e: e / 3, "divided by the batch size"),
         (lambda e: 3.7 * e, "wrong by a factor 3.7"),
         (lambda e: e.transpose(-1, -2), "transposed"),
+        (lambda e: e.transpose(0, 1), "transposed"),  # a weight gradient, in_channels == out_channels
         (lambda e: e.roll(1, dims=-1), "shifted by one"),
         (lambda e: e[..., :-1], "wrong shape"),
         (lambda e: None, "no input gradient returned"),
@@ -40,9 +48,15 @@ def test_mismatch_names_what_differs():
     ],
 )
 def test_diagnoses(wrong, label):
-    expected = torch.randn(2, 3, 5, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    expected = torch.randn(3, 3, 5, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     actual = wrong(expected)
     assert diagnose(actual, expected, {"batch": 3}, "input gradient", {}) == label
+
+
+def test_no_diagnosis_of_nothing_and_a_buffer_that_explains_nothing():
+    assert diagnose(torch.ones(2, 0), torch.ones(2, 0), {}, "output", {}) is None
+    expected = torch.arange(1.0, 7.0)
+    assert diagnose(2 * expected, expected, {}, "gradient of weight", {}, torch.ones(6)) == "factor 2"
 
 
 def test_a_single_number_is_not_a_factor_of_another():
@@ -68,7 +82,8 @@ def test_replies_are_read_without_running_code():
     with pytest.raises(ValueError, match="not a dict"):
         protocol.decode_reply(buffer.getvalue())
     with pytest.raises(Exception, match="Weights only load failed"):
-        protocol.decode_reply(__import__("pickle").dumps({"x": object()}, protocol=2))
+        protocol.decode_reply(pickle.dumps({"x": object()}, protocol=2))
+    assert protocol.decode_request(protocol.encode_request({"op": "load"})) == {"op": "load"}
 
 
 def test_every_target_form(tmp_path):
@@ -86,3 +101,64 @@ def test_every_target_form(tmp_path):
         check(str(empty), time_limit=10)
     with pytest.raises(UsageError, match="adapter"):
         check(str(OK), adapter=str(tmp_path / "missing.py"))
+
+
+def test_why_an_import_failed():
+    assert _why({"error": {"type": "E", "message": "m", "where": "a.py:1"}}) == "E: m (a.py:1)"
+    assert _why({"timeout": 2.0}) == "the import took more than 2 s"
+    assert _why({"crash": "the target's process exited with status 3"}).endswith("status 3")
+
+
+def test_reports_name_skipped_blocks_and_notes(tmp_path):
+    report = Report("t", table={"MaxPool2d": {"forward": "unsupported"}}, notes={"Conv2d: adapted"})
+    write_junit(report, tmp_path / "r.xml")
+    write_markdown(report, tmp_path / "r.md")
+    assert '<skipped message="unsupported"' in (tmp_path / "r.xml").read_text()
+    assert "## Adapted\n\n- Conv2d: adapted" in (tmp_path / "r.md").read_text()
+
+
+def _target(tmp_path, body):
+    path = tmp_path / "model.py"
+    path.write_text("import os\n" + body)
+    return resolve(str(path))
+
+
+def test_a_child_that_dies_is_restarted_and_a_failed_restart_is_the_reply(tmp_path):
+    marker = tmp_path / "loaded"
+    body = f"if os.path.exists({str(marker)!r}):\n    raise RuntimeError('second import')\n"
+    body += f"open({str(marker)!r}, 'w').close()\nclass ReLU:\n    def forward(self, x):\n        os._exit(3)\n"
+    child = Child(_target(tmp_path, body), None, 10)
+    try:
+        assert child.load() is child.load() and child.load()["blocks"] == ["ReLU"]
+        request = {"op": "layer", "block": "ReLU", "kwargs": {}, "defaults": {}, "input": torch.ones(1), "grad": None}
+        assert child.ask(request) == {"crash": "the target's process exited with status 3"}
+        assert child.ask(request)["error"]["message"] == "second import"
+    finally:
+        child.close()
+
+
+def test_a_child_gone_before_the_request_or_an_unreadable_reply_is_a_crash(tmp_path, monkeypatch):
+    child = Child(_target(tmp_path, "class ReLU:\n    pass\n"), None, 10)
+    try:
+        assert child.load()["blocks"] == ["ReLU"]
+        proc = child.proc
+        proc.kill()
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # dead, not yet reaped
+        monkeypatch.setattr(proc, "poll", lambda: None)  # the checker has not noticed
+        assert child.ask({"op": "layer"}) == {"crash": "the target's process killed by signal 9"}
+
+        def garbled(payload):
+            raise ValueError("not a reply")
+
+        monkeypatch.setattr(protocol, "decode_reply", garbled)
+        assert child_module.protocol is protocol
+        assert child.ask({"op": "layer"}) == {"crash": "unreadable reply (ValueError: not a reply)"}
+        assert child.proc is None  # stopped: the next request starts a fresh one
+    finally:
+        child.close()
+
+
+def test_a_target_whose_import_kills_its_process_is_a_usage_error(tmp_path):
+    _target(tmp_path, "os._exit(4)\n")
+    with pytest.raises(UsageError, match="cannot import the target: the target's process exited with status 4"):
+        check(str(tmp_path / "model.py"), time_limit=10)

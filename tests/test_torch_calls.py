@@ -28,6 +28,7 @@ def _calls(shape):
         "requires grad": x.clone().requires_grad_(True),
         "non-contiguous": x.transpose(-1, -2).contiguous().transpose(-1, -2)[..., ::2, :],
         "channels_last": x.contiguous(memory_format=torch.channels_last),
+        "expanded channels": x[:, :1].expand(x.shape),  # channel stride 0
         "0-d tensor": torch.tensor(1.5, dtype=torch.float64),
         "python float": 1.5,
         "python int": 2,

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from impl.app.checkpoint import atomic_write
 from impl.app.errors import UserError
 
 from .child import Child
@@ -136,7 +137,7 @@ def text(report: Report) -> str:
 def write_json(report: Report, path: Path) -> None:
     data = {"target": report.target, "dtype": report.dtype, "table": report.table, "ok": report.ok}
     data |= {"findings": [asdict(f) for f in report.findings], "notes": sorted(report.notes)}
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    _write(path, json.dumps(data, indent=2) + "\n")
 
 
 def write_junit(report: Report, path: Path) -> None:
@@ -154,7 +155,7 @@ def write_junit(report: Report, path: Path) -> None:
                 ET.SubElement(case, "skipped", message="unsupported")
     suite.set("tests", str(count))
     suite.set("failures", str(failures))
-    ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
+    _write(path, "<?xml version='1.0' encoding='utf-8'?>\n" + ET.tostring(suite, encoding="unicode") + "\n")
 
 
 def write_markdown(report: Report, path: Path) -> None:
@@ -165,4 +166,9 @@ def write_markdown(report: Report, path: Path) -> None:
     lines += ["", "## Findings", ""] + ([f"- {f.line()}" for f in report.findings] or ["Every check passes."])
     if report.notes:
         lines += ["", "## Adapted", ""] + [f"- {n}" for n in sorted(report.notes)]
-    path.write_text("\n".join(lines) + "\n")
+    _write(path, "\n".join(lines) + "\n")
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomically: a report that is being rewritten is never left half-written."""
+    atomic_write(path, lambda f: f.write(text.encode()))

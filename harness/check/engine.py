@@ -209,11 +209,9 @@ class Checker:
 
     def _shrink(self, spec: Spec, c: Config, quantity: str) -> Config:
         """Greedy: each argument toward its smallest value while the quantity stays wrong."""
-        for key, values in spec.shrink.items():
-            simpler = values[: values.index(c[key])] if key in c and c[key] in values else values
+        for key, values in spec.shrink.items():  # (every configuration has the base's keys)
+            simpler = values[: values.index(c[key])] if c[key] in values else values
             for value in simpler:  # simplest first; never toward a larger value
-                if key not in c:
-                    continue
                 candidate = {**c, key: value}
                 if spec.valid(candidate) and self.fails(spec, candidate, quantity):
                     c = candidate
@@ -234,10 +232,8 @@ class Checker:
         reply, ref, _ = self.run(spec, c)
         nearest = self._nearest_passing(spec, c, quantity)
         feature, passes_at = nearest or ("any", None)
-        if "output" not in reply:
-            kind = next((k for k in ("error", "timeout", "crash") if k in reply), None)
-            if kind is None:
-                return
+        if "output" not in reply:  # (refusing now what it answered before: a flaky target is wrong too)
+            kind = next(k for k in ("error", "timeout", "crash", "unsupported") if k in reply)
             self.report.mark(spec.name, "forward", kind)
             finding = _abnormal_finding(spec.name, quantity, c, kind, reply[kind])
             finding.feature, finding.passes_at = feature, passes_at

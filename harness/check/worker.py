@@ -97,6 +97,7 @@ class Session:
 
     def __init__(self, namespace: dict[str, type], adapter: Adapter, root: Path) -> None:
         self.ns, self.adapter, self.root = namespace, adapter, root
+        self.file = ""  # the target's module file, for the load reply
 
     def _block(self, spec: dict[str, Any]) -> Any:
         a = self.adapter
@@ -219,32 +220,43 @@ def main() -> None:
     os.dup2(devnull, 0)
     os.dup2(2, 1)  # the target's prints go to the captured stderr, never into the replies
     sys.stdout = sys.stderr
-    root = Path(".")
     session: Session | None = None
     while True:
         try:
             request = protocol.decode_request(protocol.read_frame(requests))
         except EOFError:
             return
-        try:
-            if request["op"] == "load":
-                module, root = _load(request["target"])
-                user = _load_adapter(request.get("adapter"))
-                namespace = _discover(module, root)
-                if user is not None and hasattr(user, "blocks"):
-                    namespace.update(user.blocks(module))
-                adapter = Adapter(namespace, user)
-                session = Session(namespace, adapter, root)
-                reply: dict[str, Any] = {"blocks": sorted(namespace), "file": str(getattr(module, "__file__", ""))}
-            else:
-                assert session is not None
-                reply = getattr(session, request["op"])(request)
-                reply["notes"] = sorted(session.adapter.notes)
-        except Unsupported as e:
-            reply = {"unsupported": str(e)}
-        except Exception as e:  # noqa: BLE001 (the target's error is the answer)
-            reply = {"error": _error(e, root)}
+        session, reply = handle(request, session)
         protocol.write_frame(replies, protocol.encode_reply(reply))
+
+
+def handle(request: dict[str, Any], session: Session | None) -> tuple[Session | None, dict[str, Any]]:
+    """One request: ``load`` makes the session, any other op runs on it. Whatever the target
+    raises becomes the reply (the worker itself never dies of it)."""
+    root = session.root if session is not None else Path(request.get("target", {}).get("root", "."))
+    try:
+        if request["op"] == "load":
+            session = _session(request)
+            return session, {"blocks": sorted(session.ns), "file": session.file}
+        assert session is not None, "a request before load"
+        reply = getattr(session, request["op"])(request)
+        reply["notes"] = sorted(session.adapter.notes)
+        return session, reply
+    except Unsupported as e:
+        return session, {"unsupported": str(e)}
+    except Exception as e:  # noqa: BLE001 (the target's error is the answer)
+        return session, {"error": _error(e, root)}
+
+
+def _session(request: dict[str, Any]) -> Session:
+    module, root = _load(request["target"])
+    user = _load_adapter(request.get("adapter"))
+    namespace = _discover(module, root)
+    if user is not None and hasattr(user, "blocks"):
+        namespace.update(user.blocks(module))
+    session = Session(namespace, Adapter(namespace, user), root)
+    session.file = str(getattr(module, "__file__", ""))
+    return session
 
 
 def _load_adapter(path: str | None) -> ModuleType | None:

@@ -200,9 +200,7 @@ def train_loop(
             lr = _step(backend, stream, config, state, out.last)
             bar.update(1)
             timed_out = max_seconds is not None and time.perf_counter() - started > max_seconds
-            # read the flag once: a signal landing between the save decision and the check below
-            # would otherwise stop the run without the checkpoint it promises
-            signum = stop["signum"]
+            signum = stop["signum"]  # read once: a later signal waits for the next step's checkpoint
             validate, log_now, save_now = every.due(state.step, state.step == total, timed_out or bool(signum))
             extra = {"val_psnr": validation_psnr(backend, validation)} if validate and validation is not None else {}
             if extra:
