@@ -210,7 +210,8 @@ def _check_parser(sub: Any) -> None:
     p.add_argument("--junit-xml", metavar="PATH", help="one test case per block and check")
     p.add_argument("--markdown", metavar="PATH", help="a report to read")
     p.add_argument("--seed", type=int, default=0, help="seed of the inputs and drawn configurations (default 0)")
-    p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help="seconds per check (default 30)")
+    limit = "seconds per check (default 30; the import gets at least 30)"
+    p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help=limit)
     p.add_argument("--quick", action="store_true", help="landmark configurations only, a few seconds")
 
 

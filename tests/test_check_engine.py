@@ -179,3 +179,10 @@ def test_a_target_that_refuses_a_configuration_it_got_wrong_before_is_still_repo
     report = checks(flaky, ["Conv2d"], quick=True)
     assert any(f.diagnosis == "unsupported" and "refused it this time" in f.message for f in report.findings)
     assert not report.ok
+
+
+def test_a_bug_torch_cannot_even_run_is_not_offered_as_the_diagnosis():
+    # ignoring padding=1 leaves a 2x2 image under a 3x3 kernel: torch refuses that alternative
+    doubled = Tampered(lambda r, reply: {**reply, "output": 2 * reply["output"]} if "output" in reply else reply)
+    c = {**SPECS["Conv2d"].base, "batch": 1, "size": (2, 2), "padding": 1}
+    assert Checker(doubled, [], 0, True)._diagnosis(SPECS["Conv2d"], "output", c) == "factor 2"

@@ -146,6 +146,7 @@ def test_a_child_gone_before_the_request_or_an_unreadable_reply_is_a_crash(tmp_p
         os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # dead, not yet reaped
         monkeypatch.setattr(proc, "poll", lambda: None)  # the checker has not noticed
         assert child.ask({"op": "layer"}) == {"crash": "the target's process killed by signal 9"}
+        assert child.ask({"op": "no_such_op"})["error"]["type"] == "AttributeError"  # restarted
 
         def garbled(payload):
             raise ValueError("not a reply")

@@ -5,6 +5,7 @@ The target's prints go to a captured file, and nothing is written into the targe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -16,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol
+
+# starting Python and importing torch and the target can take longer than one check on a busy
+# machine: the import gets at least this many seconds, whatever the per-check limit
+LOAD_LIMIT = 30.0
+CLOSE_GRACE = 2.0  # seconds a finished worker gets to exit cleanly (a coverage run saves its data then)
 
 
 class Child:
@@ -42,7 +48,8 @@ class Child:
                 start_new_session=True,
                 bufsize=0,
             )
-        return self._exchange({"op": "load", "target": self.target, "adapter": self.adapter}, self.time_limit)
+        request = {"op": "load", "target": self.target, "adapter": self.adapter}
+        return self._exchange(request, max(self.time_limit, LOAD_LIMIT))
 
     def load(self) -> dict[str, Any]:
         """The target's blocks, or its import error / crash / timeout."""
@@ -84,9 +91,16 @@ class Child:
         how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
         return {"crash": f"the target's process {how}"}
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+    def stop(self, grace: float = 0.0) -> None:
+        """End the child: after closing its requests, ``grace`` seconds to exit by itself (its
+        end-of-input exit), then SIGKILL to its whole process group, whatever the target started."""
+        if self.proc is not None:
+            if grace and self.proc.stdin is not None:
+                self.proc.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(grace)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self.proc = None
 
@@ -95,5 +109,5 @@ class Child:
         return self.output.read_text(errors="replace") if self.output.exists() else ""
 
     def close(self) -> None:
-        self.stop()
+        self.stop(grace=CLOSE_GRACE)
         self.scratch.cleanup()
