@@ -197,11 +197,19 @@ def _winograd_fits(s: Shape, direction: str) -> bool:
 
 
 WINOGRAD_CHANNELS = 16
-"""Fewest input and output channels for which Winograd's products outweigh its transforms."""
+"""Fewest input and output channels for which Winograd's products (a^2 of them, (tiles, C) @
+(C, O)) outweigh the transforms, whose cost grows with C + O rather than C * O."""
+
+WINOGRAD_SIZE = 8
+"""Smallest output height and width for Winograd: below it an image holds one or two tiles and
+the per-block steps cost more than the single product of the channels-last patches."""
 
 
 def _winograd_pays(s: Shape, direction: str) -> bool:
-    return min(s.c, s.out_c) >= WINOGRAD_CHANNELS
+    """Both channel counts and the correlation's output (for the input gradient: the flipped
+    correlation's, the input) large enough; the choice of tile: :data:`RULES`."""
+    out = s.size if direction == "input grad" else s.out
+    return min(s.c, s.out_c) >= WINOGRAD_CHANNELS and min(out) >= WINOGRAD_SIZE
 
 
 TESTS: dict[str, Callable[[Shape, str], bool]] = {
@@ -218,29 +226,41 @@ TESTS: dict[str, Callable[[Shape, str], bool]] = {
 """The planner's decisions, each one comparison of a :class:`Shape` (and the direction, for its
 channel factor) with a threshold; :data:`RULES` combines them."""
 
-_FORWARD_RULES = [
+_CHANNEL_RULES = [
     ("grouped gather", ("grouped or empty",)),  # groups are a batch dimension of the products
     ("per tap", ("one tap",)),  # a single tap needs neither the gathered nor the scattered form
     ("gather", ("few inputs",)),
     ("scatter", ("few outputs", "stride 1")),  # the shift trick needs stride 1
     ("gather", ("few outputs",)),  # strided: the general gathered patches
-    ("winograd 4x4", ("winograd fits", "winograd pays")),
-    ("patches", ("patches fit",)),
-    ("per tap", ()),
 ]
+"""The forward's and the weight gradient's first decisions, by channel counts and kernel."""
 
+# Winograd F(4x4, 3x3) where it computes and pays: F(2x2, 3x3) (forceable) was slower on every
+# shape measured, the transforms' cost per output pixel being larger for the smaller tile (n2n
+# bench, "Winograd" section). The weight gradient takes the patches first, where they fit: its
+# single product has no transform to pay for.
 RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
-    "forward": _FORWARD_RULES,
+    "forward": [
+        *_CHANNEL_RULES,
+        ("winograd 4x4", ("winograd fits", "winograd pays")),
+        ("patches", ("patches fit",)),
+        ("per tap", ()),
+    ],
     "input grad": [
         ("grouped gather", ("grouped or empty",)),
-        ("winograd 4x4", ("winograd fits", "winograd pays")),  # a forward too, planned here to be forced
+        ("winograd 4x4", ("winograd fits", "winograd pays")),  # the flipped correlation, by Winograd
         ("flipped", ("stride 1", "flipped fits")),
         ("per tap", ("one tap",)),
         ("gather", ("few outputs",)),  # the col2im of the gathered product (few rows to scatter)
         ("gather", ("few inputs",)),
         ("per tap", ()),
     ],
-    "weight grad": _FORWARD_RULES,  # the same decisions, with WEIGHT_GRAD_FACTOR
+    "weight grad": [  # the forward's decisions, with WEIGHT_GRAD_FACTOR
+        *_CHANNEL_RULES,
+        ("patches", ("patches fit",)),
+        ("winograd 4x4", ("winograd fits", "winograd pays")),
+        ("per tap", ()),
+    ],
 }
 """Per direction, the strategies in order with the tests (names in :data:`TESTS`) that must all
 hold: the first rule whose tests hold is the plan."""

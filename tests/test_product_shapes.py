@@ -130,3 +130,30 @@ def test_the_parity_suite_has_a_case_on_each_side_of_every_boundary():
 def test_the_product_family_is_registered():
     assert all(s.family == PRODUCT for s in PRODUCT_SAMPLES)
     assert all(s in SAMPLES for s in PRODUCT_SAMPLES)
+
+
+def conv_shape(c, out_c, size, n=1, kernel=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1)):
+    out = _gemm._out_size(size, kernel, stride, padding, dilation)
+    return _gemm.Shape(n, c, out_c, kernel, stride, padding, dilation, 1, size, out)
+
+
+@pytest.mark.parametrize("direction", _gemm.DIRECTIONS)
+def test_plan_takes_winograd_from_its_thresholds(direction):
+    """Winograd exactly from WINOGRAD_CHANNELS channels and a WINOGRAD_SIZE output on (and, for
+    the weight gradient, once the patches no longer fit), for 3x3 stride-1 undilated kernels only
+    (the input gradient: where the flipped correlation fits)."""
+    c, size = _gemm.WINOGRAD_CHANNELS, (_gemm.WINOGRAD_SIZE, _gemm.WINOGRAD_SIZE)
+    n = _gemm.PATCH_FLOATS // (size[0] * size[1] * c * 9) + 1  # the patches just too large
+    assert _gemm.plan(direction, conv_shape(c, c, size, n)) == "winograd 4x4"
+    not_winograd = [
+        conv_shape(c - 1, c, size, n),
+        conv_shape(c, c - 1, size, n),
+        conv_shape(c, c, (size[0], size[1] - 1), n),  # padding 1: output and input one column narrower
+        conv_shape(c, c, size, n, stride=(2, 1)),
+        conv_shape(c, c, size, n, dilation=(1, 2)),
+        conv_shape(c, c, size, n, kernel=(3, 5), padding=(1, 2)),
+    ]
+    if direction == "input grad":
+        not_winograd.append(conv_shape(c, c, size, n, padding=(3, 1)))  # the flipped correlation needs padding <= 2
+    for s in not_winograd:
+        assert not _gemm.plan(direction, s).startswith("winograd"), s
