@@ -268,9 +268,15 @@ def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool =
         "strategies": strategies,
         "gemm": gemm,
         "errors": errors,
+        "margins": bench_conv.suite_margins(10 if quick else SUITE_TRIALS),
         "scaling": scaling,
     }
     return result | {"check": check_times(quick)}
+
+
+SUITE_TRIALS = 200
+"""Random small convolutions over which the suite's margins are measured (the hypothesis ``ci``
+profile's number of examples)."""
 
 
 def _error_shapes(batches: list[int], quick: bool) -> list[tuple[int, int, int, int]]:

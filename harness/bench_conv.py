@@ -7,6 +7,7 @@ multiply-adds (2 * pixels * C * O * 9 per direction) over the time taken.
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ import impl
 import reference
 from impl import _gemm
 
-from .parity import tolerance
+from .parity import error_and_tolerance, tolerance
 
 UNET_CONVS = [(3, 48, 32), (96, 48, 32), (48, 48, 16), (96, 48, 16), (48, 48, 8), (96, 48, 8), (48, 48, 4)]
 """(in, out, size) of every distinct 3x3 stride-1 convolution of ``unet()`` (width 48) on a 32x32
@@ -176,3 +177,39 @@ def gemm_rate(repeats: int, rows: int = 16 * 32 * 32, depth: int = 48 * 9, cols:
     out = torch.empty(rows, cols)
     (ms,) = medians([lambda: out.addmm_(a, b, beta=0)], repeats)
     return 2.0 * rows * depth * cols / ms / 1e6
+
+
+def suite_margins(trials: int, seed: int = 0) -> list[dict[str, Any]]:
+    """The largest error / tolerance of the direct method and each Winograd tile (the strategies
+    of :data:`ROUNDED`), per dtype and direction, over ``trials``
+    random small convolutions of the parity suite's kind (1-3 images, 1-6 channels, sizes up to
+    11, padding 0-3: where the tolerance, scaled by the tensor sizes, is tightest), each against
+    torch in its own dtype exactly as the suite compares (``harness.parity``)."""
+    rng = random.Random(seed)
+    worst: dict[tuple[str, str, str], float] = {}
+    for trial in range(trials):
+        n, c, out_c = rng.randint(1, 3), rng.randint(1, 6), rng.randint(1, 6)
+        padding = (rng.randint(0, 3), rng.randint(0, 3))
+        size = (rng.randint(max(1, 3 - 2 * padding[0]), 11), rng.randint(max(1, 3 - 2 * padding[1]), 11))
+        for dtype in (torch.float32, torch.float64):
+            g = torch.Generator().manual_seed(trial)
+            x, w = (torch.randn(*s, generator=g, dtype=dtype) for s in ((n, c, *size), (out_c, c, 3, 3)))
+            b = torch.randn(out_c, generator=g, dtype=dtype)
+            xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+            y = torch.nn.functional.conv2d(xg, wg, b, padding=padding)
+            grad = torch.randn(y.shape, generator=g, dtype=dtype)
+            gx, gw = torch.autograd.grad(y, (xg, wg), grad)
+            reduction, one = max(x.numel(), y.numel()), (1, 1)
+            for st in ROUNDED:
+                with torch.no_grad():
+                    got = {
+                        "forward": (_gemm.conv2d(x, w, b, one, padding, one, 1, st), y.detach()),
+                        "weight grad": (_gemm.conv2d_weight_grad(x, grad, w.shape, one, padding, one, 1, st), gw),
+                    }
+                    if st == "per tap" or max(padding) <= 2:  # Winograd's input gradient: padding 2 - p
+                        got["input grad"] = (_gemm.conv2d_input_grad(grad, w, one, padding, one, 1, size, st), gx)
+                for direction, (actual, expected) in got.items():
+                    err, tol = error_and_tolerance(actual, expected, reduction)
+                    key = (st, str(dtype).removeprefix("torch."), direction)
+                    worst[key] = max(worst.get(key, 0.0), err / tol)
+    return [dict(strategy=t, dtype=d, direction=r, worst=v, trials=trials) for (t, d, r), v in sorted(worst.items())]
