@@ -94,8 +94,25 @@ def layout(n: int, size: Pair, padding: Pair, m: int) -> Layout:
     return Layout(m, n, size, padding, hf, (rows, tw), tw * m + 2, (ho, wo))
 
 
-def _matrices(m: int, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    return tuple(like.new_tensor(t) for t in TRANSFORMS[m])  # type: ignore[return-value]
+class _Matrices(NamedTuple):
+    bt: Tensor
+    at: Tensor
+    kernel: Tensor  # (a*a, 9): g -> G g G^T, row (v, u), column (i, j), entry G[u, i] G[v, j]
+
+
+_MATRICES: dict[tuple[int, object, object], _Matrices] = {}
+"""Per (tile, dtype, device): the transforms as tensors, made once (four small tensors per
+combination; making them costs as much as a small convolution's products)."""
+
+
+def _matrices(m: int, like: Tensor) -> _Matrices:
+    key = (m, like.dtype, like.device)
+    if key not in _MATRICES:
+        bt, g, at = (like.new_tensor(t) for t in TRANSFORMS[m])
+        a = m + 2
+        kernel = (g.view(1, a, 3, 1) * g.view(a, 1, 1, 3)).reshape(a * a, 9)
+        _MATRICES[key] = _Matrices(bt, at, kernel)
+    return _MATRICES[key]
 
 
 def _frame(x: Tensor, lay: Layout) -> Tensor:
@@ -133,18 +150,11 @@ def _input_tiles(frame: Tensor, lay: Layout, k: int, kb: int, bt: Tensor) -> Ten
     return bt.mm(cols.view(a, -1)).view(a * a, kb * tw, c)  # B^T along the columns: (v, u)
 
 
-def _kernel_transform(m: int, like: Tensor) -> Tensor:
-    """(a*a, 9) matrix of g -> G g G^T: row (v, u), column (i, j), entry G[u, i] G[v, j]."""
-    _, g, _ = _matrices(m, like)
-    a = m + 2
-    return (g.view(1, a, 3, 1) * g.view(a, 1, 1, 3)).reshape(a * a, 9)
-
-
 def transformed_weight(weight: Tensor, m: int) -> Tensor:
     """G g G^T of an (O, C, 3, 3) kernel: (a*a, C, O), position (v, u); one small product (a
     broadcast 3x3 product per channel pair costs more than a block of tiles)."""
     out_c, c = weight.shape[:2]
-    return (_kernel_transform(m, weight) @ weight.reshape(out_c * c, 9).t()).view(-1, out_c, c).transpose(1, 2)
+    return (_matrices(m, weight).kernel @ weight.reshape(out_c * c, 9).t()).view(-1, out_c, c).transpose(1, 2)
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: Pair, m: int) -> Tensor:
@@ -152,7 +162,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: Pair, m: int
     3 x 3): the (N, O, Ho, Wo) view of a channels-last frame."""
     n, out_c = x.shape[0], weight.shape[0]
     lay = layout(n, (x.shape[2], x.shape[3]), padding, m)
-    bt, _, at = _matrices(m, x)
+    bt, at, _ = _matrices(m, x)
     a, tw = m + 2, lay.tiles[1]
     frame, u = _frame(x, lay), transformed_weight(weight, m)
     y = x.new_empty(lay.tiles[0], m, tw, m, out_c)
@@ -188,7 +198,7 @@ def weight_grad(x: Tensor, grad: Tensor, padding: Pair, m: int) -> Tensor:
     n, c = x.shape[:2]
     out_c = grad.shape[1]
     lay = layout(n, (x.shape[2], x.shape[3]), padding, m)
-    bt, _, at = _matrices(m, x)
+    bt, at, _ = _matrices(m, x)
     a, tw = m + 2, lay.tiles[1]
     frame, gy = _frame(x, lay), _grad_frame(grad, lay)
     du = x.new_zeros(a * a, c, out_c)
@@ -199,4 +209,4 @@ def weight_grad(x: Tensor, grad: Tensor, padding: Pair, m: int) -> Tensor:
         dm = at.t().mm(half.view(m, -1)).view(a * a, kb * tw, out_c)  # adjoint along v: (v, u, ...)
         du += _input_tiles(frame, lay, k, kb, bt).transpose(1, 2).bmm(dm)
     # G^T dU G: the kernel transform's adjoint
-    return (du.view(a * a, c * out_c).t() @ _kernel_transform(m, x)).view(c, out_c, 3, 3).transpose(0, 1)
+    return (du.view(a * a, c * out_c).t() @ _matrices(m, x).kernel).view(c, out_c, 3, 3).transpose(0, 1)
