@@ -131,23 +131,71 @@ def _frame(x: Tensor, lay: Layout) -> Tensor:
     return buf.view(rows, -1)
 
 
-def _blocks(lay: Layout) -> list[tuple[int, int]]:
-    """(first tile row, tile rows) of each block."""
+SUBBLOCKS = 2
+"""Sub-blocks per block, stacked as the batch of every step: the transforms' products have six
+(or four) rows, and BLAS runs such a product on one thread however many it has; as a batch of
+sub-blocks it spreads them over its threads (on one thread the batch costs what one product does)."""
+
+
+class _Block(NamedTuple):
+    """Tile rows [k, k + groups * rows): ``groups`` sub-blocks of ``rows`` tile rows each."""
+
+    k: int
+    groups: int
+    rows: int
+
+
+def _blocks(lay: Layout) -> list[_Block]:
+    """The blocks of :data:`SUBBLOCKS` sub-blocks (the last: as many whole sub-blocks as the
+    remaining tile rows fill, then, for fewer than :data:`SUBBLOCKS` rows left, a single one)."""
     rows, tw = lay.tiles
-    step = max(1, BLOCK_TILES[lay.m] // tw)
-    return [(k, min(step, rows - k)) for k in range(0, rows, step)]
+    step = max(1, BLOCK_TILES[lay.m] // (SUBBLOCKS * tw))
+    blocks, k = [], 0
+    while rows - k >= SUBBLOCKS:
+        kb = min(step, (rows - k) // SUBBLOCKS)
+        blocks.append(_Block(k, SUBBLOCKS, kb))
+        k += SUBBLOCKS * kb
+    return blocks + ([_Block(k, 1, rows - k)] if k < rows else [])
 
 
-def _input_tiles(frame: Tensor, lay: Layout, k: int, kb: int, bt: Tensor) -> Tensor:
-    """B^T d B of the tiles of tile rows [k, k + kb): (a*a, kb*tw, C), position (v, u)."""
+class _Workspace:
+    """One buffer per step of a block, made once per call for the largest block and reused by
+    every block (the products write into them in place) rather than allocated anew per block:
+    a block's temporaries are a few MiB, which the allocator may give back to the system and
+    take again, page faults included, between blocks."""
+
+    def __init__(self, like: Tensor, lay: Layout, blocks: list[_Block], c: int, out_c: int) -> None:
+        m, a = lay.m, lay.m + 2
+        tiles = max(b.groups * b.rows for b in blocks) * lay.tiles[1]
+        self.row = lay.width * c
+        self.rows = like.new_empty(tiles // lay.tiles[1] * a * self.row)  # B^T along the rows
+        self.cols = like.new_empty(a * a * tiles * c)  # their columns, gathered
+        self.v = like.new_empty(a * a * tiles * c)  # B^T along the columns
+        self.prod = like.new_empty(a * a * tiles * out_c)  # the products
+        self.half = like.new_empty(m * a * tiles * out_c)  # A^T along v
+        self.out = like.new_empty(m * m * tiles * out_c)  # A^T along u
+
+    @staticmethod
+    def take(buffer: Tensor, *shape: int) -> Tensor:
+        """The contiguous leading part of ``buffer`` with ``shape`` (a smaller last block)."""
+        size = 1
+        for s in shape:
+            size *= s
+        return buffer[:size].view(shape)
+
+
+def _input_tiles(frame: Tensor, lay: Layout, block: _Block, bt: Tensor, ws: _Workspace) -> Tensor:
+    """B^T d B of the block's tiles: (groups * a*a, tiles of a sub-block, C), position (v, u)
+    within each sub-block."""
     m, a, tw = lay.m, lay.m + 2, lay.tiles[1]
-    row = frame.shape[1]
+    (k, g, kb), row = block, ws.row
     c = row // lay.width
-    windows = frame.as_strided((kb, a, row), (m * row, row, 1), frame.storage_offset() + k * m * row)
-    rows = bt.expand(kb, a, a).bmm(windows)  # (kb, u, width * C): B^T along the rows
-    cols = rows.new_empty(a, a, kb, tw, c)  # (j, u, kb, tw, C): each tile's columns, gathered
-    cols.copy_(rows.as_strided(cols.shape, (c, row, a * row, m * c, 1), rows.storage_offset()))
-    return bt.mm(cols.view(a, -1)).view(a * a, kb * tw, c)  # B^T along the columns: (v, u)
+    windows = frame.as_strided((g * kb, a, row), (m * row, row, 1), frame.storage_offset() + k * m * row)
+    rows = ws.take(ws.rows, g * kb, a, row).baddbmm_(bt.expand(g * kb, a, a), windows, beta=0)
+    cols = ws.take(ws.cols, g, a, a, kb, tw, c)  # (sub-block, j, u, kb, tw, C): each tile's columns
+    cols.copy_(rows.as_strided(cols.shape, (kb * a * row, c, row, a * row, m * c, 1), rows.storage_offset()))
+    v = ws.take(ws.v, g, a, a * kb * tw * c).baddbmm_(bt.expand(g, a, a), cols.view(g, a, -1), beta=0)
+    return v.view(g * a * a, kb * tw, c)
 
 
 def transformed_weight(weight: Tensor, m: int) -> Tensor:
@@ -164,15 +212,21 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: Pair, m: int
     lay = layout(n, (x.shape[2], x.shape[3]), padding, m)
     bt, at, _ = _matrices(m, x)
     a, tw = m + 2, lay.tiles[1]
-    frame, u = _frame(x, lay), transformed_weight(weight, m)
+    frame, u, blocks = _frame(x, lay), transformed_weight(weight, m), _blocks(lay)
+    ws, us = _Workspace(x, lay, blocks, x.shape[1], out_c), {1: u, SUBBLOCKS: u.repeat(SUBBLOCKS, 1, 1)}
     y = x.new_empty(lay.tiles[0], m, tw, m, out_c)
-    for k, kb in _blocks(lay):
-        prod = _input_tiles(frame, lay, k, kb, bt).bmm(u)  # (v, u, tiles, O)
+    for block in blocks:
+        (k, g, kb), t = block, block.rows * tw
+        prod = ws.take(ws.prod, g * a * a, t, out_c)  # (sub-block, v, u, tiles, O)
+        prod.baddbmm_(_input_tiles(frame, lay, block, bt, ws), us[g], beta=0)
         if bias is not None:
-            prod[ONES * a + ONES] += bias
-        half = at.mm(prod.view(a, -1)).view(m, a, -1)  # A^T along v: (q, u, tiles * O)
-        out = at.expand(m, m, a).bmm(half)  # A^T along u: (q, p, tiles * O)
-        y[k : k + kb].copy_(out.view(m, m, kb, tw, out_c).permute(2, 1, 3, 0, 4))
+            prod.view(g, a * a, t, out_c)[:, ONES * a + ONES] += bias
+        half = ws.take(ws.half, g, m, a * t * out_c)  # A^T along v: (sub-block, q, u, tiles * O)
+        half.baddbmm_(at.expand(g, m, a), prod.view(g, a, -1), beta=0)
+        out = ws.take(ws.out, g * m, m, t * out_c)  # A^T along u: (sub-block, q, p, tiles * O)
+        out.baddbmm_(at.expand(g * m, m, a), half.view(g * m, a, -1), beta=0)
+        rows = y[k : k + g * kb].view(g, kb, m, tw, m, out_c)
+        rows.copy_(out.view(g, m, m, kb, tw, out_c).permute(0, 3, 2, 4, 1, 5))
     row = tw * m * out_c
     return y.as_strided((n, *lay.out, out_c), (lay.hf * row, row, out_c, 1)).permute(0, 3, 1, 2)
 
@@ -200,13 +254,20 @@ def weight_grad(x: Tensor, grad: Tensor, padding: Pair, m: int) -> Tensor:
     lay = layout(n, (x.shape[2], x.shape[3]), padding, m)
     bt, at, _ = _matrices(m, x)
     a, tw = m + 2, lay.tiles[1]
-    frame, gy = _frame(x, lay), _grad_frame(grad, lay)
-    du = x.new_zeros(a * a, c, out_c)
-    for k, kb in _blocks(lay):
-        tiles = x.new_empty(m, m, kb, tw, out_c)  # (q, p, tiles, O): the output transform's result
-        tiles.copy_(gy[k : k + kb].permute(3, 1, 0, 2, 4))
-        half = at.t().expand(m, a, m).bmm(tiles.view(m, m, -1))  # adjoint along u: (q, u, ...)
-        dm = at.t().mm(half.view(m, -1)).view(a * a, kb * tw, out_c)  # adjoint along v: (v, u, ...)
-        du += _input_tiles(frame, lay, k, kb, bt).transpose(1, 2).bmm(dm)
+    frame, gy, blocks = _frame(x, lay), _grad_frame(grad, lay), _blocks(lay)
+    ws = _Workspace(x, lay, blocks, c, out_c)
+    du = x.new_empty(SUBBLOCKS, a * a, c, out_c)  # per sub-block, summed at the end
+    for i, block in enumerate(blocks):
+        (k, g, kb), t = block, block.rows * tw
+        tiles = ws.take(ws.out, g, m, m, kb, tw, out_c)  # (sub-block, q, p, tiles, O): the output transform's
+        tiles.copy_(gy[k : k + g * kb].view(g, kb, m, tw, m, out_c).permute(0, 4, 2, 1, 3, 5))
+        half = ws.take(ws.half, g * m, a, t * out_c)  # adjoint along u: (sub-block, q, u, ...)
+        half.baddbmm_(at.t().expand(g * m, a, m), tiles.view(g * m, m, -1), beta=0)
+        dm = ws.take(ws.prod, g, a, a * t * out_c)  # adjoint along v: (sub-block, v, u, ...)
+        dm.baddbmm_(at.t().expand(g, a, m), half.view(g, m, -1), beta=0)
+        v = _input_tiles(frame, lay, block, bt, ws)
+        acc = du[:g].view(g * a * a, c, out_c)
+        acc.baddbmm_(v.transpose(1, 2), dm.view(g * a * a, t, out_c), beta=min(i, 1))  # beta=0: du starts empty
+    du = du[0] if blocks[0].groups == 1 else du.sum(0)  # one sub-block: a single block, du[1] unused
     # G^T dU G: the kernel transform's adjoint
     return (du.view(a * a, c * out_c).t() @ _matrices(m, x).kernel).view(c, out_c, 3, 3).transpose(0, 1)
