@@ -25,6 +25,10 @@ weight gradient) from a :class:`Shape`, by the rules :data:`RULES` over the name
 - ``'scatter'``, few output channels at stride 1: one GEMM over all taps, then shifted adds,
   channel-first (the shift trick on the flat (C, N*Hp*Wp) frame: tap (i, j) is the column slice
   ``X[:, off:off + M]``, ``off = i*dh*Wp + j*dw``).
+- ``'winograd 4x4'`` (and ``'winograd 2x2'``, forceable), 3x3 stride-1 undilated kernels with
+  enough channels and pixels: Winograd's minimal filtering F(m x m, 3 x 3), fewer multiplications
+  than any direct method (:mod:`impl._winograd`); the input gradient is its forward with the
+  flipped kernel, the weight gradient its adjoint.
 - ``'grouped gather'``, groups (a batch dimension of the products) and empty batches: the general
   im2col ``gather``, and col2im for the input gradient.
 
