@@ -84,11 +84,12 @@ def _networks(name: str) -> tuple[Any, Any]:
 
 
 def _conv_flops(mod: Any, x: torch.Tensor, out: torch.Tensor) -> float:
-    """Forward and both gradients of a convolution layer, computed directly: 3 * 2 * (pixels of
-    its larger side) * C_in * C_out / groups * kh * kw (0 for any other layer)."""
+    """Forward and both gradients of a convolution layer, computed directly: 3 * 2 * pixels *
+    C_in * C_out / groups * kh * kw, the pixels those of the side the kernel is applied at
+    (a strided convolution's output, a transposed one's input: the smaller), 0 for any other layer."""
     if not isinstance(mod, (impl.Conv2d, impl.ConvTranspose2d)):
         return 0.0
-    pixels = max(x[0, 0].numel(), out[0, 0].numel()) * x.shape[0]
+    pixels = min(x[0, 0].numel(), out[0, 0].numel()) * x.shape[0]
     kh, kw = mod.kernel_size
     return 3 * 2.0 * pixels * mod.in_channels * mod.out_channels / mod.groups * kh * kw
 
@@ -284,7 +285,8 @@ def _error_shapes(batches: list[int], quick: bool) -> list[tuple[int, int, int, 
     (at the training runs' batch; ``quick``: one, at the layer cases' batch)."""
     if quick:
         return [(batches[0], *bench_conv.UNET_CONVS[-3])]
-    return [(DEFAULT_BATCH_SIZE, *conv) for conv in bench_conv.UNET_CONVS + bench_conv.COURSE_CONVS]
+    convs = bench_conv.UNET_CONVS + [c for c in bench_conv.COURSE_CONVS if c not in bench_conv.UNET_CONVS]
+    return [(DEFAULT_BATCH_SIZE, *conv) for conv in convs]
 
 
 CHECKED = {

@@ -153,14 +153,16 @@ def layer_case(batch: int, c: int, out_c: int, size: int, repeats: int) -> tuple
     ref.load_state_dict(mod.state_dict())
     ref_last = reference.Conv2d(c, out_c, 3, padding=1).to(memory_format=LAST)  # type: ignore[call-overload]
     ref_last.load_state_dict(mod.state_dict())
-    x = torch.rand(batch, c, size, size).contiguous(memory_format=LAST)  # as the layers before it leave it
+    # each side's input and output gradient in the layout its network hands over: impl's blocks
+    # keep activations and gradients channels-last, the contiguous twin contiguous
+    x = torch.rand(batch, c, size, size).contiguous(memory_format=LAST)
     g = torch.randn(batch, out_c, size, size)
     xr, xl = x.contiguous().requires_grad_(True), x.clone().requires_grad_(True)
     gl = g.contiguous(memory_format=LAST)
 
     def run_impl() -> None:
         mod(x)
-        mod.backward(g)
+        mod.backward(gl)
 
     def run_ref(m: Any, xin: torch.Tensor, gin: torch.Tensor) -> None:
         m(xin).backward(gin)

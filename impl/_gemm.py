@@ -205,15 +205,21 @@ WINOGRAD_CHANNELS = 16
 (C, O)) outweigh the transforms, whose cost grows with C + O rather than C * O."""
 
 WINOGRAD_SIZE = 8
-"""Smallest output height and width for Winograd: below it an image holds one or two tiles and
-the per-block steps cost more than the single product of the channels-last patches."""
+"""Smallest output height and width for Winograd: below it an image holds one or two tiles a
+side, most of each tile's transforms spent on padding."""
+
+WINOGRAD_PIXELS = 8192
+"""Fewest output pixels (N * Ho * Wo) for Winograd: its transforms and the per-call and
+per-block steps cost more than the multiplications they save on fewer (n2n bench times every
+strategy of the networks' convolutions on either side of this)."""
 
 
 def _winograd_pays(s: Shape, direction: str) -> bool:
     """Both channel counts and the correlation's output (for the input gradient: the flipped
     correlation's, the input) large enough; the choice of tile: :data:`RULES`."""
     out = s.size if direction == "input grad" else s.out
-    return min(s.c, s.out_c) >= WINOGRAD_CHANNELS and min(out) >= WINOGRAD_SIZE
+    enough = min(s.c, s.out_c) >= WINOGRAD_CHANNELS and s.n * out[0] * out[1] >= WINOGRAD_PIXELS
+    return enough and min(out) >= WINOGRAD_SIZE
 
 
 TESTS: dict[str, Callable[[Shape, str], bool]] = {
@@ -239,10 +245,10 @@ _CHANNEL_RULES = [
 ]
 """The forward's and the weight gradient's first decisions, by channel counts and kernel."""
 
-# Winograd F(4x4, 3x3) where it computes and pays: F(2x2, 3x3) (forceable) was slower on every
-# shape measured, the transforms' cost per output pixel being larger for the smaller tile (n2n
-# bench, "Winograd" section). The weight gradient takes the patches first, where they fit: its
-# single product has no transform to pay for.
+# Winograd F(4x4, 3x3) where it computes and pays: F(2x2, 3x3) (forceable) is slower on every
+# shape n2n bench times (its section on the engine's strategies), its transforms moving more data
+# per output pixel than the larger tile's. The weight gradient takes the patches first, where
+# they fit: its single product has no transform to pay for.
 RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     "forward": [
         *_CHANNEL_RULES,
