@@ -1,15 +1,21 @@
-"""``n2n bench``: impl against its torch.nn twin, in one process, alternating the two.
+"""``n2n bench``: impl against its torch.nn twin, in one process, alternating them.
 
-Each case times the same work on both sides (warm-up, then ``repeats`` alternating rounds) and
-reports medians and the impl/reference ratio. Layer cases run forward + backward with the input
-gradient on both sides (the reference input requires grad, as inside a network). Peak memory of
-a training step is measured in a fresh subprocess per side (resident memory sampled over the steps,
-above what the process held before them).
+Each case times the same work on impl and on two torch references, the torch.nn twin on
+contiguous tensors (as a network given an ordinary batch runs) and the same twin on channels-last
+tensors and weights (torch's faster configuration for convolutions): warm-up, then ``repeats``
+rounds that run the three in turn; medians, and the impl/reference ratios against both. Layer
+cases run forward + backward with the input gradient on every side (the reference input requires
+grad, as inside a network). Peak memory of a training step is measured in a fresh subprocess per
+side (resident memory sampled over the steps, above what the process held before them). The 3x3
+stride-1 convolutions have their own sections (:mod:`harness.bench_conv`); the targets and the
+Markdown are :mod:`harness.bench_report`'s.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import platform
 import socket
@@ -17,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,35 +34,42 @@ import reference
 import reference.models as ref_models
 from impl.app.checkpoint import atomic_write
 from impl.app.config import DEFAULT_BATCH_SIZE
-from impl.functional import BLOCK_ROWS
 from impl.models import course_network, unet
 
+from . import bench_conv
+from .bench_conv import LAST, medians
+from .bench_report import markdown
 from .check.command import check
 
 
 @dataclass
 class Record:
+    """One case: milliseconds (or MiB) of impl, of the contiguous twin and of the channels-last twin
+    (NaN where not measured), and the direct method's FLOPs of a convolution case (else 0)."""
+
     case: str
     threads: int
     impl_ms: float
     reference_ms: float
     ratio: float
     unit: str = "ms"
+    reference_cl_ms: float = math.nan
+    ratio_cl: float = math.nan
+    flops: float = 0.0
 
 
-def _median_pair(run_impl: Callable[[], object], run_ref: Callable[[], object], repeats: int) -> tuple[float, float]:
-    for _ in range(2):
-        run_impl()
-        run_ref()
-    a, b = [], []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run_impl()
-        a.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        run_ref()
-        b.append(time.perf_counter() - t)
-    return statistics.median(a) * 1e3, statistics.median(b) * 1e3
+def _record(case: str, ms: list[float], flops: float, threads: int) -> Record:
+    a, b, cl = ms
+    return Record(case, threads, a, b, a / b, reference_cl_ms=cl, ratio_cl=a / cl, flops=flops)
+
+
+def _channels_last(ref: Any) -> Any:
+    """The twin in torch's faster configuration: a copy with channels-last weights."""
+    return copy.deepcopy(ref).to(memory_format=LAST)
+
+
+def _last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=LAST) if x.dim() == 4 else x
 
 
 def _networks(name: str) -> tuple[Any, Any]:
@@ -71,6 +83,17 @@ def _networks(name: str) -> tuple[Any, Any]:
     return net, ref
 
 
+def _conv_flops(mod: Any, x: torch.Tensor, out: torch.Tensor) -> float:
+    """Forward and both gradients of a convolution layer, computed directly: 3 * 2 * pixels *
+    C_in * C_out / groups * kh * kw, the pixels those of the side the kernel is applied at
+    (a strided convolution's output, a transposed one's input: the smaller), 0 for any other layer."""
+    if not isinstance(mod, (impl.Conv2d, impl.ConvTranspose2d)):
+        return 0.0
+    pixels = min(x[0, 0].numel(), out[0, 0].numel()) * x.shape[0]
+    kh, kw = mod.kernel_size
+    return 3 * 2.0 * pixels * mod.in_channels * mod.out_channels / mod.groups * kh * kw
+
+
 def layer_cases(batch: int, repeats: int, threads: int) -> list[Record]:
     """Forward + backward of every layer of both course networks, on its real input shape."""
     records = []
@@ -80,29 +103,36 @@ def layer_cases(batch: int, repeats: int, threads: int) -> list[Record]:
         for i, (mod, rmod) in enumerate(zip(net, ref)):
             out = mod(x)
             g = torch.randn(out.shape)
-            xr = x.clone().requires_grad_(True)
+            xr, xl = x.clone().requires_grad_(True), _last(x).requires_grad_(True)
+            gl, rlast = _last(g), _channels_last(rmod)
 
             def run_impl(mod: Any = mod, x: Any = x, g: Any = g) -> None:
                 mod(x)
                 mod.backward(g)
 
-            def run_ref(rmod: Any = rmod, xr: Any = xr, g: Any = g) -> None:
+            def run_ref(rmod: Any, xr: Any, g: Any) -> None:
                 rmod(xr).backward(g)
                 xr.grad = None
 
-            a, b = _median_pair(run_impl, run_ref, repeats)
-            records.append(Record(f"{variant}[{i}] {mod!r} fwd+bwd, batch {batch}", threads, a, b, a / b))
+            sides = [run_impl, lambda r=rmod, a=xr, b=g: run_ref(r, a, b), lambda r=rlast, a=xl, b=gl: run_ref(r, a, b)]
+            ms = medians(sides, repeats)
+            flops = _conv_flops(mod, x, out)
+            records.append(_record(f"{variant}[{i}] {mod!r} fwd+bwd, batch {batch}", ms, flops, threads))
             x = out.detach()
     return records
 
 
 def step_case(name: str, batch: int, repeats: int, threads: int, size: int = 32) -> Record:
-    """A full training step: forward, MSE loss, backward, Adam step."""
+    """A full training step: forward, MSE loss, backward, Adam step (the channels-last twin gets
+    channels-last images and weights)."""
 
     net, ref = _networks(name)
-    opt, ref_opt = impl.Adam(net.param(), lr=1e-4), reference.Adam(ref.parameters(), lr=1e-4)
-    loss, ref_loss = impl.MSELoss(), reference.MSELoss()
+    last = _channels_last(ref)
+    opt, loss = impl.Adam(net.param(), lr=1e-4), impl.MSELoss()
+    ref_opt, last_opt = reference.Adam(ref.parameters(), lr=1e-4), reference.Adam(last.parameters(), lr=1e-4)
+    ref_loss = reference.MSELoss()
     x, t = torch.rand(batch, 3, size, size), torch.rand(batch, 3, size, size)
+    xl, tl = _last(x), _last(t)
 
     def run_impl() -> None:
         opt.zero_grad()
@@ -110,26 +140,28 @@ def step_case(name: str, batch: int, repeats: int, threads: int, size: int = 32)
         net.backward(loss.backward())
         opt.step()
 
-    def run_ref() -> None:
-        ref_opt.zero_grad()
-        ref_loss(ref(x), t).backward()
-        ref_opt.step()
+    def run_ref(model: Any, optimizer: Any, x: torch.Tensor, t: torch.Tensor) -> None:
+        optimizer.zero_grad()
+        ref_loss(model(x), t).backward()
+        optimizer.step()
 
-    a, b = _median_pair(run_impl, run_ref, repeats)
-    return Record(f"training step {name}, batch {batch}, {size}x{size}", threads, a, b, a / b)
+    ms = medians([run_impl, lambda: run_ref(ref, ref_opt, x, t), lambda: run_ref(last, last_opt, xl, tl)], repeats)
+    return _record(f"training step {name}, batch {batch}, {size}x{size}", ms, 0.0, threads)
 
 
 def predict_case(name: str, repeats: int, threads: int, size: int = 512) -> Record:
-    """Inference on one size x size image (impl forward; reference forward under no_grad)."""
+    """Inference on one size x size image (impl forward; the references under no_grad)."""
     net, ref = _networks(name)
+    last = _channels_last(ref)
     x = torch.rand(1, 3, size, size)
+    xl = _last(x)
 
-    def run_ref() -> None:
+    def run_ref(model: Any, x: torch.Tensor) -> None:
         with torch.no_grad():
-            ref(x)
+            model(x)
 
-    a, b = _median_pair(lambda: net(x), run_ref, repeats)
-    return Record(f"predict {name} {size}x{size}", threads, a, b, a / b)
+    ms = medians([lambda: net(x), lambda: run_ref(ref, x), lambda: run_ref(last, xl)], repeats)
+    return _record(f"predict {name} {size}x{size}", ms, 0.0, threads)
 
 
 PEAK_RUNS = 3
@@ -180,35 +212,6 @@ def scaling_case(batch: int = 128, steps: int = 10) -> dict[str, float]:
     return rates
 
 
-def gflops_case(batch: int, repeats: int, threads: int) -> tuple[float, float, float]:
-    """GFLOP/s of the largest course-network convolution (48->48, 3x3, 16x16, forward): impl's,
-    torch's (oneDNN) and the machine's matmul on the products impl's engine runs for it (one
-    (rows, 48) @ (48, 48) per tap over blocks of ``BLOCK_ROWS``, impl._gemm): the first over the
-    third is the distance to what this way of computing can reach; the second shows the limit of
-    the BLAS products themselves."""
-
-    torch.manual_seed(0)
-    conv, ref = impl.Conv2d(48, 48, 3, padding=1), reference.Conv2d(48, 48, 3, padding=1)
-    x = torch.rand(batch, 48, 16, 16)
-    flops = 2 * 48 * 48 * 9 * 16 * 16 * batch
-    rows = BLOCK_ROWS
-    a, b, out = torch.rand(rows, 48), torch.rand(48, 48), torch.empty(rows, 48)
-    calls = max(1, round(flops / (2 * rows * 48 * 48)))
-
-    def products() -> None:
-        for _ in range(calls):
-            out.addmm_(a, b, beta=0)
-
-    def run_ref() -> None:
-        with torch.no_grad():
-            ref(x)
-
-    conv_ms, ref_ms = _median_pair(lambda: conv(x), run_ref, repeats)
-    mm_ms, _ = _median_pair(products, lambda: None, repeats)
-    mm_flops = calls * 2 * rows * 48 * 48
-    return flops / conv_ms / 1e6, flops / ref_ms / 1e6, mm_flops / mm_ms / 1e6
-
-
 def machine() -> str:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -219,30 +222,71 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
 
 
+def conv_sections(batches: list[int], repeats: int, threads: int, quick: bool) -> dict[str, Any]:
+    """The 3x3 stride-1 convolutions at ``threads``: the U-Net's as layer cases (at the training
+    runs' batch; the course network's are among the layer cases), every strategy of each direction
+    of both networks' timed in turn, and the machine's GEMM rate. ``quick``: one U-Net convolution,
+    at the layer cases' batch."""
+    unet_convs, batch = bench_conv.UNET_CONVS, DEFAULT_BATCH_SIZE
+    if quick:
+        unet_convs, batch = unet_convs[-3:-2], batches[0]
+    shapes = [(batch, *conv) for conv in unet_convs] + [(batches[0], *conv) for conv in bench_conv.COURSE_CONVS]
+    layers = [_record(*bench_conv.layer_case(batch, *conv, repeats), threads) for conv in unet_convs]
+    strategies = [row for shape in shapes for row in bench_conv.strategy_rows(*shape, repeats, threads)]
+    return {"layers": layers, "strategies": strategies, "gemm": bench_conv.gemm_rate(repeats)}
+
+
 def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool = False) -> dict[str, Any]:
     records: list[Record] = []
-    gflops: dict[int, tuple[float, float, float]] = {}
+    strategies: list[dict[str, Any]] = []
+    gemm: dict[int, float] = {}
     previous = torch.get_num_threads()
+    steps = [batches[0]] + ([DEFAULT_BATCH_SIZE] if DEFAULT_BATCH_SIZE != batches[0] else [])
     try:
         for threads in threads_list:
             torch.set_num_threads(threads)
             print(f"threads {threads}: {machine()}", file=sys.stderr)
             for batch in batches:
                 records += layer_cases(batch, repeats, threads)
-            for name in ("nearest", "transpose") + (() if quick else ("unet",)):
-                records.append(step_case(name, batches[0], repeats, threads))
-            for name in ("nearest",) + (() if quick else ("unet",)):  # at the batch the training runs use
-                records.append(step_case(name, DEFAULT_BATCH_SIZE, repeats, threads))
+            convs = conv_sections(batches, repeats, threads, quick)
+            records += convs["layers"]
+            strategies += convs["strategies"]
+            gemm[threads] = convs["gemm"]
+            for batch in steps:  # the layer cases' batch and the training runs' default one
+                for name in ("nearest", "transpose") + (() if quick else ("unet",)):
+                    records.append(step_case(name, batch, repeats, threads))
             for name in ("nearest",) + (() if quick else ("transpose", "unet")):
                 records.append(predict_case(name, repeats, threads, size=128 if quick else 512))
-            gflops[threads] = gflops_case(batches[-1], repeats, threads)
     finally:
         torch.set_num_threads(previous)
     for name in ("nearest",) + (() if quick else ("transpose", "unet")):
         records.append(peak_memory_case(name, batches[0]))
+    errors = [row for shape in _error_shapes(batches, quick) for row in bench_conv.error_rows(*shape)]
     scaling = scaling_case(batch=16 if quick else 128, steps=2 if quick else 10)
-    result = {"machine": machine(), "records": [asdict(r) for r in records], "gflops": gflops, "scaling": scaling}
+    result = {
+        "machine": machine(),
+        "records": [asdict(r) for r in records],
+        "strategies": strategies,
+        "gemm": gemm,
+        "errors": errors,
+        "margins": bench_conv.suite_margins(10 if quick else SUITE_TRIALS),
+        "scaling": scaling,
+    }
     return result | {"check": check_times(quick)}
+
+
+SUITE_TRIALS = 200
+"""Random small convolutions over which the suite's margins are measured (the hypothesis ``ci``
+profile's number of examples)."""
+
+
+def _error_shapes(batches: list[int], quick: bool) -> list[tuple[int, int, int, int]]:
+    """The convolutions whose float32 error is measured: every 3x3 stride-1 one of both networks
+    (at the training runs' batch; ``quick``: one, at the layer cases' batch)."""
+    if quick:
+        return [(batches[0], *bench_conv.UNET_CONVS[-3])]
+    convs = bench_conv.UNET_CONVS + [c for c in bench_conv.COURSE_CONVS if c not in bench_conv.UNET_CONVS]
+    return [(DEFAULT_BATCH_SIZE, *conv) for conv in convs]
 
 
 CHECKED = {
@@ -262,62 +306,6 @@ def check_times(quick: bool) -> dict[str, float]:
             check(str(root / target), quick=quick)
             times[what] = time.perf_counter() - start
     return times
-
-
-def markdown(result: dict[str, Any]) -> str:
-    rows = result["records"]
-    time_rows = [r for r in rows if r["unit"] == "ms"]
-    worst = max(r["ratio"] for r in time_rows)
-    lines = [
-        "# Benchmark: impl against torch.nn",
-        "",
-        f"Machine: {result['machine']}. Generated by `n2n bench` (also `tox -e bench`): impl and its",
-        "torch.nn twin in the same process, alternating, warm-up first; medians. Ratio = impl / reference",
-        "(below 1: impl is faster). Layer cases include the input gradient on both sides.",
-        "",
-        f"Worst time ratio: **{worst:.2f}**; targets: at most 1.0 for every case, peak memory at most 1.2.",
-        "",
-        "| case | threads | impl | reference | ratio |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        flag = " ✗" if (r["unit"] == "ms" and r["ratio"] > 1.0) or (r["unit"] == "MiB" and r["ratio"] > 1.2) else ""
-        lines.append(
-            f"| {r['case']} | {r['threads']} | {r['impl_ms']:.2f} {r['unit']} | {r['reference_ms']:.2f} {r['unit']} "
-            f"| {r['ratio']:.2f}{flag} |"
-        )
-    lines += [
-        "",
-        "## Distance to the hardware limit",
-        "",
-        "The largest convolution (48->48, 3x3, 16x16, forward): impl, torch's oneDNN convolution, and",
-        "this machine's matmul (BLAS) on the very products impl runs for it, one (rows, 48) @ (48, 48)",
-        "per kernel tap. impl / matmul is how close the engine gets to its BLAS; oneDNN / matmul above",
-        "1 means torch's direct convolution outruns any product of those shapes on this CPU.",
-        "",
-        "| threads | impl GFLOP/s | oneDNN GFLOP/s | matmul GFLOP/s | impl / matmul | oneDNN / matmul |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
-    for threads, (conv, ref, mm) in sorted(result["gflops"].items()):
-        lines.append(f"| {threads} | {conv:.1f} | {ref:.1f} | {mm:.1f} | {conv / mm:.2f} | {ref / mm:.2f} |")
-    if "scaling" in result:
-        lines += [
-            "",
-            "## Data-parallel scaling (torch.distributed, gloo on loopback)",
-            "",
-            "Course-network training steps at the same global batch on this machine:",
-            "",
-            "| setup | images/s | speed-up |",
-            "|---|---:|---:|",
-        ]
-        base = next(iter(result["scaling"].values()))
-        for setup, rate in result["scaling"].items():
-            lines.append(f"| {setup} | {rate:.0f} | {rate / base:.2f} |")
-    if result.get("check"):
-        lines += ["", "## Time to check a submission (`n2n check`, every check, child process included)", ""]
-        lines += ["| target | seconds |", "|---|---:|"]
-        lines += [f"| {what} | {seconds:.1f} |" for what, seconds in result["check"].items()]
-    return "\n".join(lines) + "\n"
 
 
 def main(

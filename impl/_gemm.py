@@ -25,6 +25,10 @@ weight gradient) from a :class:`Shape`, by the rules :data:`RULES` over the name
 - ``'scatter'``, few output channels at stride 1: one GEMM over all taps, then shifted adds,
   channel-first (the shift trick on the flat (C, N*Hp*Wp) frame: tap (i, j) is the column slice
   ``X[:, off:off + M]``, ``off = i*dh*Wp + j*dw``).
+- ``'winograd 4x4'`` (and ``'winograd 2x2'``, forceable), 3x3 stride-1 undilated kernels with
+  enough channels and pixels: Winograd's minimal filtering F(m x m, 3 x 3), fewer multiplications
+  than any direct method (:mod:`impl._winograd`); the input gradient is its forward with the
+  flipped kernel, the weight gradient its adjoint.
 - ``'grouped gather'``, groups (a batch dimension of the products) and empty batches: the general
   im2col ``gather``, and col2im for the input gradient.
 
@@ -39,6 +43,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from torch import Tensor
+
+from . import _winograd
 
 Pair = tuple[int, int]
 
@@ -187,6 +193,35 @@ def _flipped_fits(s: Shape, direction: str) -> bool:
     return min(full) >= 0 and natural == tuple(s.size)
 
 
+def _winograd_fits(s: Shape, direction: str) -> bool:
+    """Winograd's F(m x m, 3 x 3) computes 3x3 stride-1 correlations (the input gradient: the
+    flipped one, so it must fit too)."""
+    plain = s.kernel == (3, 3) and s.stride == (1, 1) and s.dilation == (1, 1)
+    return plain and (direction != "input grad" or _flipped_fits(s, direction))
+
+
+WINOGRAD_CHANNELS = 16
+"""Fewest input and output channels for which Winograd's products (a^2 of them, (tiles, C) @
+(C, O)) outweigh the transforms, whose cost grows with C + O rather than C * O."""
+
+WINOGRAD_SIZE = 8
+"""Smallest output height and width for Winograd: below it an image holds one or two tiles a
+side, most of each tile's transforms spent on padding."""
+
+WINOGRAD_PIXELS = 8192
+"""Fewest output pixels (N * Ho * Wo) for Winograd: its transforms and the per-call and
+per-block steps cost more than the multiplications they save on fewer (n2n bench times every
+strategy of the networks' convolutions on either side of this)."""
+
+
+def _winograd_pays(s: Shape, direction: str) -> bool:
+    """Both channel counts and the correlation's output (for the input gradient: the flipped
+    correlation's, the input) large enough; the choice of tile: :data:`RULES`."""
+    out = s.size if direction == "input grad" else s.out
+    enough = min(s.c, s.out_c) >= WINOGRAD_CHANNELS and s.n * out[0] * out[1] >= WINOGRAD_PIXELS
+    return enough and min(out) >= WINOGRAD_SIZE
+
+
 TESTS: dict[str, Callable[[Shape, str], bool]] = {
     "grouped or empty": lambda s, d: s.groups != 1 or s.n == 0,
     "one tap": lambda s, d: s.taps == 1,
@@ -195,38 +230,57 @@ TESTS: dict[str, Callable[[Shape, str], bool]] = {
     "stride 1": lambda s, d: s.stride == (1, 1),
     "flipped fits": _flipped_fits,
     "patches fit": lambda s, d: s.rows * s.c * s.taps <= PATCH_FLOATS,
+    "winograd fits": lambda s, d: _winograd_fits(s, d),
+    "winograd pays": lambda s, d: _winograd_pays(s, d),
 }
 """The planner's decisions, each one comparison of a :class:`Shape` (and the direction, for its
 channel factor) with a threshold; :data:`RULES` combines them."""
 
-_FORWARD_RULES = [
+_CHANNEL_RULES = [
     ("grouped gather", ("grouped or empty",)),  # groups are a batch dimension of the products
     ("per tap", ("one tap",)),  # a single tap needs neither the gathered nor the scattered form
     ("gather", ("few inputs",)),
     ("scatter", ("few outputs", "stride 1")),  # the shift trick needs stride 1
     ("gather", ("few outputs",)),  # strided: the general gathered patches
-    # A new strategy (Winograd for 3x3 stride 1, say) is one rule here, with its function in the
-    # direction's table (FORWARD, INPUT_GRAD, WEIGHT_GRAD) and its tests in TESTS.
-    ("patches", ("patches fit",)),
-    ("per tap", ()),
 ]
+"""The forward's and the weight gradient's first decisions, by channel counts and kernel."""
 
+# Winograd F(4x4, 3x3) where it computes and pays: F(2x2, 3x3) (forceable) is slower on every
+# shape n2n bench times (its section on the engine's strategies), its transforms moving more data
+# per output pixel than the larger tile's. The weight gradient takes the patches first, where
+# they fit: its single product has no transform to pay for.
 RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
-    "forward": _FORWARD_RULES,
+    "forward": [
+        *_CHANNEL_RULES,
+        ("winograd 4x4", ("winograd fits", "winograd pays")),
+        ("patches", ("patches fit",)),
+        ("per tap", ()),
+    ],
     "input grad": [
         ("grouped gather", ("grouped or empty",)),
+        ("winograd 4x4", ("winograd fits", "winograd pays")),  # the flipped correlation, by Winograd
         ("flipped", ("stride 1", "flipped fits")),
         ("per tap", ("one tap",)),
         ("gather", ("few outputs",)),  # the col2im of the gathered product (few rows to scatter)
         ("gather", ("few inputs",)),
         ("per tap", ()),
     ],
-    "weight grad": _FORWARD_RULES,  # the same decisions, with WEIGHT_GRAD_FACTOR
+    "weight grad": [  # the forward's decisions, with WEIGHT_GRAD_FACTOR
+        *_CHANNEL_RULES,
+        ("patches", ("patches fit",)),
+        ("winograd 4x4", ("winograd fits", "winograd pays")),
+        ("per tap", ()),
+    ],
 }
 """Per direction, the strategies in order with the tests (names in :data:`TESTS`) that must all
 hold: the first rule whose tests hold is the plan."""
 
-NEEDS = {"scatter": ("stride 1",), "flipped": ("stride 1", "flipped fits")}
+NEEDS = {
+    "scatter": ("stride 1",),
+    "flipped": ("stride 1", "flipped fits"),
+    "winograd 2x2": ("winograd fits",),
+    "winograd 4x4": ("winograd fits",),
+}
 """Tests a strategy needs in order to compute a shape at all (the others compute any ungrouped,
 non-empty convolution; ``'grouped gather'`` computes every one)."""
 
@@ -545,6 +599,13 @@ def _gather_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) ->
     return out.view(s.n, *s.out, s.out_c).permute(0, 3, 1, 2)
 
 
+def _winograd_forward(m: int) -> Callable[..., Tensor]:
+    def forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
+        return _winograd.conv2d(x, weight, bias, s.padding, m)
+
+    return forward
+
+
 def _grouped_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
     cols = gather(padded(x, s.padding), s.kernel, s.stride, s.dilation, s.out)
     out = (weight.reshape(s.groups, s.out_c // s.groups, -1) @ _grouped(cols, s.groups)).view(s.out_c, -1)
@@ -575,6 +636,15 @@ def _flipped_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
     """Stride 1: the full correlation of the gradient with the flipped kernel, channels swapped."""
     full = (s.dilation[0] * (s.kernel[0] - 1) - s.padding[0], s.dilation[1] * (s.kernel[1] - 1) - s.padding[1])
     return conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, (1, 1), full, s.dilation, 1)
+
+
+def _winograd_input_grad(m: int) -> Callable[..., Tensor]:
+    def input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
+        """The full correlation with the flipped kernel (as ``'flipped'``), by F(m x m, 3 x 3)."""
+        full = (2 - s.padding[0], 2 - s.padding[1])
+        return _winograd.conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, full, m)
+
+    return input_grad
 
 
 def _per_tap_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
@@ -646,6 +716,13 @@ def _gather_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], 
     return _from_taps_last(cols @ grad.permute(0, 2, 3, 1).reshape(-1, s.out_c), weight_shape)
 
 
+def _winograd_weight_grad(m: int) -> Callable[..., Tensor]:
+    def weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:
+        return _winograd.weight_grad(x, grad, s.padding, m)
+
+    return weight_grad
+
+
 def _grouped_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:
     cols = gather(padded(x, s.padding), s.kernel, s.stride, s.dilation, s.out)
     g = grad.transpose(0, 1).reshape(s.out_c, s.rows)
@@ -657,12 +734,16 @@ FORWARD = {
     "per tap": _per_tap_conv,
     "scatter": _scatter_forward,
     "gather": _gather_forward,
+    "winograd 2x2": _winograd_forward(2),
+    "winograd 4x4": _winograd_forward(4),
     "grouped gather": _grouped_forward,
 }
 INPUT_GRAD = {
     "flipped": _flipped_input_grad,
     "per tap": _per_tap_input_grad,
     "gather": _gather_input_grad,
+    "winograd 2x2": _winograd_input_grad(2),
+    "winograd 4x4": _winograd_input_grad(4),
     "grouped gather": _grouped_input_grad,
 }
 WEIGHT_GRAD = {
@@ -670,6 +751,8 @@ WEIGHT_GRAD = {
     "per tap": _per_tap_weight_grad,
     "scatter": _scatter_weight_grad_of,
     "gather": _gather_weight_grad,
+    "winograd 2x2": _winograd_weight_grad(2),
+    "winograd 4x4": _winograd_weight_grad(4),
     "grouped gather": _grouped_weight_grad,
 }
 IMPLEMENTATIONS: dict[str, dict[str, Callable[..., Tensor]]] = {

@@ -52,6 +52,24 @@ def conv2d_configs(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[int, ...]]:
 
 
 @st.composite
+def winograd_configs(draw: st.DrawFn) -> dict[str, Any]:
+    """A 3x3 stride-1 convolution the Winograd path computes: batch, channels, spatial size (at
+    least the kernel's reach past the padding, odd or even, a multiple of the tile or not),
+    padding (up to beyond the kernel's reach), output tile and input layout."""
+    padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    size = tuple(draw(st.integers(max(1, 3 - 2 * p), 11)) for p in padding)
+    return dict(
+        n=draw(st.integers(1, 3)),
+        c=draw(st.integers(1, 6)),
+        out_c=draw(st.integers(1, 6)),
+        size=size,
+        padding=padding,
+        tile=draw(st.sampled_from([2, 4])),
+        channels_last=draw(st.booleans()),
+    )
+
+
+@st.composite
 def conv_transpose2d_configs(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[int, ...]]:
     """Constructor kwargs for ConvTranspose2d (output_padding < stride or dilation) and an input shape."""
     groups = draw(st.integers(1, 3))

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness import bench
+from harness import bench, bench_report
 from n2n import cli
 from n2n.cli import main
 
@@ -29,19 +29,25 @@ def test_bench_quick_writes_table_and_json(tmp_path, capsys):
     ]
     assert main(argv) == 0
     text = out.read_text()
-    assert "| case | threads | impl | reference | ratio |" in text and "GFLOP/s" in text
+    assert "| case | threads | impl | reference | ratio | channels-last reference | ratio |" in text
+    assert "GFLOP/s" in text and "## Targets (issue 20)" in text and "## Rounding error in float32" in text
     rows = json.loads(records.read_text())
-    assert {"case", "impl_ms", "reference_ms", "ratio"} <= set(rows[0])
+    assert {"case", "impl_ms", "reference_ms", "ratio", "reference_cl_ms", "ratio_cl", "flops"} <= set(rows[0])
     cases = [r["case"] for r in rows]
     assert "training step nearest, batch 2, 32x32" in cases
     assert "training step nearest, batch 16, 32x32" in cases  # the training runs' default batch
     assert any(c.startswith("peak memory") for c in cases)
-    assert sum("fwd+bwd" in c for c in cases) == 18  # every layer of both course networks
+    assert sum(c.startswith(("nearest[", "transpose[")) for c in cases) == 18  # every layer of both course networks
+    assert "Conv2d(48, 48, kernel_size=(3, 3), padding=(1, 1)) fwd+bwd, 8x8, batch 2" in cases  # a U-Net one
     for r in rows:
         if r["unit"] == "ms" or r["reference_ms"] > 0:  # a peak with no measurable growth is NaN, not 1.0
             assert r["ratio"] == pytest.approx(r["impl_ms"] / r["reference_ms"])
+        if r["unit"] == "ms":
+            assert r["ratio_cl"] == pytest.approx(r["impl_ms"] / r["reference_cl_ms"])
     assert "threads 1:" in capsys.readouterr().err
     assert "| 1 process(es) x 2 thread(s) |" in text and "| 2 process(es) x 1 thread(s) |" in text
+    # every direction of the convolutions, each strategy timed, the planned one named
+    assert "| 48->48, 8x8, batch 2 | 1 | weight grad |" in text and "winograd 4x4:" in text
 
 
 def test_bench_unet_cases_run():
@@ -49,21 +55,72 @@ def test_bench_unet_cases_run():
     assert bench.step_case("unet", batch=2, repeats=1, threads=1, size=8).ratio > 0
 
 
+def record(case, impl_ms, reference_ms, unit="ms", cl_ms=float("nan"), flops=0.0):
+    return dict(
+        case=case,
+        threads=1,
+        impl_ms=impl_ms,
+        reference_ms=reference_ms,
+        ratio=impl_ms / reference_ms,
+        unit=unit,
+        reference_cl_ms=cl_ms,
+        ratio_cl=impl_ms / cl_ms,
+        flops=flops,
+    )
+
+
+CONV_CASE = "Conv2d(48, 48, kernel_size=(3, 3), padding=(1, 1)) fwd+bwd, 8x8, batch 2"
+
+
 def test_markdown_flags_missed_targets():
     result = {
         "machine": "test",
         "records": [
-            {"case": "fast", "threads": 1, "impl_ms": 1.0, "reference_ms": 2.0, "ratio": 0.5, "unit": "ms"},
-            {"case": "slow", "threads": 1, "impl_ms": 3.0, "reference_ms": 2.0, "ratio": 1.5, "unit": "ms"},
-            {"case": "memory", "threads": 1, "impl_ms": 13.0, "reference_ms": 10.0, "ratio": 1.3, "unit": "MiB"},
+            record("fast", 1.0, 2.0, cl_ms=1.0),
+            record("slow", 3.0, 2.0),
+            record("memory", 13.0, 10.0, unit="MiB"),
+            record("training step unet, batch 16, 32x32", 9.0, 10.0, cl_ms=6.0),
+            record(
+                "Conv2d(48, 48, kernel_size=(3, 3), padding=(1, 1)) fwd+bwd, 8x8, batch 2",
+                2.0,
+                4.0,
+                cl_ms=2.0,
+                flops=8e6,
+            ),
         ],
-        "gflops": {1: (10.0, 30.0, 20.0)},
+        "gemm": {1: 3.0},
     }
     text = bench.markdown(result)
-    assert "| fast | 1 | 1.00 ms | 2.00 ms | 0.50 |" in text
-    assert "| slow | 1 | 3.00 ms | 2.00 ms | 1.50 ✗ |" in text
-    assert "| memory | 1 | 13.00 MiB | 10.00 MiB | 1.30 ✗ |" in text
-    assert "Worst time ratio: **1.50**" in text and "| 1 | 10.0 | 30.0 | 20.0 | 0.50 | 1.50 |" in text
+    assert "| fast | 1 | 1.00 ms | 2.00 ms | 0.50 | 1.00 ms | 1.00 |" in text
+    assert "| slow | 1 | 3.00 ms | 2.00 ms | 1.50 ✗ | — | — |" in text
+    assert "| memory | 1 | 13.00 MiB | 10.00 MiB | 1.30 ✗ | — | — |" in text
+    assert "Worst time ratio (contiguous twin): **1.50**" in text
+    # the targets: a bar against the contiguous twin, the channels-last ratio stated beside it
+    assert "| U-Net training step, batch 16 | 1 | 0.85 | 0.90 | 1.50 | **no** |" in text
+    assert "| every 3x3 stride-1 convolution case (worst) | 1 | 1.00 | 0.50 | 1.00 | yes |" in text
+    assert "| peak memory of a training step (worst) |" not in text  # no record: no row
+    # effective GFLOP/s: 8e6 flops in 2, 4 and 2 ms; the GEMM rate beside them
+    assert "fwd+bwd, 8x8, batch 2 | 1 | 4.0 | 2.0 | 4.0 | 3.0 |" in text
+
+
+def test_targets_are_rows_with_the_worst_case_per_thread_count():
+    rows = bench_report.targets(
+        [
+            record("peak memory of a training step unet, batch 64", 1.3, 1.0, unit="MiB"),
+            record("predict unet 512x512", 8.0, 10.0),
+        ]
+    )
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["peak memory of a training step (worst)"]["met"] is False
+    assert by_name["U-Net inference, 512x512"] == dict(
+        name="U-Net inference, 512x512",
+        threads=1,
+        target=0.9,
+        ratio=0.8,
+        ratio_cl=pytest.approx(float("nan"), nan_ok=True),
+        case="predict unet 512x512",
+        met=True,
+    )
 
 
 @pytest.mark.parametrize("flags", [["--threads", "0"], ["--batches", "-1"], ["--repeats", "0"]])

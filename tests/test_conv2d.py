@@ -8,8 +8,9 @@ from hypothesis import given
 
 import impl
 import reference
+from impl import _gemm
 from tests import strategies as S
-from tests.helpers import assert_parity, gradcheck
+from tests.helpers import assert_close, assert_parity, gradcheck
 
 DTYPES = [torch.float32, torch.float64]
 KERNELS = [1, 2, 3, 5, (3, 1)]
@@ -95,12 +96,18 @@ STRATEGIES = {
     "per tap": (4, 4, 3),
     "patches": (4, 4, 3),
     "single tap": (3, 5, 1),
+    "winograd": (4, 4, 3),  # where it computes (3x3, stride 1, dilation 1); elsewhere per tap
 }
 
 
 def patches_only_for(strategy, monkeypatch):
+    """Steer the planner: the patches only for "patches", Winograd (its thresholds at 1) only
+    for "winograd"."""
     if strategy != "patches":
         monkeypatch.setattr(impl._gemm, "PATCH_FLOATS", 0)
+    if strategy == "winograd":
+        monkeypatch.setattr(impl._gemm, "WINOGRAD_CHANNELS", 1)
+        monkeypatch.setattr(impl._gemm, "WINOGRAD_SIZE", 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -116,6 +123,60 @@ def test_strategies(strategy, dilation, padding, block_rows, layout, stride, dty
     x = LAYOUTS[layout](S.tensors((2, c, 7, 6), dtype, seed=6))
     kw = dict(in_channels=c, out_channels=o, kernel_size=k, stride=stride, padding=padding, dilation=dilation)
     assert_parity(*pair_of(kw), x, noncontiguous_grad=True)
+
+
+def winograd_matches_torch(n, c, out_c, size, padding, tile, channels_last, dtype=torch.float64, seed=0):
+    """Winograd F(tile x tile, 3 x 3), forced, in all three directions against torch (the input
+    gradient where the flipped correlation fits, padding up to 2)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, *size, generator=g, dtype=dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    w = torch.randn(out_c, c, 3, 3, generator=g, dtype=dtype, requires_grad=True)
+    b = torch.randn(out_c, generator=g, dtype=dtype)
+    y = torch.nn.functional.conv2d(x, w, b, padding=padding)
+    grad = torch.randn(y.shape, generator=g, dtype=dtype)
+    gx, gw = torch.autograd.grad(y, (x, w), grad)
+    x, w, strategy, k = x.detach(), w.detach(), f"winograd {tile}x{tile}", max(x.numel(), y.numel())
+    args = ((1, 1), padding, (1, 1), 1)
+    with torch.no_grad():
+        assert_close("forward", _gemm.conv2d(x, w, b, *args, strategy), y.detach(), k)
+        assert_close("weight gradient", _gemm.conv2d_weight_grad(x, grad, w.shape, *args, strategy), gw, k)
+        if max(padding) <= 2:
+            assert_close("input gradient", _gemm.conv2d_input_grad(grad, w, *args, size, strategy), gx, k)
+
+
+# Winograd's shape classes: padding 0, 1, 2 and beyond the kernel's reach; sizes odd and even,
+# multiples of either tile or not, down to one output pixel; batch 1 (float32 batch 1 never reaches
+# the engine through the layer) and more; one tile row per block (blocks spanning images) or the
+# default blocks; both layouts and dtypes.
+WINOGRAD_CASES = [
+    ((8, 8), (1, 1)),
+    ((7, 6), (0, 0)),
+    ((5, 9), (2, 2)),
+    ((6, 7), (2, 0)),
+    ((4, 5), (3, 1)),
+    ((1, 3), (1, 1)),
+    ((12, 4), (0, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("block_tiles", [1, None], ids=["tile row blocks", "default blocks"])
+@pytest.mark.parametrize("tile", [2, 4])
+@pytest.mark.parametrize("size,padding", WINOGRAD_CASES)
+def test_winograd(size, padding, tile, block_tiles, n, channels_last, dtype, monkeypatch):
+    if block_tiles is not None:
+        monkeypatch.setitem(impl._winograd.BLOCK_TILES, tile, block_tiles)
+    winograd_matches_torch(n, 5, 4, size, padding, tile, channels_last, dtype)
+
+
+@given(S.winograd_configs(), S.dtypes, S.seeds)
+def test_winograd_hypothesis(config, dtype, seed):
+    winograd_matches_torch(**config, dtype=dtype, seed=seed)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

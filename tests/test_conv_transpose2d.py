@@ -25,13 +25,18 @@ def pair_of(**kw):
 # The forward is the adjoint of Conv2d's products (impl._gemm): one product per tap added into
 # its stride phase, in row blocks (5 rows: a ragged last block), or the gathered-patch col2im
 # for few channels; its backward runs Conv2d's forward and weight-gradient strategies, per tap or,
-# on small inputs, with the channels-last patches (impl._gemm.PATCH_FLOATS; 0: never).
+# on small inputs, with the channels-last patches (impl._gemm.PATCH_FLOATS; 0: never). At stride 1
+# (undilated), Winograd where its thresholds (set to 1 here) allow: all three directions.
 @pytest.mark.parametrize("channels", [(4, 4), (1, 8), (8, 1)], ids=["per tap", "few in", "few out"])
 @pytest.mark.parametrize("sdo", [(1, 1, 0), (2, 1, 1), ((3, 2), 2, (1, 1))])
 @pytest.mark.parametrize("block_rows,patch_floats", [(5, 0), (8192, 0), (8192, impl._gemm.PATCH_FLOATS)])
-def test_strategies(channels, sdo, block_rows, patch_floats, monkeypatch):
+@pytest.mark.parametrize("winograd", [False, True], ids=["", "winograd"])
+def test_strategies(channels, sdo, block_rows, patch_floats, winograd, monkeypatch):
     monkeypatch.setattr(impl._gemm, "BLOCK_ROWS", block_rows)
     monkeypatch.setattr(impl._gemm, "PATCH_FLOATS", patch_floats)
+    if winograd:
+        monkeypatch.setattr(impl._gemm, "WINOGRAD_CHANNELS", 1)
+        monkeypatch.setattr(impl._gemm, "WINOGRAD_SIZE", 1)
     stride, dilation, output_padding = sdo
     x = S.tensors((2, channels[0], 5, 4), torch.float64, seed=9).contiguous(memory_format=torch.channels_last)
     kw = dict(kernel_size=3, stride=stride, padding=1, output_padding=output_padding, dilation=dilation)

@@ -130,3 +130,35 @@ def test_the_parity_suite_has_a_case_on_each_side_of_every_boundary():
 def test_the_product_family_is_registered():
     assert all(s.family == PRODUCT for s in PRODUCT_SAMPLES)
     assert all(s in SAMPLES for s in PRODUCT_SAMPLES)
+
+
+def conv_shape(c, out_c, size, n=1, kernel=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1)):
+    out = _gemm._out_size(size, kernel, stride, padding, dilation)
+    return _gemm.Shape(n, c, out_c, kernel, stride, padding, dilation, 1, size, out)
+
+
+@pytest.mark.parametrize("direction", _gemm.DIRECTIONS)
+def test_plan_takes_winograd_from_its_thresholds(direction):
+    """Winograd exactly from WINOGRAD_CHANNELS channels, a WINOGRAD_SIZE output side and
+    WINOGRAD_PIXELS output pixels on (and, for the weight gradient, once the patches no longer
+    fit), for 3x3 stride-1 undilated kernels only (the input gradient: where the flipped
+    correlation fits)."""
+    c, size = _gemm.WINOGRAD_CHANNELS, (_gemm.WINOGRAD_SIZE, _gemm.WINOGRAD_SIZE)
+    pixels = size[0] * size[1]
+    n = max(_gemm.PATCH_FLOATS // (pixels * c * 9) + 1, -(-_gemm.WINOGRAD_PIXELS // pixels))
+    assert _gemm.plan(direction, conv_shape(c, c, size, n)) == "winograd 4x4"
+    wide = (size[0], _gemm.WINOGRAD_PIXELS // size[0])  # one image of WINOGRAD_PIXELS pixels
+    assert _gemm.plan(direction, conv_shape(c, c, wide)) == "winograd 4x4"
+    not_winograd = [
+        conv_shape(c, c, (wide[0], wide[1] - 1)),  # a column fewer
+        conv_shape(c - 1, c, size, n),
+        conv_shape(c, c - 1, size, n),
+        conv_shape(c, c, (size[0], size[1] - 1), n),  # padding 1: output and input one column narrower
+        conv_shape(c, c, size, n, stride=(2, 1)),
+        conv_shape(c, c, size, n, dilation=(1, 2)),
+        conv_shape(c, c, size, n, kernel=(3, 5), padding=(1, 2)),
+    ]
+    if direction == "input grad":
+        not_winograd.append(conv_shape(c, c, size, n, padding=(3, 1)))  # the flipped correlation needs padding <= 2
+    for s in not_winograd:
+        assert not _gemm.plan(direction, s).startswith("winograd"), s
