@@ -182,3 +182,18 @@ def test_bench_times_the_check_command(monkeypatch):
 
 def _record():
     return {"case": "c", "threads": 1, "impl_ms": 1.0, "reference_ms": 1.0, "ratio": 1.0, "unit": "ms"}
+
+
+def test_the_full_bench_covers_every_3x3_stride_1_convolution_of_both_networks(monkeypatch):
+    """Without --quick (too slow to run here): which shapes are timed and measured, and at which batch."""
+    timed = []
+    monkeypatch.setattr(bench.bench_conv, "layer_case", lambda *a: (f"case {a}", [1.0, 1.0, 1.0], 1.0))
+    monkeypatch.setattr(bench.bench_conv, "strategy_rows", lambda *a: timed.append(a[:4]) or [])
+    monkeypatch.setattr(bench.bench_conv, "gemm_rate", lambda repeats: 1.0)
+    convs = bench.conv_sections([64], repeats=1, threads=1, quick=False)
+    unet = [(bench.DEFAULT_BATCH_SIZE, *c) for c in bench.bench_conv.UNET_CONVS]
+    assert [r.case for r in convs["layers"]] == [f"case {(*s, 1)}" for s in unet]
+    assert timed == unet + [(64, *c) for c in bench.bench_conv.COURSE_CONVS]
+    errors = bench._error_shapes([64], quick=False)
+    assert set(errors) == set(unet) | {(bench.DEFAULT_BATCH_SIZE, *c) for c in bench.bench_conv.COURSE_CONVS}
+    assert len(errors) == len(set(errors))  # a convolution both networks have is measured once
