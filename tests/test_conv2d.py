@@ -174,6 +174,25 @@ def test_winograd(size, padding, tile, block_tiles, n, channels_last, dtype, mon
     winograd_matches_torch(n, 5, 4, size, padding, tile, channels_last, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_transforms_compute_one_tile(tile, dtype, monkeypatch):
+    """Y = A^T [(G g G^T) * (B^T d B)] A is the valid correlation of an a x a tile with a 3x3
+    kernel, with the matrices built afresh (the cache emptied: a run that built them earlier
+    cannot hide a wrong construction)."""
+    monkeypatch.setattr(impl._winograd, "_MATRICES", {})
+    a, gen = tile + 2, torch.Generator().manual_seed(tile)
+    d, g = (torch.randn(shape, generator=gen, dtype=torch.float64) for shape in ((a, a), (3, 3)))
+    mats = impl._winograd._matrices(tile, torch.empty(0, dtype=dtype))
+    assert mats.bt.dtype == mats.at.dtype == mats.kernel.dtype == dtype
+    u = (mats.kernel.double() @ g.reshape(9)).reshape(a, a).T  # the kernel's rows are (v, u)
+    y = mats.at.double() @ (u * (mats.bt.double() @ d @ mats.bt.double().T)) @ mats.at.double().T
+    direct = torch.stack([torch.stack([(d[i : i + 3, j : j + 3] * g).sum() for j in range(tile)]) for i in range(tile)])
+    tol = 1e-12 if dtype == torch.float64 else 1e-5  # F(4x4)'s 1/6 and 1/24 rounded to float32
+    torch.testing.assert_close(y, direct, rtol=tol, atol=tol)
+    assert impl._winograd._matrices(tile, torch.empty(0, dtype=dtype)) is mats  # made once
+
+
 @given(S.winograd_configs(), S.dtypes, S.seeds)
 def test_winograd_hypothesis(config, dtype, seed):
     winograd_matches_torch(**config, dtype=dtype, seed=seed)
