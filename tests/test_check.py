@@ -12,6 +12,7 @@ import pytest
 
 from harness.check.command import UsageError, check, resolve
 from n2n.cli import main
+from tests.data.submissions import _make_bugs
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = ROOT / "tests" / "data" / "submissions"
@@ -19,6 +20,15 @@ EXPECTED = json.loads((SUBMISSIONS / "expected.json").read_text())
 # the blocks a bug lives in, so that each case checks only what it needs (a correct submission
 # is checked whole)
 ONLY = {"bug_sgd_no_lr": "Conv2d,SGD", "bug_sequential_backward_none": "Sequential", "hang_forward": "ReLU"}
+
+
+@pytest.fixture(scope="session")
+def submission(tmp_path_factory):
+    """A submission's folder: the hand-written ones in tests/data/submissions, the ones made from
+    ok_handout by one textual edit each (``_make_bugs.py``) written once per session."""
+    made = tmp_path_factory.mktemp("submissions")
+    _make_bugs.write(str(made))
+    return lambda name: (made if name in _make_bugs.NAMES else SUBMISSIONS) / name
 
 
 def _blocks(name):
@@ -29,10 +39,10 @@ def _blocks(name):
 
 
 @pytest.mark.parametrize("name", [n for n in EXPECTED if EXPECTED[n]["exit"] != 2])
-def test_submission_is_diagnosed(name):
-    adapter = SUBMISSIONS / name / "adapter.py"
+def test_submission_is_diagnosed(name, submission):
+    adapter = submission(name) / "adapter.py"
     report = check(
-        str(SUBMISSIONS / name), str(adapter) if adapter.exists() else None, _blocks(name), quick=True, time_limit=5
+        str(submission(name)), str(adapter) if adapter.exists() else None, _blocks(name), quick=True, time_limit=5
     )
     expected = EXPECTED[name]
     assert (0 if report.ok else 1) == expected["exit"], [f.line() for f in report.findings]
@@ -50,16 +60,16 @@ def test_submission_is_diagnosed(name):
     ), f"expected {want}, got {got}"
 
 
-def test_an_import_error_is_a_usage_error_naming_the_cause():
+def test_an_import_error_is_a_usage_error_naming_the_cause(submission):
     with pytest.raises(UsageError, match="cannot import the target: RuntimeError: broken on purpose"):
-        check(str(SUBMISSIONS / "crash_import"), time_limit=5)
-    assert main(["check", str(SUBMISSIONS / "crash_import")]) == 2
+        check(str(submission("crash_import")), time_limit=5)
+    assert main(["check", str(submission("crash_import"))]) == 2
 
 
-def test_side_effects_and_prints_stay_in_the_child():
-    report = check(str(SUBMISSIONS / "side_effects"), blocks="Conv2d,ReLU", quick=True, time_limit=10)
+def test_side_effects_and_prints_stay_in_the_child(submission):
+    report = check(str(submission("side_effects")), blocks="Conv2d,ReLU", quick=True, time_limit=10)
     assert report.ok and "hello hello" in report.prints
-    assert not list((SUBMISSIONS / "side_effects").rglob("__pycache__"))
+    assert not list(submission("side_effects").rglob("__pycache__"))
 
 
 @pytest.mark.parametrize(
@@ -86,9 +96,9 @@ def test_the_projects_own_blocks_pass_every_check(tmp_path):
     assert 'failures="0"' in Path(out[1]).read_text() and "Every check passes." in Path(out[2]).read_text()
 
 
-def test_a_wrong_submission_writes_its_findings(tmp_path):
+def test_a_wrong_submission_writes_its_findings(tmp_path, submission):
     out = tmp_path / "r.json"
-    args = ["check", str(SUBMISSIONS / "bug_conv_grads_div_batch"), "--blocks", "Conv2d", "--quick"]
+    args = ["check", str(submission("bug_conv_grads_div_batch")), "--blocks", "Conv2d", "--quick"]
     assert main([*args, "--json", str(out), "--junit-xml", str(tmp_path / "r.xml")]) == 1
     findings = json.loads(out.read_text())["findings"]
     assert findings[0]["diagnosis"] == "divided by the batch size" and findings[0]["feature"] == "batch > 1"

@@ -1,9 +1,12 @@
-"""Regenerate the bug_* and special submissions from ok_handout (textual edits).
+"""Make the bug_* and special submissions from ok_handout (textual edits): one line each of
+difference, so they are generated rather than kept as copies. The tests write them into a
+scratch folder once per session (tests/test_check.py); by hand:
 
-python _make_bugs.py      # (over)writes <name>/Miniproject_2/{__init__,model}.py
+python _make_bugs.py [DEST]  # (over)writes DEST/<name>/Miniproject_2/{__init__,model}.py (DEST: here)
 """
 
 import os
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "ok_handout", "Miniproject_2", "model.py")
@@ -160,18 +163,26 @@ SPECIAL = {
 }
 
 
-def main():
+NAMES = list(BUGS) + list(SPECIAL)
+
+
+def write(dest):
+    """Write every generated submission under ``dest``."""
     src = open(SRC).read()
     for name, edits in list(BUGS.items()) + list(SPECIAL.items()):
         s = src
         for old, new in edits:
             assert s.count(old) == 1, (name, old)
             s = s.replace(old, new)
-        d = os.path.join(HERE, name, "Miniproject_2")
+        d = os.path.join(dest, name, "Miniproject_2")
         os.makedirs(d, exist_ok=True)
         open(os.path.join(d, "__init__.py"), "w").close()
         with open(os.path.join(d, "model.py"), "w") as f:
             f.write(s)
+
+
+def main():
+    write(sys.argv[1] if len(sys.argv) > 1 else HERE)
     print("wrote %d bug and %d special submissions" % (len(BUGS), len(SPECIAL)))
 
 

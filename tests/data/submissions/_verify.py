@@ -12,7 +12,7 @@ pass everything else (that is the "nearest passing" evidence).  hang_forward
 and crash_exit must time out / exit 3, then pass everything once their faulty
 method is swapped for ok_handout's (env N2N_VERIFY_FIX=Class.method).
 bug_empty_grad_buffers runs with torch.empty patched to fill NaN.
-Regenerate bug_* and the specials from ok_handout with _make_bugs.py.
+Write bug_* and the specials first: ``python _make_bugs.py`` (they are not kept in git).
 """
 
 import importlib
