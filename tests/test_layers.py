@@ -1,6 +1,6 @@
 """Imports run one way (README "Layout"): blocks <- application <- comparison tools <- CLI, with
 ``reference/`` a leaf, no function-level import to dodge a cycle, nothing shipped importing
-``tests/``, and the course's import path light."""
+``tests/``, the course's import path light, and the application's functions short."""
 
 import ast
 import pathlib
@@ -86,3 +86,15 @@ def test_the_course_import_path_is_light():
     heavy += [m for m in added if m.startswith("torch.distributed") or m in ("impl.app.train", "impl.app.loop")]
     assert not heavy, heavy
     assert "impl.app.course" in added
+
+
+APPLICATION = sorted((ROOT / "impl" / "app").rglob("*.py"))
+MAX_LINES = 50  # a function a reader holds in their head, docstring included
+
+
+@pytest.mark.parametrize("path", APPLICATION, ids=[p.name for p in APPLICATION])
+def test_application_functions_are_under_fifty_lines(path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines = node.end_lineno - node.lineno + 1
+            assert lines < MAX_LINES, f"{path.name}:{node.lineno}: {node.name}() is {lines} lines"
