@@ -89,10 +89,8 @@ def validation_psnr(backend: Backend, evalset: EvalSet) -> float:
     return psnr(denoise_images(backend, evalset.noisy), evalset.clean)
 
 
-def _validation(backend: Backend, validation: EvalSet | None, state: RunState) -> dict[str, float]:
-    """The validation PSNR after this step as a log field, also kept in ``state`` (none without a set)."""
-    if validation is None:
-        return {}
+def _validation(backend: Backend, validation: EvalSet, state: RunState) -> dict[str, float]:
+    """The validation PSNR after this step as a log field, also kept in ``state``."""
     value = validation_psnr(backend, validation)
     state.val_psnr.append([state.step, value])
     return {"val_psnr": value}
@@ -211,7 +209,7 @@ def train_loop(
             timed_out = max_seconds is not None and time.perf_counter() - started > max_seconds
             signum = stop["signum"]  # read once: a later signal waits for the next step's checkpoint
             validate, log_now, save_now = every.due(state.step, state.step == total, timed_out or bool(signum))
-            extra = _validation(backend, validation, state) if validate else {}
+            extra = _validation(backend, validation, state) if validate and validation is not None else {}
             if log_now:
                 out.record(state, lr, extra)
             if save_now:
