@@ -36,9 +36,9 @@ def strides_like_channels_last(x: Tensor) -> bool:
         return False
     low = 0
     for d in (1, 3, 2, 0):
-        if strides[d] == 0 or strides[d] < low or (d == 0 and low == strides[1]):
+        if sizes[d] == 0 or strides[d] < low or (d == 0 and low == strides[1]):
             return False
-        low = strides[d] * (sizes[d] if sizes[d] > 1 else 1)
+        low = strides[d] * sizes[d]
     return True
 
 

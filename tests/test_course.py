@@ -6,6 +6,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+from torch._prims_common import are_strides_like_channels_last_or_false as torch_strides_like_channels_last
 
 import impl
 from impl import _exact
@@ -61,6 +62,15 @@ def test_conv2d_is_bit_exact_where_torch_runs_a_plain_product(layout, dtype):
     assert exact >= 40  # the rule covers the course's configurations, not a handful
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("stride,dilation", [((1, 2), (1, 1)), ((2, 1), (1, 1)), ((1, 1), (1, 2)), ((1, 1), (2, 1))])
+def test_conv2d_is_bit_exact_with_different_row_and_column_steps(layout, stride, dilation):
+    x = _input(1, 3, (12, 13), layout, torch.float32, 0)
+    conv = impl.Conv2d(3, 2, 3, stride, 1, dilation)
+    assert _exact.conv2d_applies(x, conv.weight, 1)
+    assert torch.equal(conv(x), F.conv2d(x, conv.weight, conv.bias, stride, 1, dilation))
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "non-contiguous"])
 def test_conv_transpose2d_is_bit_exact_where_torch_runs_a_plain_product(layout):
     exact = 0
@@ -86,3 +96,37 @@ def test_the_rule_leaves_onednn_cases_to_the_engine():
     assert not _exact.conv2d_applies(torch.zeros(1, 3, 32, 32), torch.zeros(3, 1, 3, 3), 3)  # groups
     assert _exact.conv2d_applies(torch.zeros(2, 3, 90, 91, dtype=torch.float64)[:1], w.double(), 1)
     assert not _exact.conv2d_applies(torch.zeros(1, 3, 8, 8, dtype=torch.float16), w.half(), 1)
+    assert not _exact.conv_transpose2d_applies(
+        torch.zeros(1, 3, 8, 8).contiguous(memory_format=torch.channels_last), w, 1, (1, 1), (0, 0)
+    )  # ATen's channels-last transposed path is not reproduced
+
+
+def _strided(sizes, order, step, expand):
+    """A 4D tensor of ``sizes`` whose storage runs over the dimensions in ``order`` (outermost first),
+    every ``step``-th element of the last one kept, the channels broadcast when ``expand``."""
+    stored = [sizes[d] * (step if d == order[-1] else 1) for d in order]
+    x = torch.empty(stored).permute(*[order.index(d) for d in range(4)])
+    x = x[..., ::step] if order[-1] == 3 else x.narrow(order[-1], 0, sizes[order[-1]])
+    return x[:, :1].expand(-1, sizes[1], -1, -1) if expand else x
+
+
+def test_channels_last_strides_are_read_as_c10_reads_them():
+    """ATen picks the channels-last algorithm by c10's stride test; the exact path must read every
+    layout the same way: sizes of 0 and 1, every storage order, gaps and a broadcast channel."""
+    seen = set()
+    for sizes in itertools.product([1, 2], [1, 3], [0, 1, 2], [1, 4]):
+        for order, step, expand in itertools.product(itertools.permutations(range(4)), [1, 2], [False, True]):
+            x = _strided(list(sizes), list(order), step, expand)
+            expected = torch_strides_like_channels_last(x.shape, x.stride())
+            assert _exact.strides_like_channels_last(x) == expected, (x.shape, x.stride())
+            seen.add(expected)
+    rng = torch.Generator().manual_seed(0)  # and strides no tensor operation makes, overlapping ones among them
+    for _ in range(3000):
+        sizes = torch.randint(0, 4, (4,), generator=rng).tolist()
+        strides = torch.randint(0, 13, (4,), generator=rng).tolist()
+        x = torch.empty(200).as_strided(sizes, strides)
+        assert _exact.strides_like_channels_last(x) == torch_strides_like_channels_last(sizes, strides), (
+            sizes,
+            strides,
+        )
+    assert seen == {True, False}
