@@ -77,7 +77,6 @@ class Layout(NamedTuple):
     output size ``out``."""
 
     m: int
-    n: int
     size: Pair
     padding: Pair
     hf: int
@@ -92,7 +91,7 @@ def layout(n: int, size: Pair, padding: Pair, m: int) -> Layout:
     hf = max(h + ph, ho)
     tw = -(-wo // m)
     rows = -(-((n - 1) * hf + ho) // m)
-    return Layout(m, n, size, padding, hf, (rows, tw), tw * m + 2, (ho, wo))
+    return Layout(m, size, padding, hf, (rows, tw), tw * m + 2, (ho, wo))
 
 
 class _Matrices(NamedTuple):

@@ -193,6 +193,54 @@ def test_winograd_transforms_compute_one_tile(tile, dtype, monkeypatch):
     assert impl._winograd._matrices(tile, torch.empty(0, dtype=dtype)) is mats  # made once
 
 
+LAYOUT_CASES = [(n, size, padding, m) for n in (1, 3) for size, padding in WINOGRAD_CASES for m in (2, 4)]
+
+
+@pytest.mark.parametrize("n,size,padding,m", LAYOUT_CASES)
+def test_winograd_layout_covers_the_outputs_and_no_more(n, size, padding, m):
+    lay = impl._winograd.layout(n, size, padding, m)
+    (ho, wo), (rows, tw), hf = lay.out, lay.tiles, lay.hf
+    assert (ho, wo) == (size[0] + 2 * padding[0] - 2, size[1] + 2 * padding[1] - 2)
+    assert hf >= size[0] + padding[0] and hf >= ho  # an image's frame rows hold it and its outputs
+    assert (rows - 1) * m < (n - 1) * hf + ho <= rows * m  # the last tile row holds the last output row
+    assert (tw - 1) * m < wo <= tw * m
+    assert lay.width == tw * m + 2  # tiles m columns apart, each reading m + 2
+
+
+@pytest.mark.parametrize("n,size,padding,m", LAYOUT_CASES)
+def test_winograd_frames_are_zero_wherever_they_are_not_the_images(n, size, padding, m):
+    """The input frame (image i's row r at frame row i*hf + top padding + r) and the output
+    gradient's (image i's output row r at i*hf + r): exactly the tensors, zero everywhere else,
+    and no larger than the tiles read."""
+    lay = impl._winograd.layout(n, size, padding, m)
+    (h, w), (ph, pw), (ho, wo), (rows, tw), hf = size, padding, lay.out, lay.tiles, lay.hf
+    x, grad = torch.rand(n, 2, h, w) + 1, torch.rand(n, 3, ho, wo) + 1
+    frame = torch.zeros(max(rows * m + 2, ph + n * hf), lay.width, 2)
+    grad_frame = torch.zeros(max(rows * m, n * hf), tw * m, 3)
+    for i in range(n):
+        frame[i * hf + ph : i * hf + ph + h, pw : pw + w] = x[i].permute(1, 2, 0)
+        grad_frame[i * hf : i * hf + ho, :wo] = grad[i].permute(1, 2, 0)
+    assert torch.equal(impl._winograd._frame(x, lay), frame.view(len(frame), -1))
+    assert torch.equal(impl._winograd._grad_frame(grad, lay), grad_frame[: rows * m].view(rows, m, tw, m, 3))
+
+
+@pytest.mark.parametrize("rows,tw,block_tiles", list(itertools.product([1, 2, 3, 5, 7, 12], [1, 3, 40], [1, 8, 128])))
+def test_winograd_blocks_partition_the_tile_rows(rows, tw, block_tiles, monkeypatch):
+    """Blocks run over the tile rows in order, none empty, each of SUBBLOCKS equal sub-blocks
+    (a single one only for fewer tile rows than that at the end), within ``block_tiles`` tiles
+    unless a sub-block is a single tile row."""
+    monkeypatch.setitem(impl._winograd.BLOCK_TILES, 4, block_tiles)
+    subblocks = impl._winograd.SUBBLOCKS
+    blocks = impl._winograd._blocks(impl._winograd.layout(1, (8, 8), (1, 1), 4)._replace(tiles=(rows, tw)))
+    k = 0
+    for block in blocks:
+        assert block.k == k and block.rows >= 1
+        assert block.groups == subblocks or (block is blocks[-1] and block.groups == 1 and rows - k < subblocks)
+        assert block.groups * block.rows * tw <= block_tiles or block.rows == 1
+        k += block.groups * block.rows
+    assert k == rows
+
+
 @given(S.winograd_configs(), S.dtypes, S.seeds)
 def test_winograd_hypothesis(config, dtype, seed):
     winograd_matches_torch(**config, dtype=dtype, seed=seed)
