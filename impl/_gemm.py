@@ -40,6 +40,7 @@ copy is a plain copy, not a transposition.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 from torch import Tensor
@@ -599,11 +600,8 @@ def _gather_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) ->
     return out.view(s.n, *s.out, s.out_c).permute(0, 3, 1, 2)
 
 
-def _winograd_forward(m: int) -> Callable[..., Tensor]:
-    def forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
-        return _winograd.conv2d(x, weight, bias, s.padding, m)
-
-    return forward
+def _winograd_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape, m: int) -> Tensor:
+    return _winograd.conv2d(x, weight, bias, s.padding, m)
 
 
 def _grouped_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
@@ -638,13 +636,10 @@ def _flipped_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
     return conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, (1, 1), full, s.dilation, 1)
 
 
-def _winograd_input_grad(m: int) -> Callable[..., Tensor]:
-    def input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
-        """The full correlation with the flipped kernel (as ``'flipped'``), by F(m x m, 3 x 3)."""
-        full = (2 - s.padding[0], 2 - s.padding[1])
-        return _winograd.conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, full, m)
-
-    return input_grad
+def _winograd_input_grad(grad: Tensor, weight: Tensor, s: Shape, m: int) -> Tensor:
+    """The full correlation with the flipped kernel (as ``'flipped'``), by F(m x m, 3 x 3)."""
+    full = (2 - s.padding[0], 2 - s.padding[1])
+    return _winograd.conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, full, m)
 
 
 def _per_tap_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
@@ -716,11 +711,8 @@ def _gather_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], 
     return _from_taps_last(cols @ grad.permute(0, 2, 3, 1).reshape(-1, s.out_c), weight_shape)
 
 
-def _winograd_weight_grad(m: int) -> Callable[..., Tensor]:
-    def weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:
-        return _winograd.weight_grad(x, grad, s.padding, m)
-
-    return weight_grad
+def _winograd_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape, m: int) -> Tensor:
+    return _winograd.weight_grad(x, grad, s.padding, m)
 
 
 def _grouped_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:
@@ -729,30 +721,30 @@ def _grouped_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...],
     return (_grouped(g, s.groups) @ _grouped(cols, s.groups).transpose(1, 2)).view(weight_shape)
 
 
-FORWARD = {
+FORWARD: dict[str, Callable[..., Tensor]] = {
     "patches": _patches_conv,
     "per tap": _per_tap_conv,
     "scatter": _scatter_forward,
     "gather": _gather_forward,
-    "winograd 2x2": _winograd_forward(2),
-    "winograd 4x4": _winograd_forward(4),
+    "winograd 2x2": partial(_winograd_forward, m=2),
+    "winograd 4x4": partial(_winograd_forward, m=4),
     "grouped gather": _grouped_forward,
 }
-INPUT_GRAD = {
+INPUT_GRAD: dict[str, Callable[..., Tensor]] = {
     "flipped": _flipped_input_grad,
     "per tap": _per_tap_input_grad,
     "gather": _gather_input_grad,
-    "winograd 2x2": _winograd_input_grad(2),
-    "winograd 4x4": _winograd_input_grad(4),
+    "winograd 2x2": partial(_winograd_input_grad, m=2),
+    "winograd 4x4": partial(_winograd_input_grad, m=4),
     "grouped gather": _grouped_input_grad,
 }
-WEIGHT_GRAD = {
+WEIGHT_GRAD: dict[str, Callable[..., Tensor]] = {
     "patches": _patches_weight_grad,
     "per tap": _per_tap_weight_grad,
     "scatter": _scatter_weight_grad_of,
     "gather": _gather_weight_grad,
-    "winograd 2x2": _winograd_weight_grad(2),
-    "winograd 4x4": _winograd_weight_grad(4),
+    "winograd 2x2": partial(_winograd_weight_grad, m=2),
+    "winograd 4x4": partial(_winograd_weight_grad, m=4),
     "grouped gather": _grouped_weight_grad,
 }
 IMPLEMENTATIONS: dict[str, dict[str, Callable[..., Tensor]]] = {

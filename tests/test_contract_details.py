@@ -346,6 +346,24 @@ def test_messages_start_with_the_exact_name(make, match):
     assert __import__("re").search(match, str(info.value)), str(info.value)
 
 
+@pytest.mark.parametrize("mode,reach", [("reflect", -1), ("circular", 0)])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_padding_modes_reach_as_far_as_torchs(mode, reach, axis):
+    """reflect pads at most size - 1, circular at most size, on either axis: at the limit as torch,
+    one further refused, as torch refuses it."""
+    x, padding = torch.randn(1, 1, 4, 5), [0, 0]
+    padding[axis] = x.shape[2 + axis] + reach
+    conv = impl.Conv2d(1, 1, 1, padding=tuple(padding), padding_mode=mode)
+    ref = torch.nn.Conv2d(1, 1, 1, padding=tuple(padding), padding_mode=mode)
+    ref.load_state_dict(conv.state_dict())
+    torch.testing.assert_close(conv(x), ref(x).detach())
+    padding[axis] += 1
+    with pytest.raises(RuntimeError):
+        torch.nn.Conv2d(1, 1, 1, padding=tuple(padding), padding_mode=mode)(x)
+    with pytest.raises(impl.ShapeError, match=f"padding_mode='{mode}' needs padding"):
+        impl.Conv2d(1, 1, 1, padding=tuple(padding), padding_mode=mode)(x)
+
+
 def test_reflect_padding_as_large_as_the_input_is_refused():
     conv = impl.Conv2d(1, 1, 3, padding=3, padding_mode="reflect")
     with pytest.raises(ValueError, match="reflect"):

@@ -112,10 +112,12 @@ def patches_only_for(strategy, monkeypatch):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("dilation,padding", [(1, 1), (2, (2, 1)), (1, (3, 0))])  # the last: beyond the reach
+# the last two beyond the kernel's reach, the very last as wide as most of the input (stride
+# phases with more padding than pixels)
+@pytest.mark.parametrize("dilation,padding", [(1, 1), (2, (2, 1)), (1, (3, 0)), (1, (1, 4))])
 @pytest.mark.parametrize("block_rows", [5, 8192])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-@pytest.mark.parametrize("stride", [1, 2, (3, 2)])
+@pytest.mark.parametrize("stride", [1, 2, (3, 2), (2, 1), (1, 2)])
 def test_strategies(strategy, dilation, padding, block_rows, layout, stride, dtype, monkeypatch):
     monkeypatch.setattr(impl._gemm, "BLOCK_ROWS", block_rows)
     patches_only_for(strategy, monkeypatch)

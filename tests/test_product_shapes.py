@@ -110,6 +110,17 @@ def test_a_strategy_that_cannot_compute_the_shape_is_refused():
         _gemm.conv2d(x, w, None, (2, 2), (1, 1), (1, 1), 1, "scatter")
 
 
+def test_strategies_lists_only_what_computes_the_shape():
+    """A grouped convolution has one strategy; Winograd's input gradient needs the flipped
+    correlation to fit (padding at most 2), unlike its forward and weight gradient."""
+    grouped = _gemm.Shape(1, 4, 4, (3, 3), (1, 1), (1, 1), (1, 1), 2, (6, 6), (6, 6))
+    assert all(_gemm.strategies(d, grouped) == ["grouped gather"] for d in _gemm.DIRECTIONS)
+    far = _gemm.Shape(1, 4, 4, (3, 3), (1, 1), (3, 3), (1, 1), 1, (6, 6), (10, 10))
+    assert "winograd 4x4" not in _gemm.strategies("input grad", far)
+    assert "flipped" not in _gemm.strategies("input grad", far)
+    assert "winograd 4x4" in _gemm.strategies("forward", far) and "winograd 4x4" in _gemm.strategies("weight grad", far)
+
+
 def test_every_rule_names_a_strategy_and_tests_the_engine_has():
     for direction, rules in _gemm.RULES.items():
         assert rules[-1][1] == (), f"{direction}: the last rule must always hold"

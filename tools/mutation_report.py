@@ -97,6 +97,56 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "every optimizer state value (step, exp_avg, momentum_buffer, ...) is a tensor",
     ),
     (
+        r"_gemm\.x__(gather|scatter)_conv__",
+        r"out\[(:, )?m:\] = 1",
+        "the rows past the last valid pixel are never read (the output is cropped to the valid ones)",
+    ),
+    (
+        r"_gemm\.x_strategies__",
+        r'TESTS\["grouped or empty"\]\(s, None\)',
+        "the grouped-or-empty test reads only the shape, not the direction",
+    ),
+    (
+        r"_gemm\.x__phases__",
+        r"padded_last\(x, padding, (None)?\)",
+        "at stride 1 the phase frame is the padded size, which is padded_last's default",
+    ),
+    (
+        r"functional\.x_gather2d",
+        r"\(\+2, rows",
+        "gathers 4-D tensors only (Conv2d's padding and Upsampling), where dims 2 and -2 are the same",
+    ),
+    (
+        r"loss\.xǁMSELossǁforward",
+        r'check_float_tensor\(input, "MSELoss", \)',
+        "the argument name the check reports defaults to 'input'",
+    ),
+    (
+        r"_exact\.x_conv2d__|_winograd\.x__input_tiles__",
+        r"None,$|^\+\s*\)\.reshape|\), None\)\)$|1\), \)\)$",
+        "as_strided's storage_offset defaults to the input's own offset, which is what was passed",
+    ),
+    (
+        r"_exact\.x_conv_transpose2d__",
+        r"part\.shape\[3:\]",
+        "skips a shortcut: the general branch (the part copied onto a zero canvas) gives the same values",
+    ),
+    (
+        r"_exact\.x_conv_transpose2d__",
+        r"bias\.view\(-1, 1, 1\)",
+        "a (C, 1, 1) bias broadcasts over (N, C, H, W) as a (1, C, 1, 1) one does",
+    ),
+    (
+        r"_exact\.x_strides_like_channels_last",
+        r"low = 1$",
+        "the first stride compared is the channels', already known not to be 0: it is below 1 only if it is 0",
+    ),
+    (
+        r"_winograd\.xǁ_Workspaceǁ__init__",
+        r"a = lay\.m, lay\.m \+ 3",
+        "only enlarges the scratch buffers, of which take() uses the leading part",
+    ),
+    (
         r"container\.xǁIdentityǁforward",
         r"_saved = False",
         "backward only checks that forward ran (_saved is not None): False marks it as well as True",
