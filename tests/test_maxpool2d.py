@@ -67,6 +67,23 @@ def test_tiled_windows(kw, values, channels_last):
     assert_parity(impl.MaxPool2d(**kw), reference.MaxPool2d(**kw), x)
 
 
+# One step from tiling, each with every window inside the 9 x 12 input: the general path's.
+NEAR_TILED = [
+    dict(kernel_size=2, stride=3),  # windows that skip pixels
+    dict(kernel_size=2, stride=(2, 3)),
+    dict(kernel_size=3, padding=(1, 0)),
+    dict(kernel_size=3, padding=(0, 1)),
+    dict(kernel_size=2, dilation=(2, 1)),
+    dict(kernel_size=2, dilation=(1, 2)),
+]
+
+
+@pytest.mark.parametrize("kw", NEAR_TILED, ids=str)
+def test_windows_one_step_from_tiling(kw):
+    x = S.tensors((2, 3, 9, 12), torch.float64, seed=9)
+    assert_parity(impl.MaxPool2d(**kw), reference.MaxPool2d(**kw), x)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_wide_rows(dtype):
     """Window offsets past 256 (bfloat16) or 2048 (float16) must still find the right maximum."""

@@ -97,6 +97,23 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "every optimizer state value (step, exp_avg, momentum_buffer, ...) is a tensor",
     ),
     (
+        r"pool\.xǁMaxPool2dǁ_tiles__",
+        r"whole = None|ho \* kh < h|wo \* kw < w|kh / kw > 1|kh \* kw > 2",
+        "only turns the fast path off for some windows that tile: the general path gives the same values "
+        "and indices (the windows one step from tiling are tested: tests/test_maxpool2d.py)",
+    ),
+    (
+        r"pool\.xǁMaxPool2dǁforward__",
+        r"found = None$",
+        "None is the fast path's own answer for a window holding NaN: the general path then gives the "
+        "same values and indices",
+    ),
+    (
+        r"activation\.xǁReLUǁ_derivative__",
+        r"\.to\(None\)$",
+        "a bool mask times a floating gradient gives the same values and dtype as the float mask",
+    ),
+    (
         r"_gemm\.x__(gather|scatter)_conv__",
         r"out\[(:, )?m:\] = 1",
         "the rows past the last valid pixel are never read (the output is cropped to the valid ones)",
@@ -147,7 +164,7 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "only enlarges the scratch buffers, of which take() uses the leading part",
     ),
     (
-        r"container\.xǁIdentityǁforward",
+        r"container\.xǁ(Identity|Shift|Add)ǁforward",
         r"_saved = False",
         "backward only checks that forward ran (_saved is not None): False marks it as well as True",
     ),
