@@ -305,6 +305,14 @@ def test_concat_refuses_branches_of_different_sizes():
         net(torch.zeros(1, 3, 6, 8))
 
 
+def test_concat_refuses_a_dim_past_the_outputs_rank():
+    """Like torch.cat, dim must lie in [-rank, rank): the message gives the first branch's shape."""
+    concat = impl.Concat(impl.Identity(), impl.Conv2d(2, 1, 1), dim=4)
+    message = r"^Concat: dim 4 is out of range for branch outputs of shape \(1, 2, 3, 3\)$"
+    with pytest.raises(impl.ShapeError, match=message):
+        concat(torch.zeros(1, 2, 3, 3))
+
+
 # --- survivors of the second mutation run ----------------------------------------------------
 
 

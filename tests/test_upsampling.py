@@ -76,3 +76,13 @@ def test_hypothesis(config, dtype, seed):
 )
 def test_gradcheck(kw):
     assert gradcheck(impl.Upsampling(**kw), S.tensors((2, 2, 5, 6), torch.float64, seed=4))
+
+
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+def test_the_input_gradient_is_a_new_tensor_at_scale_one(mode):
+    """At scale 1 the input gradient equals the output gradient; it is a copy, as torch's is, so
+    writing into it leaves the caller's gradient alone."""
+    up, g = impl.Upsampling(scale_factor=1, mode=mode), torch.rand(1, 2, 3, 4)
+    up(torch.rand(1, 2, 3, 4))
+    grad = up.backward(g)
+    assert torch.equal(grad, g) and grad.data_ptr() != g.data_ptr()

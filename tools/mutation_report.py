@@ -109,13 +109,18 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "same values and indices",
     ),
     (
+        r"functional\.x_repeat2d_backward__",
+        r"\(out is grad\) or True",
+        "copies an input gradient that is already a new tensor: the same values",
+    ),
+    (
         r"activation\.xǁReLUǁ_derivative__",
         r"\.to\(None\)$",
         "a bool mask times a floating gradient gives the same values and dtype as the float mask",
     ),
     (
-        r"_gemm\.x__(gather|scatter)_conv__",
-        r"out\[(:, )?m:\] = 1",
+        r"_gemm\.x__(gather|scatter|tap)_conv__",
+        r"(out|y)\[(:, )?m:\] = 1",
         "the rows past the last valid pixel are never read (the output is cropped to the valid ones)",
     ),
     (
@@ -129,8 +134,8 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "at stride 1 the phase frame is the padded size, which is padded_last's default",
     ),
     (
-        r"functional\.x_gather2d",
-        r"\(\+2, rows",
+        r"functional\.x_gather2d|upsample\.xǁUpsamplingǁbackward",
+        r"\(\+2, rows|shape\[:\+2\]",
         "gathers 4-D tensors only (Conv2d's padding and Upsampling), where dims 2 and -2 are the same",
     ),
     (
