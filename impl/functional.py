@@ -105,6 +105,10 @@ def pad(x: Tensor, padding: Pad4, mode: str) -> Tensor:
         return out
     rows = _pad_index(h, top, bottom, mode, x.device)
     cols = _pad_index(w, left, right, mode, x.device)
+    if mode != "circular" and x.dim() == 4 and _exact.strides_like_channels_last(x):
+        # ATen's reflection and replication pads keep a channels-last layout (its circular pad
+        # does not), and the convolution after them reads the layout
+        return gather2d(x.permute(0, 2, 3, 1), rows, cols, dims=(1, 2)).permute(0, 3, 1, 2)
     return gather2d(x, rows, cols)
 
 
@@ -141,9 +145,10 @@ def nearest_index(out_size: int, in_size: int, scale: float | None, exact: bool,
     return src.to(torch.int64).clamp(max=in_size - 1)
 
 
-def gather2d(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """``x[..., rows, :][..., cols]``: the forward of nearest resampling."""
-    return x.index_select(-2, rows).index_select(-1, cols)
+def gather2d(x: Tensor, rows: Tensor, cols: Tensor, dims: tuple[int, int] = (-2, -1)) -> Tensor:
+    """``x[..., rows, :][..., cols]`` (``rows`` and ``cols`` along ``dims``): the forward of
+    nearest resampling."""
+    return x.index_select(dims[0], rows).index_select(dims[1], cols)
 
 
 def gather2d_backward(grad: Tensor, shape: torch.Size, rows: Tensor, cols: Tensor) -> Tensor:

@@ -71,6 +71,18 @@ def test_conv2d_is_bit_exact_with_different_row_and_column_steps(layout, stride,
     assert torch.equal(conv(x), F.conv2d(x, conv.weight, conv.bias, stride, 1, dilation))
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_conv2d_is_bit_exact_with_every_padding_mode(layout, mode):
+    """The padding is torch's, layout included (its reflection and replication pads keep
+    channels-last, its circular pad does not), so the product after it is torch's too."""
+    x = _input(1, 3, (9, 10), layout, torch.float32, 1)
+    conv = impl.Conv2d(3, 2, 3, padding=(2, 1), padding_mode=mode)
+    ref = torch.nn.Conv2d(3, 2, 3, padding=(2, 1), padding_mode=mode)
+    ref.load_state_dict(conv.state_dict())
+    assert torch.equal(conv(x), ref(x).detach())
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "non-contiguous"])
 def test_conv_transpose2d_is_bit_exact_where_torch_runs_a_plain_product(layout):
     exact = 0

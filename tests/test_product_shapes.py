@@ -173,3 +173,8 @@ def test_plan_takes_winograd_from_its_thresholds(direction):
         not_winograd.append(conv_shape(c, c, size, n, padding=(3, 1)))  # the flipped correlation needs padding <= 2
     for s in not_winograd:
         assert not _gemm.plan(direction, s).startswith("winograd"), s
+    # the input gradient's flipped correlation computes the input: its side counts, not the output's
+    wider_output = conv_shape(c, c, (size[0] - 2, size[1] - 2), n, padding=(2, 2))
+    narrower_output = conv_shape(c, c, size, n, padding=(0, 0))
+    assert _gemm.plan(direction, wider_output).startswith("winograd") == (direction != "input grad")
+    assert _gemm.plan(direction, narrower_output).startswith("winograd") == (direction == "input grad")
