@@ -109,6 +109,23 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "same values and indices",
     ),
     (
+        r"_gemm\.x__frame__",
+        r"data\[lead - body :\] = 0|data\[lead \+ body :\] = 1",
+        "the frame's tail past lead + body is read only by outputs past the last valid one (the last valid "
+        "output plus the largest tap offset is lead + body - 1), and those are cropped",
+    ),
+    (
+        r"_gemm\.x__frame__",
+        r"ph >= dh \* \(kh - 1\)|pw >= dw \* \(kw - 1\)|ph > dh \* \(kh - 2\)|pw > dw \* \(kw - 2\)",
+        "sends padding at the kernel's reach to the stride-phase frame, which computes any padding",
+    ),
+    (
+        r"functional\.x_repeat2d__",
+        r"^\+\s*if ",
+        "chooses between two copies with the same values (the channels-last one keeps a channels-last "
+        "input's layout, faster for it); the output's memory layout is not part of the contract",
+    ),
+    (
         r"functional\.x_repeat2d_backward__",
         r"\(out is grad\) or True",
         "copies an input gradient that is already a new tensor: the same values",
