@@ -1,5 +1,7 @@
 """Upsampling against torch.nn.Upsample (nearest, nearest-exact): scale factors, size=, hypothesis."""
 
+import re
+
 import pytest
 import torch
 from hypothesis import given
@@ -47,7 +49,11 @@ def test_3d_input_is_refused_not_read_as_an_image():
     """torch.nn.Upsample reads (C, H, W) as (N, C, L) and resamples L alone: impl says so."""
     x = S.tensors((3, 10, 5), torch.float32, seed=3)
     assert reference.Upsampling(scale_factor=2)(x).shape == (3, 10, 10)  # torch: only the last dim
-    with pytest.raises(impl.ShapeError, match=r"reads 3D as \(N, C, L\).*x.unsqueeze\(0\)"):
+    message = (
+        "Upsampling: got a 3D input of shape (3, 10, 5); torch.nn.Upsample reads 3D as (N, C, L) and resamples "
+        "only L, so impl refuses it rather than differ: pass a 4D (N, C, H, W) image (x.unsqueeze(0) for one)"
+    )
+    with pytest.raises(impl.ShapeError, match=f"^{re.escape(message)}$"):
         impl.Upsampling(scale_factor=2)(x)
 
 

@@ -120,6 +120,11 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "sends padding at the kernel's reach to the stride-phase frame, which computes any padding",
     ),
     (
+        r"_gemm\.x__phase_frame__",
+        r"3 \* padding",
+        "a larger phase frame only adds zero rows or columns past the padding, which no valid output reads",
+    ),
+    (
         r"functional\.x_repeat2d__",
         r"^\+\s*if ",
         "chooses between two copies with the same values (the channels-last one keeps a channels-last "
@@ -151,8 +156,8 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "at stride 1 the phase frame is the padded size, which is padded_last's default",
     ),
     (
-        r"functional\.x_gather2d|upsample\.xǁUpsamplingǁbackward",
-        r"\(\+2, rows|shape\[:\+2\]",
+        r"functional\.x_gather2d|upsample\.xǁUpsamplingǁ(forward|backward)",
+        r"\(\+2, rows|shape\[:\+2\]|shape\[\+2:\]",
         "gathers 4-D tensors only (Conv2d's padding and Upsampling), where dims 2 and -2 are the same",
     ),
     (
