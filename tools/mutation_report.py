@@ -22,12 +22,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # each with the reason. Every survivor report lists its diff, so each claim can be checked.
 EQUIVALENT: list[tuple[str, str, str]] = [
     (
-        r"_gemm\.x__shift_(conv|weight_grad)__",
-        r"taps = kh / kw|c \* taps|c / taps|out_c \* taps|out_c / taps|taps == 1|taps != 1",
-        "changes only which of the engine's equivalent ways computes the same product (gather, "
-        "scatter or one GEMM per tap); each way is tested on shapes that select it",
-    ),
-    (
         r"pool\.xǁMaxPool2dǁforward",
         r"hp = max|wp = max",
         "only enlarges the -inf padded frame: windows never read the extra rows or columns",
@@ -52,11 +46,6 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         r"_gemm\.x_(_shift_columns|gather)__",
         r"None,$|^\+\s*\)$|1\), \)$|1\), None$",
         "as_strided's storage_offset defaults to the input's own offset, which is what was passed",
-    ),
-    (
-        r"_gemm\.x__shift_conv__",
-        r"out\[:, m:\] = 1",
-        "the columns past the last valid pixel are never read (the output is cropped to the valid ones)",
     ),
     (
         r"_gemm\.x__flipped_fits__",
