@@ -121,6 +121,15 @@ def test_strategies_lists_only_what_computes_the_shape():
     assert "winograd 4x4" in _gemm.strategies("forward", far) and "winograd 4x4" in _gemm.strategies("weight grad", far)
 
 
+def test_the_row_block_threshold_is_traced_as_it_is_taken(monkeypatch):
+    """The boundary test above reads the trace: a shape of exactly BLOCK_ROWS rows is one block."""
+    monkeypatch.setattr(_gemm, "TRACE", set())
+    for rows in (_gemm.BLOCK_ROWS, _gemm.BLOCK_ROWS + 1):
+        blocks = _gemm._blocks(rows, "forward")
+        assert ("forward", "one row block", len(blocks) == 1) in _gemm.TRACE
+    assert _gemm.TRACE == {("forward", "one row block", True), ("forward", "one row block", False)}
+
+
 def test_every_rule_names_a_strategy_and_tests_the_engine_has():
     for direction, rules in _gemm.RULES.items():
         assert rules[-1][1] == (), f"{direction}: the last rule must always hold"

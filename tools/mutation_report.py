@@ -43,7 +43,7 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "Conv2d pads 4-D tensors only, where [:2] and [:-2] are the same two dimensions",
     ),
     (
-        r"_gemm\.x_(_shift_columns|gather)__",
+        r"_gemm\.x_(_shift_columns|gather|_patches)__",
         r"None,$|^\+\s*\)$|1\), \)$|1\), None$",
         "as_strided's storage_offset defaults to the input's own offset, which is what was passed",
     ),
@@ -107,6 +107,17 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         r"_gemm\.x__frame__",
         r"ph >= dh \* \(kh - 1\)|pw >= dw \* \(kw - 1\)|ph > dh \* \(kh - 2\)|pw > dw \* \(kw - 2\)",
         "sends padding at the kernel's reach to the stride-phase frame, which computes any padding",
+    ),
+    (
+        r"_gemm\.x__winograd_fits__",
+        r"_flipped_fits\(s, None\)",
+        "the flipped-fits test reads only the shape, not the direction",
+    ),
+    (
+        r"_gemm\.x_conv2d_weight_grad__",
+        r"size = None|size = \(x\.shape\[3\], x\.shape\[3\]\)|groups, None, \(ho, wo\)",
+        "the weight gradient's strategies and tests never read the shape's input size (the output "
+        "positions are the gradient's)",
     ),
     (
         r"_gemm\.x__phase_frame__",
