@@ -113,6 +113,30 @@ def test_the_rule_leaves_onednn_cases_to_the_engine():
     )  # ATen's channels-last transposed path is not reproduced
 
 
+@pytest.mark.parametrize(
+    "kernel,stride,output_padding,exact",
+    [
+        ((3, 3), (1, 1), (1, 1), True),  # output_padding not below the stride: exact at any batch
+        ((3, 1), (1, 1), (1, 0), True),  # on one axis is enough
+        ((3, 3), (2, 2), (1, 1), False),
+        ((1, 1), (1, 1), (1, 1), False),  # ATen's 1x1 path sums in another order
+        ((1, 3), (1, 1), (1, 1), True),
+    ],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_transposed_rule_beyond_batch_one(kernel, stride, output_padding, exact, dtype):
+    """Batch 2: only the big output padding of a float32 input reaches ATen's plain product (a
+    float64 one is plain at batch 1 only)."""
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    conv = impl.ConvTranspose2d(3, 2, kernel, stride, 0, output_padding, dilation=2, dtype=dtype)
+    exact = exact and dtype == torch.float32
+    assert _exact.conv_transpose2d_applies(x, conv.weight, 1, stride, output_padding) == exact
+    assert not _exact.conv_transpose2d_applies(x[:0], conv.weight, 1, stride, output_padding)  # empty batch
+    if exact:
+        expected = F.conv_transpose2d(x, conv.weight, conv.bias, stride, 0, output_padding, 1, 2)
+        assert torch.equal(conv(x), expected)
+
+
 def _strided(sizes, order, step, expand):
     """A 4D tensor of ``sizes`` whose storage runs over the dimensions in ``order`` (outermost first),
     every ``step``-th element of the last one kept, the channels broadcast when ``expand``."""

@@ -105,9 +105,16 @@ def test_forced_strategy_matches_torch(case, direction, strategy, dtype):
 
 
 def test_a_strategy_that_cannot_compute_the_shape_is_refused():
-    x, w = torch.zeros(1, 4, 6, 6), torch.zeros(4, 4, 3, 3)
+    """In every direction: the scatter strategy needs stride 1 (a forced strategy is not replaced
+    by the planner's choice)."""
+    x, w, g = torch.zeros(1, 4, 6, 6), torch.zeros(4, 4, 3, 3), torch.zeros(1, 4, 3, 3)
+    args = ((2, 2), (1, 1), (1, 1), 1)
     with pytest.raises(ValueError, match="'scatter' cannot compute"):
-        _gemm.conv2d(x, w, None, (2, 2), (1, 1), (1, 1), 1, "scatter")
+        _gemm.conv2d(x, w, None, *args, "scatter")
+    with pytest.raises(ValueError, match="'scatter' cannot compute"):
+        _gemm.conv2d_weight_grad(x, g, w.shape, *args, "scatter")
+    with pytest.raises(ValueError, match="'flipped' cannot compute"):
+        _gemm.conv2d_input_grad(g, w, *args, (6, 6), "flipped")
 
 
 def test_strategies_lists_only_what_computes_the_shape():
