@@ -109,6 +109,11 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "sends padding at the kernel's reach to the stride-phase frame, which computes any padding",
     ),
     (
+        r"_winograd\.x__matrices__",
+        r"g\.view\(a, 3, 1\) \* g\.view\(a, 1, 1, 3\)",
+        "broadcasting prepends the dropped leading 1: (a, 3, 1) against (a, 1, 1, 3) is (1, a, 3, 1) against it",
+    ),
+    (
         r"_gemm\.x__winograd_fits__",
         r"_flipped_fits\(s, None\)",
         "the flipped-fits test reads only the shape, not the direction",
