@@ -111,6 +111,7 @@ def test_the_rule_leaves_onednn_cases_to_the_engine():
     assert not _exact.conv_transpose2d_applies(
         torch.zeros(1, 3, 8, 8).contiguous(memory_format=torch.channels_last), w, 1, (1, 1), (0, 0)
     )  # ATen's channels-last transposed path is not reproduced
+    assert _exact.conv_transpose2d_applies(torch.zeros(1, 3, 8, 8), w, 1, (2, 2), (0, 0))  # batch 1: plain
 
 
 @pytest.mark.parametrize(
@@ -121,20 +122,24 @@ def test_the_rule_leaves_onednn_cases_to_the_engine():
         ((3, 3), (2, 2), (1, 1), False),
         ((1, 1), (1, 1), (1, 1), False),  # ATen's 1x1 path sums in another order
         ((1, 3), (1, 1), (1, 1), True),
+        ((1, 3), (1, 1), (0, 1), True),
     ],
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_the_transposed_rule_beyond_batch_one(kernel, stride, output_padding, exact, dtype):
+def test_the_transposed_rule_beyond_batch_one(kernel, stride, output_padding, exact, dtype, monkeypatch):
     """Batch 2: only the big output padding of a float32 input reaches ATen's plain product (a
-    float64 one is plain at batch 1 only)."""
-    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    float64 one is plain at batch 1 only); the layer takes the exact path exactly then."""
+    x = torch.randn(2, 3, 8, 5, generator=torch.Generator().manual_seed(0), dtype=dtype)  # rows and columns differ
     conv = impl.ConvTranspose2d(3, 2, kernel, stride, 0, output_padding, dilation=2, dtype=dtype)
     exact = exact and dtype == torch.float32
     assert _exact.conv_transpose2d_applies(x, conv.weight, 1, stride, output_padding) == exact
     assert not _exact.conv_transpose2d_applies(x[:0], conv.weight, 1, stride, output_padding)  # empty batch
+    taken, product = [], _exact.conv_transpose2d
+    monkeypatch.setattr(_exact, "conv_transpose2d", lambda *args: taken.append(1) or product(*args))
+    out = conv(x)
+    assert bool(taken) == exact
     if exact:
-        expected = F.conv_transpose2d(x, conv.weight, conv.bias, stride, 0, output_padding, 1, 2)
-        assert torch.equal(conv(x), expected)
+        assert torch.equal(out, F.conv_transpose2d(x, conv.weight, conv.bias, stride, 0, output_padding, 1, 2))
 
 
 def _strided(sizes, order, step, expand):

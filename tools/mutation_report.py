@@ -181,7 +181,7 @@ EQUIVALENT: list[tuple[str, str, str]] = [
         "skips a shortcut: the general branch (the part copied onto a zero canvas) gives the same values",
     ),
     (
-        r"_exact\.x_conv_transpose2d__",
+        r"(_exact|functional)\.x_conv_transpose2d__",
         r"bias\.view\(-1, 1, 1\)",
         "a (C, 1, 1) bias broadcasts over (N, C, H, W) as a (1, C, 1, 1) one does",
     ),
