@@ -98,6 +98,25 @@ def test_conv_transpose2d_is_bit_exact_where_torch_runs_a_plain_product(layout):
     assert exact >= 40
 
 
+@pytest.mark.parametrize(
+    "shape,kernel,exact",
+    [
+        ((1, 5, 64, 64), 3, True),  # exactly MKLDNN_MIN_NUMEL elements
+        ((1, 1, 3, 6827), 3, False),  # one more
+        ((1, 3, 20, 20), (5, 3), True),  # a kernel past 3 in one direction only
+        ((1, 3, 20, 20), (3, 5), True),
+        ((1, 3, 20, 20), (5, 5), False),
+    ],
+)
+def test_the_rule_at_its_edges(shape, kernel, exact):
+    """On each side of ATen's element count and kernel size: exact exactly where the rule says."""
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    conv = impl.Conv2d(shape[1], 2, kernel, padding=1)
+    assert _exact.conv2d_applies(x, conv.weight, 1) == exact
+    if exact:
+        assert torch.equal(conv(x), F.conv2d(x, conv.weight, conv.bias, 1, 1))
+
+
 def test_the_rule_leaves_onednn_cases_to_the_engine():
     """Where ATen goes to oneDNN the exact path is not taken (it would not be exact there)."""
     w = torch.zeros(3, 3, 3, 3)
