@@ -106,6 +106,7 @@ def test_conv_transpose2d_is_bit_exact_where_torch_runs_a_plain_product(layout):
         ((1, 3, 20, 20), (5, 3), True),  # a kernel past 3 in one direction only
         ((1, 3, 20, 20), (3, 5), True),
         ((1, 3, 20, 20), (5, 5), False),
+        ((1, 3, 20, 20), (4, 4), False),  # past 3 in both directions, by one
     ],
 )
 def test_the_rule_at_its_edges(shape, kernel, exact):
