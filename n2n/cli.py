@@ -415,7 +415,7 @@ def _check(args: argparse.Namespace) -> int:
     for path, write in ((args.json, write_json), (args.junit_xml, write_junit), (args.markdown, write_markdown)):
         if path:
             write(report, Path(path))
-    return 0 if report.ok else 1
+    return report.exit_status
 
 
 COMMANDS = {

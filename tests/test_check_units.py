@@ -13,7 +13,7 @@ from harness.check import protocol
 from harness.check.child import Child
 from harness.check.command import UsageError, _why, check, resolve, write_junit, write_markdown
 from harness.check.diagnose import diagnose
-from harness.check.engine import Report
+from harness.check.run import Report
 from harness.parity import error_and_tolerance, max_errors, mismatch
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ An adapter file (``n2n check TARGET --adapter FILE``) defines any of these funct
 replaces the probing of that step:
 
     build(name, kwargs, namespace) -> block       # kwargs torch-named: in_channels, kernel_size, ...
-    get_params(block) -> {"weight": t, "bias": t}  # torch names
+    get_params(block) -> {"weight": t, "bias": t}  # torch names and layouts
     set_params(block, values) -> None
     get_grads(block) -> {"weight": g, "bias": g}
     zero_grad(block) -> None
@@ -14,7 +14,8 @@ replaces the probing of that step:
     make_optimizer(name, blocks, kwargs, namespace) -> optimizer   # "SGD" / "Adam", torch-named kwargs
     step(optimizer) -> None
 
-``namespace`` maps the course's block names to the target's classes.
+``namespace`` maps the course's block names to the target's classes. Reading parameters and
+gradients (pairs, flat lists, wrappers, attributes, other layouts) is :mod:`.params`.
 """
 
 from __future__ import annotations
@@ -24,39 +25,47 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+import torch
 from torch import Tensor
 
+from .params import ParamReader, Unsupported
+
 SYNONYMS = {
-    "in_channels": ("in_channels", "in_ch", "input_channels", "in_channel", "c_in", "ch_in", "nb_in", "in_c"),
-    "out_channels": ("out_channels", "out_ch", "output_channels", "out_channel", "c_out", "ch_out", "nb_out", "out_c"),
-    "kernel_size": ("kernel_size", "kernel", "k", "ksize", "kernel_shape"),
-    "stride": ("stride", "strides", "s"),
-    "padding": ("padding", "pad", "p", "paddings"),
-    "dilation": ("dilation", "dilations", "d"),
-    "output_padding": ("output_padding", "out_padding"),
-    "bias": ("bias", "use_bias", "with_bias", "has_bias"),
-    "scale_factor": ("scale_factor", "scale", "factor", "size_factor"),
-    "negative_slope": ("negative_slope", "slope", "alpha", "a"),
-    "lr": ("lr", "learning_rate", "eta", "step_size"),
-    "momentum": ("momentum", "mu", "beta"),
-    "weight_decay": ("weight_decay", "wd", "l2"),
+    "in_channels": ("in_channels", "in_ch", "input_channels", "in_channel", "c_in", "ch_in", "nb_in", "in_c")
+    + ("input_channel", "in_chans", "inchannels", "n_in", "nb_in_channels", "in_features", "cin", "channels_in"),
+    "out_channels": ("out_channels", "out_ch", "output_channels", "out_channel", "c_out", "ch_out", "nb_out", "out_c")
+    + ("output_channel", "out_chans", "outchannels", "n_out", "nb_out_channels", "out_features", "cout", "channels_out")
+    + ("nb_channels", "n_channels", "channels", "filters", "nb_filters", "n_filters"),
+    "kernel_size": ("kernel_size", "kernel", "k", "ksize", "kernel_shape", "filter_size", "kernelsize", "k_size"),
+    "stride": ("stride", "strides", "s", "step"),
+    "padding": ("padding", "pad", "p", "paddings", "pad_size"),
+    "dilation": ("dilation", "dilations", "d", "dil"),
+    "output_padding": ("output_padding", "out_padding", "out_pad", "outpadding"),
+    "bias": ("bias", "use_bias", "with_bias", "has_bias", "add_bias", "biased"),
+    "scale_factor": ("scale_factor", "scale", "factor", "size_factor", "upscale_factor", "scaling_factor"),
+    "negative_slope": ("negative_slope", "slope", "alpha", "a", "leak", "neg_slope"),
+    "lr": ("lr", "learning_rate", "eta", "step_size", "alpha_lr", "rate"),
+    "momentum": ("momentum", "mu", "beta", "gamma"),
+    "weight_decay": ("weight_decay", "wd", "l2", "decay"),
     "betas": ("betas",),
     "dampening": ("dampening",),
     "nesterov": ("nesterov",),
     "amsgrad": ("amsgrad",),
     "eps": ("eps", "epsilon"),
 }
-TARGET_FIRST = ("target", "targets", "y", "y_true", "truth", "label", "labels", "gt", "ground_truth")
+TARGET_WORDS = ("target", "truth", "true", "label", "gt", "ground", "clean", "reference")
+TARGET_NAMES = ("y", "t")  # whole names only: a substring search would match 'output'
+
+OPTIMIZER_FORMS = (
+    "a list of (parameter, gradient) pairs",
+    "a list of per-layer lists",
+    "a list of parameter tensors",
+    "the blocks",
+    "the model",
+)
 
 
-OPTIMIZER_FORMS = ("a list of (parameter, gradient) pairs", "a list of per-layer lists", "the model")
-
-
-class Unsupported(Exception):
-    """The target refuses this configuration (an argument it has no parameter for)."""
-
-
-def _positional(cls: type) -> list[inspect.Parameter]:
+def _positional(cls: Any) -> list[inspect.Parameter]:
     try:
         params = list(inspect.signature(cls).parameters.values())
     except (TypeError, ValueError):
@@ -69,33 +78,37 @@ def _canonical(name: str) -> str | None:
     return next((key for key, names in SYNONYMS.items() if low in names), None)
 
 
-def _by_name(
-    name: str, params: list[inspect.Parameter], kwargs: dict[str, Any], defaults: dict[str, Any]
-) -> dict[str, Any]:
-    """Torch-named ``kwargs`` under the target's own parameter names; an argument it lacks is
-    dropped while it has torch's default value, else the configuration is unsupported."""
-    by_name: dict[str, Any] = {}
-    for key, value in kwargs.items():
-        match = next((p for p in params if _canonical(p.name) == key), None)
-        if match is None:
-            if value == defaults.get(key, object()):
-                continue
-            raise Unsupported(f"{name} has no argument for {key}={value!r}")
-        by_name[match.name] = value
-    return by_name
+def _typed(value: Any, default: Any) -> Any:
+    """A value in the form of the target's default: an int where it defaults to an int, a pair
+    where it defaults to a pair (``stride=(1, 1)``)."""
+    if isinstance(default, tuple) and isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * len(default)
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, tuple):
+        return value[0] if len(set(value)) == 1 else value
+    return value
 
 
-class Adapter:
+def _flip(value: Any) -> Any:
+    """The other form of a size (int <-> pair), for a retry after a TypeError."""
+    if isinstance(value, tuple) and len(set(value)) == 1:
+        return value[0]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    return value
+
+
+class Adapter(ParamReader):
     """Probing, with the user's adapter functions taking precedence."""
 
     def __init__(self, namespace: dict[str, type], user: ModuleType | None) -> None:
+        super().__init__()
         self.namespace = namespace
         self.user = user
-        self.notes: set[str] = set()
 
     def _user(self, name: str) -> Callable[..., Any] | None:
         return getattr(self.user, name, None) if self.user is not None else None
 
+    # construction ---------------------------------------------------------------------------
     def build(self, name: str, kwargs: dict[str, Any], defaults: dict[str, Any]) -> Any:
         """The target's block from torch-named arguments; ``defaults`` are torch's (an argument
         the target lacks is fine while it has torch's default value)."""
@@ -103,120 +116,105 @@ class Adapter:
             return hook(name, dict(kwargs), self.namespace)
         cls = self.namespace[name]
         params = _positional(cls)
-        by_name = _by_name(name, params, kwargs, defaults)
-        wanted_bias = kwargs.get("bias", True)
-        bias_param = next((p for p in params if _canonical(p.name) == "bias"), None)
-        if bias_param is not None and bias_param.name not in by_name:
-            by_name[bias_param.name] = wanted_bias
-            if bias_param.default is False:
-                self.notes.add(f"{name}: bias is off by default; passed bias={wanted_bias}")
+        args, by_name = self._arguments(name, params, kwargs, defaults)
+        try:
+            return cls(*args, **by_name)
+        except TypeError:  # an int where it wanted a pair, or the other way round
+            flipped = {k: _flip(v) for k, v in by_name.items()}
+            if flipped == by_name:
+                raise
+            block = cls(*args, **flipped)
+            self.notes.add(f"{name}: sizes passed as {'pairs' if _has_pair(flipped) else 'ints'}")
+            return block
+
+    def _arguments(
+        self, name: str, params: list[inspect.Parameter], kwargs: dict[str, Any], defaults: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Positional and keyword arguments: by the target's names where it has them, else in
+        torch's order for required parameters with names nobody uses."""
+        by_name: dict[str, Any] = {}
+        left: dict[str, Any] = {}
+        if "bias" in defaults and "bias" not in kwargs:  # torch's default: on
+            kwargs = {**kwargs, "bias": defaults["bias"]}
+        for key, value in kwargs.items():
+            match = next((p for p in params if _canonical(p.name) == key), None)
+            if match is None:
+                left[key] = value
+                continue
+            by_name[match.name] = self._value(name, key, value, match, kwargs)
+        unnamed = [p for p in params if _canonical(p.name) is None and p.default is p.empty]
+        args: list[Any] = []
+        if unnamed:  # e.g. Conv2d(a, b, c): torch's order for what has no known name
+            order = [k for k in defaults if k in left]
+            args = [left.pop(k) for k in order[: len(unnamed)]]
+            self.notes.add(f"{name}: arguments {', '.join(p.name for p in unnamed)} passed in torch's order")
+        for key, value in left.items():
+            if key == "bias" and value is True:
+                continue  # no bias argument: the block decides, and the checker reads what it has
+            if value != defaults.get(key, object()):
+                raise Unsupported(f"{name} has no argument for {key}={value!r}")
+        self._note_order(name, params, defaults)
+        return args, by_name
+
+    def _value(self, name: str, key: str, value: Any, param: inspect.Parameter, kwargs: dict[str, Any]) -> Any:
+        if key != "bias":
+            return _typed(value, param.default)
+        if isinstance(param.default, bool) or param.default is param.empty:
+            if param.default is False and value:
+                self.notes.add(f"{name}: bias is off by default; passed bias={value}")
+            return value
+        # bias=None by default: an initial tensor (or nothing for no bias)
+        self.notes.add(f"{name}: bias given as an initial tensor")
+        return torch.zeros(int(kwargs.get("out_channels", 1))) if value else None
+
+    def _note_order(self, name: str, params: list[inspect.Parameter], defaults: dict[str, Any]) -> None:
         order = [_canonical(p.name) for p in params]
         torch_order = list(defaults)
         if [k for k in order if k in torch_order] != [k for k in torch_order if k in order]:
             self.notes.add(f"{name}: arguments in another order ({', '.join(p.name for p in params)}); passed by name")
-        return cls(**by_name)
-
-    # parameters and gradients --------------------------------------------------------------
-    def _pairs(self, block: Any) -> list[tuple[Tensor, Tensor | None]]:
-        for method in ("param", "params", "parameters"):
-            fn = getattr(block, method, None)
-            if callable(fn):
-                if method != "param":
-                    self.notes.add(f"parameters read with {method}()")
-                items = list(fn())
-                pairs = []
-                for item in items:
-                    if isinstance(item, Tensor):
-                        pairs.append((item, item.grad))
-                    elif isinstance(item, (tuple, list)) and len(item) >= 2:
-                        pairs.append((item[0], item[1]))
-                    elif isinstance(item, (tuple, list)) and len(item) == 1:
-                        pairs.append((item[0], item[0].grad))
-                if items and isinstance(items[0], Tensor):
-                    self.notes.add("parameters are tensors carrying .grad")
-                return pairs
-        return []
-
-    def _named(self, block: Any) -> dict[str, tuple[Tensor, Tensor | None]]:
-        """Torch names by rank: the 4D tensor is the weight, the 1D one the bias."""
-        pairs = self._pairs(block)
-        named: dict[str, tuple[Tensor, Tensor | None]] = {}
-        for p, g in pairs:
-            name = "bias" if p.dim() == 1 else "weight"
-            named.setdefault(name, (p, g))
-        if len(pairs) == 2 and pairs[0][0].dim() == 1:
-            self.notes.add("param() gives bias then weight")
-        return named
-
-    def get_params(self, block: Any) -> dict[str, Tensor]:
-        if (hook := self._user("get_params")) is not None:
-            return dict(hook(block))
-        return {k: p for k, (p, _) in self._named(block).items()}
-
-    def set_params(self, block: Any, values: dict[str, Tensor]) -> None:
-        if (hook := self._user("set_params")) is not None:
-            hook(block, values)
-            return
-        current = self.get_params(block)
-        dtype = next(iter(values.values())).dtype if values else None
-        if current and dtype is not None and next(iter(current.values())).dtype != dtype:
-            convert = getattr(block, "to", None)
-            if callable(convert):  # torch-like blocks: their gradient buffers follow
-                try:
-                    convert(dtype=dtype)
-                    current = self.get_params(block)
-                except Exception:  # noqa: BLE001 (then the values are set as they are)
-                    pass
-        for name, value in values.items():
-            if name not in current:
-                raise Unsupported(f"no parameter {name!r} found (found {sorted(current)})")
-            p = current[name]
-            if p.shape != value.shape and p.numel() == value.numel():
-                raise Unsupported(f"{name}: stored as {tuple(p.shape)}, torch's layout is {tuple(value.shape)}")
-            if p.dtype != value.dtype and isinstance(p.grad, Tensor):
-                p.grad = None  # a float32 .grad cannot stay on a float64 tensor
-            p.data = value.clone()
-
-    def get_grads(self, block: Any) -> dict[str, Tensor | None]:
-        if (hook := self._user("get_grads")) is not None:
-            return dict(hook(block))
-        named = self._named(block)
-        return {k: (g if g is not None else p.grad) for k, (p, g) in named.items()}
-
-    def zero_grad(self, block: Any) -> None:
-        if (hook := self._user("zero_grad")) is not None:
-            hook(block)
-            return
-        fn = getattr(block, "zero_grad", None)
-        if callable(fn):
-            fn()
-            return
-        for g in self.get_grads(block).values():
-            if g is not None:
-                g.zero_()
 
     # calls ---------------------------------------------------------------------------------
     def forward(self, block: Any, *inputs: Tensor) -> Any:
         if (hook := self._user("forward")) is not None:
             return hook(block, *inputs)
+        if len(inputs) == 1:
+            block._n2n_input = inputs[0]  # for a stateless backward(input, grad)
         return block.forward(*inputs)
 
     def backward(self, block: Any, grad: Tensor | None) -> Any:
+        """The input gradient: a tensor, a 1-tuple, the element of a (dX, dW, db) tuple shaped like
+        the input, or None; ``backward(input, grad)`` when its signature asks for both."""
         if (hook := self._user("backward")) is not None:
             return hook(block, grad)
-        out = block.backward() if grad is None else block.backward(grad)
-        if isinstance(out, (tuple, list)) and len(out) == 1:
+        if grad is None:
+            out = block.backward()
+        elif len(_positional(block.backward)) >= 2 and hasattr(block, "_n2n_input"):
+            self.notes.add(f"{type(block).__name__}: stateless backward(input, grad)")
+            out = block.backward(block._n2n_input, grad)
+        else:
+            out = block.backward(grad)
+        return self._input_grad(block, out)
+
+    def _input_grad(self, block: Any, out: Any) -> Any:
+        if not isinstance(out, (tuple, list)):
+            return out
+        if len(out) == 1:
             self.notes.add("backward returns a 1-tuple")
             return out[0]
+        x = getattr(block, "_n2n_input", None)
+        shaped = [t for t in out if isinstance(t, Tensor) and x is not None and t.shape == x.shape]
+        if shaped:
+            self.notes.add(f"{type(block).__name__}: backward returns a {len(out)}-tuple; the input gradient read from it")
+            return shaped[0]
         return out
 
     def loss_swapped(self, block: Any) -> bool:
         """Whether the loss takes (target, prediction), by its forward's parameter names."""
-        try:
-            params = [p.name for p in inspect.signature(block.forward).parameters.values()]
-        except (TypeError, ValueError):
+        params = [p.name.lower() for p in _positional(getattr(block, "forward", None))]
+        params = [p for p in params if p != "self"]
+        if len(params) < 2:
             return False
-        swapped = bool(params) and params[0].lower() in TARGET_FIRST
+        swapped = _is_target(params[0]) and not _is_target(params[1])
         if swapped:
             self.notes.add("the loss is called as (target, prediction)")
         return swapped
@@ -226,7 +224,7 @@ class Adapter:
         self, name: str, blocks: list[Any], kwargs: dict[str, Any], defaults: dict[str, Any], form: int
     ) -> Any:
         """The target's optimizer over ``blocks``, given its parameters in form number ``form``
-        (:data:`OPTIMIZER_FORMS`): the caller tries the next form when a step fails."""
+        (:data:`OPTIMIZER_FORMS`): the caller tries the next form when one fails."""
         if (hook := self._user("make_optimizer")) is not None:
             if form:
                 raise Unsupported(f"the adapter's make_optimizer for {name} failed")
@@ -235,27 +233,31 @@ class Adapter:
         params = _positional(cls)
         if not params:
             raise Unsupported(f"{name} takes no parameters")
-        by_name = _by_name(name, params, kwargs, defaults)
-        given: Any
-        if form == 0:
-            given = [pair for b in blocks for pair in self._pair_list(b)]
-        elif form == 1:
-            given = [self._pair_list(b) for b in blocks]
-        elif form == 2 and "Sequential" in self.namespace:
-            given = self.namespace["Sequential"](*blocks)
-        else:
-            raise Unsupported(f"{name}: none of the parameter forms ({', '.join(OPTIMIZER_FORMS)}) worked")
+        args, by_name = self._arguments(name, params[1:], kwargs, defaults)
+        given = self._form(name, blocks, form)
         if form:
             self.notes.add(f"{name} is built from {OPTIMIZER_FORMS[form]}")
-        return cls(**{params[0].name: given, **by_name})
+        return cls(given, *args, **by_name)
 
-    def _pair_list(self, block: Any) -> list[Any]:
-        fn = next(
-            (getattr(block, m) for m in ("param", "params", "parameters") if callable(getattr(block, m, None))), None
-        )
-        return list(fn()) if fn is not None else []
+    def _form(self, name: str, blocks: list[Any], form: int) -> Any:
+        if form == 0:
+            return [pair for b in blocks for pair in self.pair_list(b)]
+        if form == 1:
+            return [self.pair_list(b) for b in blocks]
+        if form == 2:
+            return [p for b in blocks for p in self.get_params(b).values()]
+        if form == 3:
+            return list(blocks)
+        if form == 4 and "Sequential" in self.namespace:
+            return self.namespace["Sequential"](*blocks)
+        raise Unsupported(f"{name}: none of the parameter forms ({', '.join(OPTIMIZER_FORMS)}) worked")
 
-    def step(self, optimizer: Any) -> None:
+    def step_wants_model(self, optimizer: Any) -> bool:
+        fn = getattr(optimizer, "step", None)
+        return callable(fn) and any(p.default is p.empty for p in _positional(fn))
+
+    def step(self, optimizer: Any, blocks: list[Any] | None = None, model: Any = None, lr: float = 0.0) -> None:
+        """``step()``, ``step(model)``, ``update()``, or each block's own ``step(lr)``."""
         if (hook := self._user("step")) is not None:
             hook(optimizer)
             return
@@ -264,6 +266,26 @@ class Adapter:
             if callable(fn):
                 if method != "step":
                     self.notes.add(f"the optimizer steps with {method}()")
-                fn()
+                wants = [p for p in _positional(fn) if p.default is p.empty]
+                if wants and model is not None:
+                    self.notes.add(f"the optimizer steps with {method}(model)")
+                    fn(model)
+                else:
+                    fn()
                 return
+        steps = [getattr(b, "step", None) for b in blocks or []]
+        if steps and all(callable(s) for s in steps if s is not None) and any(steps):
+            self.notes.add("each block steps itself with step(lr)")
+            for s in steps:
+                if s is not None:
+                    s(lr)
+            return
         raise Unsupported("the optimizer has neither step() nor update()")
+
+
+def _is_target(name: str) -> bool:
+    return name in TARGET_NAMES or any(word in name for word in TARGET_WORDS)
+
+
+def _has_pair(kwargs: dict[str, Any]) -> bool:
+    return any(isinstance(v, tuple) for v in kwargs.values())

@@ -1,6 +1,7 @@
 """``n2n check TARGET``: find the target, run every check in a child process, write the reports.
-Exit status 0 when every check passes, 1 when something is wrong, 2 when the target cannot be
-found or imported (the message says why)."""
+Exit status 0 when every block was checked and passes, 1 when something is wrong, 2 when the
+target cannot be found or imported (the message says why), 3 when nothing was found wrong but
+some blocks could not be checked (the report says why, and which adapter function settles it)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from impl.app.checkpoint import atomic_write
 from impl.app.errors import UserError
 
 from .child import Child
-from .engine import Report, run_checks
+from .run import Report, run_checks
 
 DEFAULT_TIME_LIMIT = 30.0
 BLOCK_NAMES = {
@@ -29,8 +30,11 @@ BLOCK_NAMES = {
     "sigmoid": "Sigmoid",
     "tanh": "Tanh",
     "maxpool2d": "MaxPool2d",
+    "maxpooling2d": "MaxPool2d",
     "mse": "MSE",
     "mseloss": "MSE",
+    "coursenetwork": "course network",
+    "network": "course network",
     "sequential": "Sequential",
     "sgd": "SGD",
     "adam": "Adam",
@@ -111,7 +115,7 @@ def _why(reply: dict[str, Any]) -> str:
     return str(reply.get("crash", reply))
 
 
-COLUMNS = ("forward", "backward", "parameters", "contract", "step", "composition", "training")
+COLUMNS = ("forward", "backward", "parameters", "contract", "step", "composition", "training", "rule")
 
 
 def table(report: Report) -> str:
@@ -122,22 +126,36 @@ def table(report: Report) -> str:
     return "\n".join(lines)
 
 
+def verdict(report: Report) -> str:
+    if report.findings:
+        return f"{len(report.findings)} finding(s):"
+    if report.not_checked:
+        return "nothing found wrong, but some blocks were not checked:"
+    return "every check passes"
+
+
 def text(report: Report) -> str:
     out = [f"n2n check {report.target} (compared with torch in {report.dtype})", "", table(report), ""]
-    if report.findings:
-        out.append(f"{len(report.findings)} finding(s):")
-        out += [f"- {f.line()}" for f in report.findings]
-    else:
-        out.append("every check passes")
+    out.append(verdict(report))
+    out += [f"- {f.line()}" for f in report.findings]
+    if report.not_checked:
+        if report.findings:
+            out += ["", "not checked:"]
+        out += [f"- {b}: {why}" for b, why in report.not_checked.items()]
     if report.notes:
         out += ["", "adapted / noted:"] + [f"- {n}" for n in sorted(report.notes)]
     return "\n".join(out) + "\n"
 
 
+def as_dict(report: Report) -> dict[str, Any]:
+    cells = {b: {c: asdict(cell) for c, cell in row.items()} for b, row in report.cells.items()}
+    data = {"target": report.target, "dtype": report.dtype, "table": report.table, "cells": cells}
+    data |= {"ok": report.ok, "exit": report.exit_status, "not_checked": report.not_checked}
+    return data | {"findings": [asdict(f) for f in report.findings], "notes": sorted(report.notes)}
+
+
 def write_json(report: Report, path: Path) -> None:
-    data = {"target": report.target, "dtype": report.dtype, "table": report.table, "ok": report.ok}
-    data |= {"findings": [asdict(f) for f in report.findings], "notes": sorted(report.notes)}
-    _write(path, json.dumps(data, indent=2) + "\n")
+    _write(path, json.dumps(as_dict(report), indent=2) + "\n")
 
 
 def write_junit(report: Report, path: Path) -> None:
@@ -151,8 +169,8 @@ def write_junit(report: Report, path: Path) -> None:
             if status in ("FAIL", "error", "crash", "timeout"):
                 failures += 1
                 ET.SubElement(case, "failure", message=status).text = "\n".join(related)
-            elif status == "unsupported":
-                ET.SubElement(case, "skipped", message="unsupported")
+            elif status in ("unsupported", "not checked", "blocked", "absent"):
+                ET.SubElement(case, "skipped", message=report.not_checked.get(block, status))
     suite.set("tests", str(count))
     suite.set("failures", str(failures))
     _write(path, "<?xml version='1.0' encoding='utf-8'?>\n" + ET.tostring(suite, encoding="unicode") + "\n")
@@ -163,7 +181,10 @@ def write_markdown(report: Report, path: Path) -> None:
     lines = [f"# n2n check: {report.target}", "", f"Compared with torch in {report.dtype}.", ""]
     lines += ["| block | " + " | ".join(used) + " |", "|---|" + "---|" * len(used)]
     lines += [f"| {b} | " + " | ".join(row.get(c, "-") for c in used) + " |" for b, row in report.table.items()]
-    lines += ["", "## Findings", ""] + ([f"- {f.line()}" for f in report.findings] or ["Every check passes."])
+    findings = [f"- {f.line()}" for f in report.findings]
+    lines += ["", "## Findings", ""] + (findings or ["Every check passes." if report.ok else "None."])
+    if report.not_checked:
+        lines += ["", "## Not checked", ""] + [f"- {b}: {why}" for b, why in report.not_checked.items()]
     if report.notes:
         lines += ["", "## Adapted", ""] + [f"- {n}" for n in sorted(report.notes)]
     _write(path, "\n".join(lines) + "\n")

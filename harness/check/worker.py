@@ -14,24 +14,28 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from torch import Tensor
+import torch
 
 from . import protocol
 from .adapter import Adapter, Unsupported
+from .scenarios import Session, describe_error
 
+# the names students give each block, compared case-insensitively, most specific first
 ALIASES = {
-    "Conv2d": ("Conv2d", "Conv2D", "Convolution2d"),
-    "ConvTranspose2d": ("TransposeConv2d", "ConvTranspose2d", "TransposedConv2d", "ConvTranspose2D"),
-    "Upsampling": ("NearestUpsampling", "Upsampling", "Upsample", "NNUpsampling"),
-    "ReLU": ("ReLU", "Relu"),
-    "LeakyReLU": ("LeakyReLU", "LeakyRelu"),
+    "Conv2d": ("Conv2d", "Convolution2d", "Convolution", "Conv"),
+    "ConvTranspose2d": ("TransposeConv2d", "ConvTranspose2d", "TransposedConv2d", "TransposeConvolution2d")
+    + ("TransposedConvolution", "ConvTranspose", "Deconv2d", "Deconvolution"),
+    "Upsampling": ("NearestUpsampling", "Upsampling", "NNUpsampling", "NNUpsample", "Upsample")
+    + ("NearestUpsample", "UpsamplingNearest2d", "Upsampling2d"),
+    "ReLU": ("ReLU",),
+    "LeakyReLU": ("LeakyReLU",),
     "Sigmoid": ("Sigmoid",),
     "Tanh": ("Tanh",),
-    "MaxPool2d": ("MaxPool2d", "MaxPool2D", "MaxPooling2d"),
-    "MSE": ("MSE", "MSELoss", "LossMSE"),
+    "MaxPool2d": ("MaxPool2d", "MaxPooling2d", "MaxPool", "MaxPooling"),
+    "MSE": ("MSE", "MSELoss", "LossMSE", "MeanSquaredError", "MSELossFunction"),
     "Sequential": ("Sequential",),
-    "SGD": ("SGD",),
-    "Adam": ("Adam",),
+    "SGD": ("SGD", "Optimizer", "SGDOptimizer"),
+    "Adam": ("Adam", "AdamOptimizer"),
 }
 
 
@@ -55,161 +59,22 @@ def _discover(module: ModuleType, root: Path) -> dict[str, type]:
     found: dict[str, type] = {}
     for canonical, names in ALIASES.items():
         for m in modules:
-            classes = [getattr(m, n, None) for n in names]
-            cls = next((c for c in classes if isinstance(c, type) and _ours(sys.modules.get(c.__module__), root)), None)
+            classes = {k.lower(): v for k, v in vars(m).items() if isinstance(v, type)}
+            cls = next((classes[n.lower()] for n in names if _theirs(classes.get(n.lower()), root)), None)
             if cls is not None:
                 found[canonical] = cls
                 break
     return found
 
 
+def _theirs(cls: type | None, root: Path) -> bool:
+    return cls is not None and _ours(sys.modules.get(cls.__module__), root)
+
+
 def _ours(module: ModuleType | None, root: Path) -> bool:
     """Whether a module is the target's own code (under its folder, not an installed package)."""
     file = str(getattr(module, "__file__", None) or "")
     return file.startswith(str(root)) and "site-packages" not in file
-
-
-def _where(error: BaseException, root: Path) -> str:
-    frames = [
-        f
-        for f in traceback.extract_tb(error.__traceback__)
-        if f.filename.startswith(str(root)) and "site-packages" not in f.filename
-    ]
-    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-
-
-def _error(e: BaseException, root: Path) -> dict[str, str]:
-    return {"type": type(e).__name__, "message": " ".join(str(e).split())[:300], "where": _where(e, root)}
-
-
-def _tensor(value: Any, what: str) -> Tensor:
-    if isinstance(value, Tensor):
-        return value.detach().clone()
-    raise TypeError(f"{what} returned {type(value).__name__}, not a tensor")
-
-
-def _grads(adapter: Adapter, block: Any) -> dict[str, Any]:
-    return {k: (None if g is None else _tensor(g, k)) for k, g in adapter.get_grads(block).items()}
-
-
-class Session:
-    """The target's blocks and one request handler per scenario."""
-
-    def __init__(self, namespace: dict[str, type], adapter: Adapter, root: Path) -> None:
-        self.ns, self.adapter, self.root = namespace, adapter, root
-        self.file = ""  # the target's module file, for the load reply
-
-    def _block(self, spec: dict[str, Any]) -> Any:
-        a = self.adapter
-        try:
-            block = a.build(spec["block"], spec["kwargs"], spec["defaults"])
-        except Unsupported:
-            raise
-        except Exception as e:  # noqa: BLE001 (a refused configuration, not a wrong answer)
-            raise Unsupported(f"the constructor refused {spec['kwargs']}: {type(e).__name__}: {e}") from e
-        if spec.get("params"):
-            a.set_params(block, spec["params"])
-        return block
-
-    def layer(self, r: dict[str, Any]) -> dict[str, Any]:
-        """Forward, backward twice (accumulation), the input before and after."""
-        a, out = self.adapter, dict[str, Any]()
-        block = self._block(r)
-        x = r["input"].clone()
-        out["grads_initial"] = _grads(a, block) if r.get("params") else {}
-        out["output"] = _tensor(a.forward(block, x), "forward")
-        try:  # a backward that raises still leaves the forward's output to compare
-            out["input_grad"] = _none_or_tensor(a.backward(block, r["grad"].clone()), "backward")
-        except Exception as e:  # noqa: BLE001 (the target's error is the answer)
-            out["backward_error"] = _error(e, self.root)
-            return out
-        out["grads"] = _grads(a, block)
-        out["input_after"] = x
-        if r.get("twice"):
-            a.backward(block, r["grad"].clone())
-            out["grads_twice"] = _grads(a, block)
-            a.zero_grad(block)
-            out["grads_zeroed"] = _grads(a, block)
-        return out
-
-    def backward_first(self, r: dict[str, Any]) -> dict[str, Any]:
-        """A backward before any forward: torch raises; a silent result is a contract finding."""
-        block = self._block(r)
-        try:
-            self.adapter.backward(block, r["grad"].clone())
-        except Exception:  # noqa: BLE001 (any error is the expected answer)
-            return {"raised": True}
-        return {"raised": False}
-
-    def loss(self, r: dict[str, Any]) -> dict[str, Any]:
-        a = self.adapter
-        block = a.build("MSE", {}, {})
-        args = (r["target"], r["prediction"]) if a.loss_swapped(block) else (r["prediction"], r["target"])
-        value = _tensor(a.forward(block, *[t.clone() for t in args]), "forward")
-        return {"value": value, "grad": _none_or_tensor(a.backward(block, None), "backward")}
-
-    def sequential(self, r: dict[str, Any]) -> dict[str, Any]:
-        a = self.adapter
-        blocks = [self._block(spec) for spec in r["blocks"]]
-        seq = self.ns["Sequential"](*blocks)
-        output = _tensor(a.forward(seq, r["input"].clone()), "forward")
-        grad = _none_or_tensor(a.backward(seq, r["grad"].clone()), "backward")
-        return {"output": output, "input_grad": grad, "grads": [_grads(a, b) for b in blocks]}
-
-    def optimizer(self, r: dict[str, Any]) -> dict[str, Any]:
-        """Steps with the checker's gradients, copied into the target's gradient tensors."""
-        a = self.adapter
-        for form in range(3):
-            blocks = [self._block(spec) for spec in r["blocks"]]
-            try:
-                opt = a.make_optimizer(r["name"], blocks, r["kwargs"], r["defaults"], form)
-                return {"params": self._steps(blocks, opt, r)}
-            except Unsupported:
-                raise
-            except Exception:  # noqa: BLE001 (the next parameter form is tried)
-                if form == 2:
-                    raise
-        raise Unsupported("no optimizer form")  # pragma: no cover (the loop returns or raises)
-
-    def _steps(self, blocks: list[Any], opt: Any, r: dict[str, Any]) -> list[list[dict[str, Tensor]]]:
-        a, history = self.adapter, []
-        for step_grads in r["grads"]:
-            for block, spec, grads in zip(blocks, r["blocks"], step_grads):
-                a.zero_grad(block)
-                a.forward(block, spec["probe"].clone())
-                a.backward(block, spec["probe_grad"].clone())  # makes the gradient tensors exist
-                current = a.get_grads(block)
-                for name, g in grads.items():
-                    target = current[name]
-                    if target is None:
-                        raise Unsupported(f"no gradient tensor for {name} to write into")
-                    target.copy_(g)
-            a.step(opt)
-            history.append([{k: _tensor(v, k) for k, v in a.get_params(b).items()} for b in blocks])
-        return history
-
-    def train(self, r: dict[str, Any]) -> dict[str, Any]:
-        """The course network from the target's blocks, trained with its SGD on the checker's batches."""
-        a = self.adapter
-        blocks = [self._block(spec) for spec in r["blocks"]]
-        model, loss = self.ns["Sequential"](*blocks), a.build("MSE", {}, {})
-        swapped = a.loss_swapped(loss)
-        pairs = [pair for b in blocks for pair in a._pair_list(b)]
-        opt = self.ns["SGD"](pairs, r["lr"])
-        losses = []
-        for x, y in r["batches"]:
-            for b in blocks:
-                a.zero_grad(b)
-            pred = a.forward(model, x.clone())
-            value = a.forward(loss, *((y, pred) if swapped else (pred, y)))
-            losses.append(float(value))
-            a.backward(model, a.backward(loss, None))
-            a.step(opt)
-        return {"losses": losses}
-
-
-def _none_or_tensor(value: Any, what: str) -> Tensor | None:
-    return None if value is None else _tensor(value, what)
 
 
 def main() -> None:
@@ -239,13 +104,14 @@ def handle(request: dict[str, Any], session: Session | None) -> tuple[Session | 
             session = _session(request)
             return session, {"blocks": sorted(session.ns), "file": session.file}
         assert session is not None, "a request before load"
+        torch.set_default_dtype(request.get("dtype", torch.float64))  # the target's empty() buffers follow
         reply = getattr(session, request["op"])(request)
         reply["notes"] = sorted(session.adapter.notes)
         return session, reply
     except Unsupported as e:
         return session, {"unsupported": str(e)}
     except Exception as e:  # noqa: BLE001 (the target's error is the answer)
-        return session, {"error": _error(e, root)}
+        return session, {"error": describe_error(e, root)}
 
 
 def _session(request: dict[str, Any]) -> Session:

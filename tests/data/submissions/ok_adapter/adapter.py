@@ -18,7 +18,7 @@ def build(name, kwargs, namespace):
     cls = namespace[name]
     if name == "Sequential":
         return cls(*kwargs.get("modules", ()))
-    if name in ("Conv2d", "TransposeConv2d"):
+    if name in ("Conv2d", "TransposeConv2d", "ConvTranspose2d"):
         kwargs = {CONV_KW[k]: v for k, v in kwargs.items()}
     return cls(**kwargs)
 

@@ -1,0 +1,59 @@
+"""The results matrix of ``n2n check``: every check the engine runs appends one :class:`Row`
+(block, column, quantity, configuration, dtype, outcome, and whose code raised). Nothing else
+records an answer: the table, the findings' counts and the exit status are read from the rows
+(:mod:`.conclude`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Config = dict[str, Any]
+
+PASS, FAIL, RAISED, TIMEOUT, CRASH = "pass", "fail", "raised", "timeout", "crash"
+UNSUPPORTED, NOT_RUN = "unsupported", "not run"
+WRONG = (FAIL, RAISED, TIMEOUT, CRASH)  # outcomes that say something about the target
+GRID, PROBE, COMPOSITE = "grid", "probe", "composite"  # why a row was measured
+
+
+@dataclass
+class Row:
+    block: str
+    column: str  # the table's column: forward, backward, parameters, contract, step, ...
+    quantity: str  # output, input gradient, gradient of weight, loss value, optimizer step, ...
+    config: Config
+    outcome: str
+    dtype: str = "float64"
+    whose: str = ""  # for a raise: 'target' or 'checker' (the checker's probing, never the target's fault)
+    message: str = ""
+    where: str = ""
+    error: float | None = None
+    tolerance: float | None = None
+    diagnosis: str | None = None  # a contract row's label (what promise is broken)
+    purpose: str = GRID
+
+    @property
+    def kind(self) -> str:
+        """The kind of failure: a wrong number, or an exception of one type, a hang, a death."""
+        if self.outcome == RAISED:
+            return f"raised {self.message.split(':', 1)[0].split()[-1]}"  # "backward raised T: ..." -> T
+        return self.outcome
+
+
+@dataclass
+class Matrix:
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        return row
+
+    def of(self, block: str, column: str | None = None, purpose: str | None = GRID) -> list[Row]:
+        return [
+            r
+            for r in self.rows
+            if r.block == block and (column is None or r.column == column) and (purpose is None or r.purpose == purpose)
+        ]
+
+    def failing(self, block: str, quantity: str) -> list[Row]:
+        return [r for r in self.of(block) if r.quantity == quantity and r.outcome in WRONG]

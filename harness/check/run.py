@@ -1,0 +1,72 @@
+"""Every check of a target, in order, then the conclusion: :func:`run_checks` returns the
+:class:`Report` the command writes out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .conclude import Cell, Finding, conclude
+from .matrix import Matrix, Row
+from .network import NetworkChecks
+
+LAYERS = ("Conv2d", "ConvTranspose2d", "Upsampling", "MaxPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh")
+ORDER = (*LAYERS, "MSE", "SGD", "Adam", "Sequential", "course network")
+
+
+@dataclass
+class Report:
+    target: str
+    dtype: str = "float64"
+    cells: dict[str, dict[str, Cell]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    notes: set[str] = field(default_factory=set)
+    not_checked: dict[str, str] = field(default_factory=dict)
+    exit_status: int = 0
+    prints: str = ""
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def table(self) -> dict[str, dict[str, str]]:
+        return {b: {c: cell.text() for c, cell in row.items()} for b, row in self.cells.items()}
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+def run_checks(child: Any, blocks: list[str], seed: int, quick: bool, only: set[str] | None) -> Report:
+    """Every check of the blocks the target has (``only``: a subset, by canonical name)."""
+    checker = NetworkChecks(child, blocks, seed, quick)
+    wanted = [b for b in ORDER if only is None or b in only]
+    absent: list[str] = []
+    for name in wanted:
+        if name in LAYERS and name in blocks:
+            checker.check_layer(name)
+            if checker.state[name].dtype == torch.float32:  # the composites then compare in float32 too
+                checker.dtype = torch.float32
+        elif name == "MSE" and name in blocks:
+            checker.check_loss()
+        elif name in ("SGD", "Adam") and name in blocks and "Conv2d" in blocks:
+            checker.check_optimizer(name)
+        elif name == "Sequential" and name in blocks:
+            checker.check_sequential()
+        elif name == "course network" and not quick and _trainable(blocks):
+            checker.check_training()
+        elif name != "course network":
+            absent.append(name)
+    conclusion = conclude(checker.matrix, checker.findings, blocks, wanted)
+    dtypes = {s.dtype for s in checker.state.values()} or {torch.float64}
+    report = Report(target="", dtype=str(min(dtypes, key=lambda d: torch.finfo(d).bits)).removeprefix("torch."))
+    report.cells, report.findings, report.not_checked = conclusion.cells, conclusion.findings, conclusion.not_checked
+    report.exit_status, report.notes, report.rows = conclusion.exit_status, checker.notes, checker.matrix.rows
+    for name in absent:
+        report.cells.setdefault(name, {"forward": Cell(status="absent")})
+    return report
+
+
+def _trainable(blocks: list[str]) -> bool:
+    needed = {"Conv2d", "ReLU", "Sigmoid", "Sequential", "MSE", "SGD"}
+    return needed <= set(blocks) and any(b in blocks for b in ("Upsampling", "ConvTranspose2d"))

@@ -1,0 +1,184 @@
+"""What the child does with the target's blocks, one request at a time: a layer's forward and
+backward (twice, with zero_grad, after a forward at another size), a backward before any forward,
+the loss, Sequential, optimizer steps in one of the parameter forms, and training the course
+network. Replies hold raw results, cloned; nothing is compared here."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .adapter import Adapter, Unsupported
+
+
+def whose(error: BaseException, root: Path) -> str:
+    """'target' when the target's own code is on the traceback, else 'checker' (its probing)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return "target" if any(_in(f.filename, root) for f in frames) else "checker"
+
+
+def _in(filename: str, root: Path) -> bool:
+    return filename.startswith(str(root)) and "site-packages" not in filename
+
+
+def describe_error(e: BaseException, root: Path) -> dict[str, str]:
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if _in(f.filename, root)]
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    message = " ".join(str(e).split())[:300]
+    return {"type": type(e).__name__, "message": message, "where": where, "whose": whose(e, root)}
+
+
+def tensor(value: Any, what: str) -> Tensor:
+    """A clone of what the target returned (a Python number becomes a 0-d tensor)."""
+    if isinstance(value, Tensor):
+        return value.detach().clone()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return torch.tensor(float(value), dtype=torch.float64)
+    raise TypeError(f"{what} returned {type(value).__name__}, not a tensor")
+
+
+def none_or_tensor(value: Any, what: str) -> Tensor | None:
+    return None if value is None else tensor(value, what)
+
+
+class Session:
+    """The target's blocks and one request handler per scenario."""
+
+    def __init__(self, namespace: dict[str, type], adapter: Adapter, root: Path) -> None:
+        self.ns, self.adapter, self.root = namespace, adapter, root
+        self.file = ""  # the target's module file, for the load reply
+
+    def _grads(self, block: Any) -> dict[str, Tensor | None]:
+        return {k: none_or_tensor(g, k) for k, g in self.adapter.get_grads(block).items()}
+
+    def block(self, spec: dict[str, Any]) -> Any:
+        a = self.adapter
+        try:
+            block = a.build(spec["block"], spec["kwargs"], spec["defaults"])
+        except Unsupported:
+            raise
+        except Exception as e:  # noqa: BLE001 (a refused configuration, not a wrong answer)
+            raise Unsupported(f"the constructor refused {spec['kwargs']}: {type(e).__name__}: {e}") from e
+        if spec.get("params"):
+            a.set_params(block, spec["params"])
+        return block
+
+    def layer(self, r: dict[str, Any]) -> dict[str, Any]:
+        """Forward, backward (twice, then zero_grad, when asked), the input before and after.
+        Gradient buffers that hold something before any backward are reported, then zeroed."""
+        a, out = self.adapter, dict[str, Any]()
+        a.layout = r.get("layout")
+        block = self.block(r)
+        out["params"] = sorted(a.get_params(block))
+        out["grads_initial"] = self._grads(block) if r.get("params") else {}
+        a.clear_grads(block)
+        if r.get("warmup") is not None:  # a forward at another size first: nothing may stick
+            a.forward(block, r["warmup"].clone())
+        x = r["input"].clone()
+        out["output"] = tensor(a.forward(block, x), "forward")
+        if r.get("grad") is None:
+            return out
+        try:  # a backward that raises still leaves the forward's output to compare
+            out["input_grad"] = none_or_tensor(a.backward(block, r["grad"].clone()), "backward")
+        except Exception as e:  # noqa: BLE001 (the target's error is the answer)
+            out["backward_error"] = describe_error(e, self.root)
+            return out
+        out["grads"] = self._grads(block)
+        out["input_after"] = x
+        if r.get("twice"):
+            a.backward(block, r["grad"].clone())
+            out["grads_twice"] = self._grads(block)
+            a.zero_grad(block)
+            out["grads_zeroed"] = self._grads(block)
+        return out
+
+    def backward_first(self, r: dict[str, Any]) -> dict[str, Any]:
+        """A backward before any forward: torch raises; a silent result is a contract finding."""
+        block = self.block(r)
+        try:
+            self.adapter.backward(block, r["grad"].clone())
+        except Exception:  # noqa: BLE001 (any error is the expected answer)
+            return {"raised": True}
+        return {"raised": False}
+
+    def loss(self, r: dict[str, Any]) -> dict[str, Any]:
+        a = self.adapter
+        block = a.build("MSE", {}, {})
+        swapped = a.loss_swapped(block) if r.get("order") is None else r["order"] == "target first"
+        args = (r["target"], r["prediction"]) if swapped else (r["prediction"], r["target"])
+        value = tensor(a.forward(block, *[t.clone() for t in args]), "forward")
+        return {"value": value, "grad": none_or_tensor(a.backward(block, None), "backward"), "swapped": swapped}
+
+    def sequential(self, r: dict[str, Any]) -> dict[str, Any]:
+        a = self.adapter
+        blocks = [self.block(spec) for spec in r["blocks"]]
+        seq = self.ns["Sequential"](*blocks)
+        after = [{k: tensor(v, k) for k, v in a.get_params(b).items()} for b in blocks]
+        output = tensor(a.forward(seq, r["input"].clone()), "forward")
+        grad = none_or_tensor(a.backward(seq, r["grad"].clone()), "backward")
+        return {"output": output, "input_grad": grad, "grads": [self._grads(b) for b in blocks], "params": after}
+
+    def optimizer(self, r: dict[str, Any]) -> dict[str, Any]:
+        """Steps with the checker's gradients, copied into the target's gradient tensors, with
+        the parameters given in form ``r['form']``; which phase raised is said."""
+        a = self.adapter
+        blocks = [self.block(spec) for spec in r["blocks"]]
+        try:
+            opt = a.make_optimizer(r["name"], blocks, r["kwargs"], r["defaults"], r["form"])
+        except Unsupported:
+            raise
+        except Exception as e:  # noqa: BLE001 (this form is not the target's)
+            return {"phase": "construct", "error": describe_error(e, self.root)}
+        model = None
+        if "Sequential" in self.ns and (r["form"] == 4 or a.step_wants_model(opt)):
+            model = self.ns["Sequential"](*blocks)
+        try:
+            return {**self._steps(blocks, opt, r, model)}
+        except Unsupported:
+            raise
+        except Exception as e:  # noqa: BLE001 (the target's step raised)
+            return {"phase": "step", "error": describe_error(e, self.root)}
+
+    def _steps(self, blocks: list[Any], opt: Any, r: dict[str, Any], model: Any) -> dict[str, Any]:
+        a, history, changed = self.adapter, [], False
+        for step_grads in r["grads"]:
+            written = []
+            for block, spec, grads in zip(blocks, r["blocks"], step_grads):
+                a.zero_grad(block)
+                a.forward(block, spec["probe"].clone())
+                a.backward(block, spec["probe_grad"].clone())  # makes the gradient tensors exist
+                current = a.get_grads(block)
+                for name, g in grads.items():
+                    target = current.get(name)
+                    if target is None:
+                        raise Unsupported(f"no gradient tensor for {name} to write into")
+                    target.copy_(g)
+                    written.append((target, g))
+            a.step(opt, blocks, model, r["kwargs"].get("lr", 0.0))
+            changed = changed or any(not torch.equal(t, g) for t, g in written if t.shape == g.shape)
+            history.append([{k: tensor(v, k) for k, v in a.get_params(b).items()} for b in blocks])
+        return {"params": history, "grads_changed": changed}
+
+    def train(self, r: dict[str, Any]) -> dict[str, Any]:
+        """The course network from the target's blocks, trained with its optimizer (built in the
+        probed form) on the checker's batches: the loss and the parameters after every step."""
+        a = self.adapter
+        blocks = [self.block(spec) for spec in r["blocks"]]
+        model, loss = self.ns["Sequential"](*blocks), a.build("MSE", {}, {})
+        swapped = r.get("order") == "target first"
+        opt = a.make_optimizer("SGD", blocks, {"lr": r["lr"]}, {"lr": None}, r.get("form", 0))
+        losses, params = [], []
+        for x, y in r["batches"]:
+            for b in blocks:
+                a.zero_grad(b)
+            pred = a.forward(model, x.clone())
+            value = a.forward(loss, *((y, pred) if swapped else (pred, y)))
+            losses.append(float(value))
+            a.backward(model, a.backward(loss, None))
+            a.step(opt, blocks, model, r["lr"])
+            params.append([{k: tensor(v, k) for k, v in a.get_params(b).items()} for b in blocks])
+        return {"losses": losses, "params": params}
