@@ -1,7 +1,8 @@
 """How ``n2n check`` adapts to the contracts found in submissions, block by block, in this process:
-parameters as bare tensors or 1-lists, a bias off by default, a loss that takes the target
-first, optimizers that step with ``update()`` or take the model; and the clear refusals where
-nothing fits (no parameter of that name, another layout, no step method)."""
+parameters as bare tensors, 1-lists, flat lists, wrappers or attributes; gradients kept in
+attributes; weights in another layout; constructors with other names, pairs or positional
+arguments; bias as a flag, a tensor or absent; backward's return forms; the loss's order; the
+optimizer's forms and steps; and the clear refusals where nothing fits."""
 
 import types
 from pathlib import Path
@@ -9,10 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.check.adapter import Adapter, Unsupported, _positional
-from harness.check.worker import Session, _session
+from harness.check.adapter import Adapter, _positional
+from harness.check.params import Unsupported, auto_layout
+from harness.check.scenarios import Session
+from harness.check.worker import _session
 
 W, B = torch.ones(2, 1, 1, 1), torch.zeros(2)
+CONV = {"in_channels": 1, "out_channels": 2, "kernel_size": 1}
+DEFAULTS = {"in_channels": None, "out_channels": None, "kernel_size": None, "stride": 1, "padding": 0, "bias": True}
 
 
 class Conv:
@@ -31,14 +36,17 @@ class Conv:
 
 
 class Bare:
-    """Parameters only as attributes: nothing the checker can find."""
+    """Parameters only as attributes, gradients in attributes named like gradients."""
 
-    weight = W
+    def __init__(self):
+        self.W, self.b = W.clone(), B.clone()
+        self.dW, self.db = torch.zeros_like(W), torch.zeros_like(B)
+        self.cache = torch.zeros_like(W)  # same shape, not a gradient's name: never taken
 
 
 class Loss:
-    def forward(self, target, prediction):
-        return ((prediction - target) ** 2).mean()
+    def forward(self, y_true, y_pred):
+        return ((y_pred - y_true) ** 2).mean()
 
 
 class Opaque:
@@ -61,44 +69,115 @@ class NoStep:
 
 def test_a_bias_off_by_default_is_turned_on_and_said():
     a = Adapter({"Conv2d": Conv}, None)
-    a.build("Conv2d", {"in_channels": 1, "out_channels": 2, "kernel_size": 1}, {"bias": True})
+    a.build("Conv2d", CONV, DEFAULTS)
     assert "Conv2d: bias is off by default; passed bias=True" in a.notes
 
 
-def test_a_bias_on_by_default_is_passed_without_a_note():
-    class BiasOn(Conv):
-        def __init__(self, in_channels, out_channels, kernel_size, bias=True):
-            super().__init__(in_channels, out_channels, kernel_size)
+def test_constructor_names_pairs_and_positions():
+    made = []
 
-    a = Adapter({"Conv2d": BiasOn}, None)
-    a.build("Conv2d", {"in_channels": 1, "out_channels": 2, "kernel_size": 1}, {"bias": True})
-    assert not a.notes
+    class Named:
+        def __init__(self, input_channel, output_channel, kernel_size=(3, 3), stride=(1, 1), bias=True):
+            made.append((input_channel, output_channel, kernel_size, stride))
+
+    class Unnamed:
+        def __init__(self, first, second, third, stride=1):
+            made.append((first, second, third, stride))
+
+    class IntsOnly:
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1):
+            if isinstance(stride, tuple):
+                raise TypeError("stride must be an int")
+            made.append(stride)
+
+    a = Adapter({"Conv2d": Named, "C2": Unnamed, "C3": IntsOnly}, None)
+    a.build("Conv2d", {**CONV, "kernel_size": 3, "stride": 2}, DEFAULTS)
+    a.build("C2", {**CONV, "stride": 2}, DEFAULTS)
+    a.build("C3", {**CONV, "stride": (2, 2)}, DEFAULTS)
+    assert made == [(1, 2, (3, 3), (2, 2)), (1, 2, 1, 2), 2]
+    assert "C2: arguments first, second, third passed in torch's order" in a.notes
+    with pytest.raises(Unsupported, match="has no argument for dilation=2"):
+        a.build("C3", {**CONV, "dilation": 2}, {**DEFAULTS, "dilation": 1})
 
 
-def test_parameters_as_one_lists_and_a_gradient_left_none():
+def test_bias_as_an_initial_tensor_or_absent():
+    class TensorBias:
+        def __init__(self, in_channels, out_channels, kernel_size, bias=None):
+            self.bias = bias
+
+    a = Adapter({"Conv2d": TensorBias, "Plain": Bare}, None)
+    assert a.build("Conv2d", {**CONV, "bias": True}, DEFAULTS).bias.shape == (2,)
+    assert a.build("Conv2d", {**CONV, "bias": False}, DEFAULTS).bias is None
+    assert "Conv2d: bias given as an initial tensor" in a.notes
+    with pytest.raises(Unsupported, match="no argument for bias=False"):
+        a.build("Plain", {"bias": False}, {"bias": True})
+
+
+@pytest.mark.parametrize(
+    "items, grads",
+    [
+        (lambda b: [b.w, b.b_, b.gw, b.gb], "flat"),  # [W, b, dW, db]
+        (lambda b: [(b.w, b.gw), (b.b_, b.gb), (None, None), ([], [])], "pairs"),  # with placeholders
+        (lambda b: [types.SimpleNamespace(value=b.w, grad=b.gw), types.SimpleNamespace(data=b.b_, grad=b.gb)], "wrap"),
+    ],
+)
+def test_parameter_forms(items, grads):
+    block = types.SimpleNamespace(w=W.clone(), b_=B.clone(), gw=torch.full_like(W, 3.0), gb=torch.full_like(B, 4.0))
+    block.param = lambda: items(block)
     a = Adapter({}, None)
-    block = Conv(1, 2, 1)
-    assert a.get_grads(block) == {"weight": block.weight.grad, "bias": None}
-    a.zero_grad(Bare())  # nothing to zero: no error
-    block.zero_grad = None  # not callable: the gradients are zeroed one by one
-    block.weight.grad += 1
-    a.zero_grad(block)
-    assert not block.weight.grad.any()
-    assert a.get_params(Bare()) == {} and a._pair_list(Bare()) == []
-    block.param = lambda: [(block.weight,), "not a parameter", None]  # what is not a parameter is skipped
-    assert list(a.get_params(block)) == ["weight"]
+    assert set(a.get_params(block)) == {"weight", "bias"}
+    g = a.get_grads(block)
+    assert torch.equal(g["weight"], block.gw) and torch.equal(g["bias"], block.gb)
+    a.clear_grads(block)
+    assert not block.gw.any() and not block.gb.any()
 
 
-def test_parameters_that_cannot_take_torchs_values_are_refused():
+def test_gradients_in_attributes_are_matched_by_name_and_shape():
     a = Adapter({}, None)
-    block = Conv(1, 2, 1)
-    block.to = lambda dtype: 1 / 0  # a failing .to(): the values are set as they are
-    a.set_params(block, {"weight": W.double(), "bias": B.double()})
-    assert block.weight.dtype == torch.float64 and block.weight.grad is None
+    block = Bare()
+    assert a.get_params(block).keys() == {"weight", "bias"}
+    grads = a.get_grads(block)
+    assert grads["weight"] is block.dW and grads["bias"] is block.db
+    assert any("gradient kept in attribute dW" in n for n in a.notes)
+
+
+def test_weights_in_another_layout_are_converted_both_ways():
+    a = Adapter({}, None)
+    block = types.SimpleNamespace(weight=torch.zeros(2, 3, 1, 1), weight_grad=torch.zeros(2, 3, 1, 1))
+    value = torch.arange(6.0).reshape(3, 2, 1, 1)  # torch's (out, in, k, k): stored as (in, out, k, k)
+    a.set_params(block, {"weight": value})
+    assert torch.equal(block.weight, value.transpose(0, 1)) and torch.equal(a.get_params(block)["weight"], value)
+    assert auto_layout((3, 2), (3, 2, 1, 1)) == "flat" and auto_layout((5,), (3, 2)) is None
+    with pytest.raises(Unsupported, match=r"weight: stored as \(2, 3, 1, 1\), torch's layout is \(5,\)"):
+        a.set_params(block, {"weight": torch.zeros(5)})
     with pytest.raises(Unsupported, match="no parameter 'scale' found"):
         a.set_params(block, {"scale": B})
-    with pytest.raises(Unsupported, match=r"weight: stored as \(2, 1, 1, 1\), torch's layout is \(1, 2, 1, 1\)"):
-        a.set_params(block, {"weight": torch.ones(1, 2, 1, 1)})
+    a.layout = "transposed"  # forced by the checker's probe: a shape that does not fit is refused
+    with pytest.raises(Unsupported, match="not in the transposed layout"):
+        a.set_params(types.SimpleNamespace(weight=torch.zeros(3, 2, 1, 1)), {"weight": torch.zeros(3, 3, 1, 1)})
+
+
+def test_a_new_dtype_converts_the_gradient_never_drops_it():
+    a = Adapter({}, None)
+    block = Conv(1, 2, 1)
+    a.set_params(block, {"weight": W.double(), "bias": B.double()})
+    assert block.weight.dtype == torch.float64 and block.weight.grad.dtype == torch.float64
+
+
+def test_backward_return_forms():
+    class Tuple3(Conv):
+        def backward(self, g):
+            return g.sum(), g * 2, None  # (dW, dX, db): the one shaped like the input
+
+    class Stateless(Conv):
+        def backward(self, x, g):
+            return x + g
+
+    a = Adapter({}, None)
+    x = torch.ones(1, 1, 2, 2)
+    for block, expected in ((Tuple3(1, 2, 1), 2 * x), (Stateless(1, 2, 1), 2 * x)):
+        a.forward(block, x)
+        assert torch.equal(a.backward(block, x), expected)
 
 
 def test_the_order_of_a_loss_is_read_from_its_parameter_names():
@@ -107,19 +186,26 @@ def test_the_order_of_a_loss_is_read_from_its_parameter_names():
     assert not a.loss_swapped(Opaque())
     assert _positional(Opaque.forward) == []
 
+    class Output:
+        def forward(self, output, target):
+            return output
+
+    assert not a.loss_swapped(Output())
+
 
 def test_optimizer_forms_and_steps():
     a = Adapter({"SGD": Updates, "Adam": NoStep, "Flat": Opaque}, None)
     block = Conv(1, 2, 1)
     block.bias.grad = torch.zeros(2)
     pairs = [(block.weight, torch.ones_like(W))]
-    opt = Updates(pairs, 0.5)
-    a.step(opt)
+    a.step(Updates(pairs, 0.5))
     assert "the optimizer steps with update()" in a.notes and torch.equal(block.weight, W - 0.5)
     with pytest.raises(Unsupported, match="neither step"):
         a.step(NoStep([], 0.1))
+    assert [type(a._form("SGD", [block], f)).__name__ for f in range(4)] == ["list"] * 4
+    assert a._form("SGD", [block], 2)[0] is block.weight and a._form("SGD", [block], 3) == [block]
     with pytest.raises(Unsupported, match="none of the parameter forms"):
-        a.make_optimizer("SGD", [block], {"lr": 0.1}, {}, 2)  # the model form needs a Sequential
+        a.make_optimizer("SGD", [block], {"lr": 0.1}, {}, 4)  # the model form needs a Sequential
     with pytest.raises(Unsupported, match="takes no parameters"):
         a.make_optimizer("Flat", [block], {}, {}, 0)
     user = types.SimpleNamespace(make_optimizer=lambda name, blocks, kwargs, ns: Updates([], kwargs["lr"]))
@@ -129,16 +215,34 @@ def test_optimizer_forms_and_steps():
         hooked.make_optimizer("SGD", [block], {"lr": 0.1}, {}, 1)
 
 
+def test_steps_with_the_model_or_per_layer():
+    class WithModel:
+        def __init__(self, params, lr):
+            self.lr = lr
+
+        def step(self, model):
+            model.stepped = True
+
+    a = Adapter({}, None)
+    model = types.SimpleNamespace()
+    assert a.step_wants_model(WithModel([], 1))
+    a.step(WithModel([], 1), [], model)
+    assert model.stepped
+    layer = types.SimpleNamespace(step=lambda lr: setattr(layer, "lr", lr))
+    a.step(object(), [layer], None, 0.3)
+    assert layer.lr == 0.3 and "each block steps itself with step(lr)" in a.notes
+
+
 def _session_of(namespace):
     return Session(namespace, Adapter(namespace, None), Path("."))
 
 
 def test_worker_scenarios_on_odd_targets():
-    spec = {"block": "Conv2d", "kwargs": {"in_channels": 1, "out_channels": 2, "kernel_size": 1}, "defaults": {}}
+    spec = {"block": "Conv2d", "kwargs": CONV, "defaults": DEFAULTS}
     session = _session_of({"Conv2d": Conv, "SGD": Updates})
     assert session.backward_first({**spec, "grad": torch.ones(1)}) == {"raised": False}
     probe = {**spec, "probe": torch.ones(1, 1, 1, 1), "probe_grad": torch.ones(1, 2, 1, 1)}
-    request = {"name": "SGD", "kwargs": {"lr": 0.1}, "defaults": {}, "blocks": [probe]}
+    request = {"name": "SGD", "kwargs": {"lr": 0.1}, "defaults": {}, "blocks": [probe], "form": 0}
     with pytest.raises(Unsupported, match="no gradient tensor for bias to write into"):
         session.optimizer({**request, "grads": [[{"weight": W, "bias": B}]]})
 
@@ -156,9 +260,10 @@ def test_worker_scenarios_on_odd_targets():
         def __init__(self, params, lr):
             raise TypeError(f"cannot take {type(params).__name__}")
 
-    session = _session_of({"Conv2d": Conv, "SGD": Refuses, "Sequential": lambda *blocks: blocks})
-    with pytest.raises(TypeError, match="cannot take tuple"):  # every form fails: the last one's error
-        session.optimizer({**request, "grads": [[{"weight": W}]]})
+    session = _session_of({"Conv2d": Conv, "SGD": Refuses})
+    reply = session.optimizer({**request, "grads": [[{"weight": W}]]})
+    assert reply["phase"] == "construct" and reply["error"]["message"] == "cannot take list"
+    assert reply["error"]["whose"] == "checker"  # raised in this test file, not under the target's root
 
 
 def test_an_adapter_file_can_name_the_blocks(tmp_path):
@@ -167,3 +272,10 @@ def test_an_adapter_file_can_name_the_blocks(tmp_path):
     target = {"kind": "file", "root": str(tmp_path), "path": str(tmp_path / "blocks.py")}
     session = _session({"target": target, "adapter": str(tmp_path / "adapter.py")})
     assert list(session.ns) == ["Conv2d"] and session.ns["Conv2d"].__name__ == "Convolution"
+
+
+def test_blocks_are_found_by_any_alias_whatever_the_case(tmp_path):
+    (tmp_path / "blocks.py").write_text("class CONV2D:\n    pass\nclass NNUpsample:\n    pass\nclass Optimizer:\n    pass\n")
+    target = {"kind": "file", "root": str(tmp_path), "path": str(tmp_path / "blocks.py")}
+    session = _session({"target": target})
+    assert sorted(session.ns) == ["Conv2d", "SGD", "Upsampling"]

@@ -13,6 +13,7 @@ from harness.check import protocol
 from harness.check.child import Child
 from harness.check.command import UsageError, _why, check, resolve, write_junit, write_markdown
 from harness.check.diagnose import diagnose
+from harness.check.conclude import Cell
 from harness.check.run import Report
 from harness.parity import error_and_tolerance, max_errors, mismatch
 
@@ -110,11 +111,14 @@ def test_why_an_import_failed():
 
 
 def test_reports_name_skipped_blocks_and_notes(tmp_path):
-    report = Report("t", table={"MaxPool2d": {"forward": "unsupported"}}, notes={"Conv2d: adapted"})
+    report = Report("t", cells={"MaxPool2d": {"forward": Cell(status="not checked")}}, notes={"Conv2d: adapted"})
+    report.not_checked, report.exit_status = {"MaxPool2d": "the constructor refused every configuration"}, 3
     write_junit(report, tmp_path / "r.xml")
     write_markdown(report, tmp_path / "r.md")
-    assert '<skipped message="unsupported"' in (tmp_path / "r.xml").read_text()
-    assert "## Adapted\n\n- Conv2d: adapted" in (tmp_path / "r.md").read_text()
+    assert '<skipped message="the constructor refused every configuration"' in (tmp_path / "r.xml").read_text()
+    md = (tmp_path / "r.md").read_text()
+    assert "## Adapted\n\n- Conv2d: adapted" in md and "## Findings\n\nNone." in md
+    assert "## Not checked\n\n- MaxPool2d: the constructor refused every configuration" in md
 
 
 def _target(tmp_path, body):

@@ -81,7 +81,7 @@ class Composite(Checker):
             passing = [d for d in self._loss_configs() if d["batch"] == 1 and all(d != f[0] for f in cases)]
             feature, near = ("batch > 1", describe(passing[0])) if passing and c["batch"] > 1 else ("any", None)
             message = compare(actual, expected, 1) or ""
-            self.findings.append(Finding("MSE", q, describe(c), message, label, feature, near, course=True))
+            self.add(Finding("MSE", q, describe(c), message, label, feature, near, course=True))
 
     def _loss_case(self, shape: tuple[int, ...], c: Config) -> list[tuple[str, Tensor | None, Any]]:
         gen = torch.Generator().manual_seed(self.seed + len(shape) + shape[0])
@@ -148,13 +148,13 @@ class Composite(Checker):
             where, problem = self._steps_problem(ran[0]["params"], expected) or ("", "")
             label = self._ignored(name, ran[0]["params"], inputs)
             row = self.matrix.add(Row(name, "step", "optimizer step", case, FAIL, message=problem))
-            self.findings.append(Finding(name, "optimizer step", f"{where} with {case['optimizer']}", f"{problem}", label, "any", course=True))
+            self.add(Finding(name, "optimizer step", f"{where} with {case['optimizer']}", f"{problem}", label, "any", course=True))
             return
         if stepped:
             e = stepped[0]["error"]
             row = self.matrix.add(Row(name, "step", "optimizer step", case, RAISED, whose="target", where=e["where"]))
             row.message = f"step raised {e['type']}: {e['message']}"
-            self.findings.append(Finding(name, "optimizer step", describe(case), row.message, "error", "any", where=e["where"], course=True))
+            self.add(Finding(name, "optimizer step", describe(case), row.message, "error", "any", where=e["where"], course=True))
             return
         first = replies[0]
         why = first.get("unsupported") or (f"{first['error']['type']}: {first['error']['message']}" if "error" in first else str(first))
@@ -186,7 +186,7 @@ class Composite(Checker):
 
     def _contract(self, block: str, c: Config, message: str, label: str) -> None:
         self.matrix.add(Row(block, "contract", "contract", c, FAIL, message=message, diagnosis=label))
-        self.findings.append(Finding(block, "contract", describe(c), message, label, "any", course=True))
+        self.add(Finding(block, "contract", describe(c), message, label, "any", course=True))
 
     # composites ------------------------------------------------------------------------------
     def _abnormal(self, block: str, column: str, quantity: str, c: Config, reply: dict[str, Any]) -> None:
@@ -194,7 +194,7 @@ class Composite(Checker):
         row = self.matrix.add(abnormal_row(block, column, quantity, c, reply))
         if row.outcome in (RAISED, "timeout", "crash"):
             label = "error" if row.outcome == RAISED else row.outcome
-            self.findings.append(Finding(block, quantity, describe(c), row.message, label, "any", where=row.where, course=True))
+            self.add(Finding(block, quantity, describe(c), row.message, label, "any", where=row.where, course=True))
 
     def _blocked(self, block: str, column: str, uses: list[tuple[str, Config]]) -> bool:
         """Each block a composite uses, checked at exactly the configuration it uses there; a

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .matrix import CRASH, FAIL, PASS, RAISED, TIMEOUT, UNSUPPORTED, Matrix, Row
+from .matrix import CRASH, FAIL, GRID, PASS, RAISED, TIMEOUT, UNSUPPORTED, Matrix, Row
 
 EXIT_OK, EXIT_FINDINGS, EXIT_NOT_CHECKED = 0, 1, 3
 # the blocks the course network needs: one missing is a block not checked
@@ -107,8 +107,9 @@ class Conclusion:
 def conclude(matrix: Matrix, findings: list[Finding], blocks: list[str], wanted: list[str]) -> Conclusion:
     """Cells, ordered findings, what was not checked and the exit status, from the matrix."""
     out = Conclusion()
-    for row in matrix.rows:
-        out.cells.setdefault(row.block, {}).setdefault(row.column, Cell())
+    for row in matrix.rows:  # (the rows of a composite's uses and of shrinking are not cells)
+        if row.purpose == GRID:
+            out.cells.setdefault(row.block, {}).setdefault(row.column, Cell())
     for block, columns in out.cells.items():
         for column in columns:
             columns[column] = cell(matrix.of(block, column))

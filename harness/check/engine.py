@@ -54,6 +54,12 @@ class Checker:
         self.state: dict[str, BlockState] = {}
         self.dtype = torch.float64  # the comparison's dtype for blocks not yet probed
 
+    def add(self, finding: Finding) -> None:
+        """A finding, once: the same promise broken at several configurations is one finding."""
+        same = (finding.block, finding.quantity, finding.diagnosis)
+        if finding.diagnosis is None or all((f.block, f.quantity, f.diagnosis) != same for f in self.findings):
+            self.findings.append(finding)
+
     # one configuration ---------------------------------------------------------------------
     def data(self, spec: Spec, c: Config, dtype: torch.dtype, salt: int = 0) -> tuple[dict, Tensor, Tensor, dict]:
         gen = torch.Generator().manual_seed(self.seed * 1000003 + zlib.crc32(describe(c).encode()) + salt)
@@ -90,6 +96,8 @@ class Checker:
         dtype = str(self._state(spec.name).dtype).removeprefix("torch.")
         quantities = [q for q in LAYER_QUANTITIES if q in ref]
         row = lambda q, outcome, **kw: Row(spec.name, COLUMN_OF[q], q, c, outcome, dtype, purpose=purpose, **kw)  # noqa: E731
+        if "unsupported" in reply:
+            return [row(q, UNSUPPORTED, message=str(reply["unsupported"])) for q in quantities]
         if "output" not in reply:
             first = _abnormal_row(reply, row)
             return [first] + [row(q, NOT_RUN, message="the forward did not finish") for q in quantities[1:]]
@@ -274,8 +282,7 @@ class Checker:
         """Accumulation, zero_grad, the input left alone, a second forward at another size, a
         backward before any forward: none needs right numbers, so they run whatever failed."""
         c = next((r.config for r in self.matrix.of(spec.name, "forward") if r.outcome in (PASS, FAIL)), None)
-        if c is None:
-            self.matrix.add(Row(spec.name, "contract", "contract", spec.base, NOT_RUN, message="no configuration ran"))
+        if c is None:  # nothing ran: the forward's cells say why
             return
         reply, ref, (params, x, g) = self.run(spec, c, twice=True)
         problems = _contract_problems(reply, x) if "output" in reply else []
@@ -284,7 +291,7 @@ class Checker:
             problems.append(("backward before any forward returns a result instead of raising", "backward before forward"))
         for message, label in problems:
             self.matrix.add(Row(spec.name, "contract", "contract", c, FAIL, message=message, diagnosis=label))
-            self.findings.append(Finding(spec.name, "contract", describe(c), message, label, "any", course=True))
+            self.add(Finding(spec.name, "contract", describe(c), message, label, "any", course=True))
         if not problems:
             self.matrix.add(Row(spec.name, "contract", "contract", c, PASS))
 
@@ -334,8 +341,6 @@ def _not_float64(reply: dict[str, Any]) -> bool:
 
 
 def _abnormal_row(reply: dict[str, Any], row: Any) -> Row:
-    if "unsupported" in reply:
-        return row("output", UNSUPPORTED, message=str(reply["unsupported"]))
     if "timeout" in reply:
         return row("output", TIMEOUT, whose="target", message=f"no answer within {reply['timeout']:g} s")
     if "crash" in reply:

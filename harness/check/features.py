@@ -59,6 +59,7 @@ FEATURES: list[tuple[str, Callable[[Config], bool], Callable[[Config], Config]]]
     ("dilation > 1", lambda c: c.get("dilation", 1) > 1, lambda c: {"dilation": 1}),
     ("non-square image", lambda c: c["size"][0] != c["size"][1], _square),
     ("bias", lambda c: c.get("bias") is True and "out_channels" in c, lambda c: {"bias": False}),
+    ("bias=False", lambda c: c.get("bias") is False and "out_channels" in c, lambda c: {"bias": True}),
 ]
 
 

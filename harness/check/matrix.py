@@ -56,4 +56,5 @@ class Matrix:
         ]
 
     def failing(self, block: str, quantity: str) -> list[Row]:
-        return [r for r in self.of(block) if r.quantity == quantity and r.outcome in WRONG]
+        """Wrong numbers and exceptions of ``quantity`` (a row with its own label is a finding already)."""
+        return [r for r in self.of(block) if r.quantity == quantity and r.outcome in WRONG and r.diagnosis is None]

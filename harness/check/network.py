@@ -90,7 +90,7 @@ class NetworkChecks(Composite):
             if problem:
                 label = label or diagnose(actual, expected, c, what, {})
                 self.matrix.add(Row(block, column, column, c, FAIL, message=f"{what}: {problem}"))
-                self.findings.append(Finding(block, "composition", _describe(c), f"{what}: {problem}", label, "any", course=True))
+                self.add(Finding(block, "composition", _describe(c), f"{what}: {problem}", label, "any", course=True))
                 return
         self.matrix.add(Row(block, column, column, c, PASS))
 
@@ -113,7 +113,7 @@ class NetworkChecks(Composite):
         outcome = FAIL if problem else PASS
         self.matrix.add(Row("course network", "training", "composition", c, outcome, message=problem or ""))
         if problem:
-            self.findings.append(Finding("course network", "composition", _describe(c), problem, None, "any", course=True))
+            self.add(Finding("course network", "composition", _describe(c), problem, None, "any", course=True))
 
 
 def _torch_training(layers: list, batches: list) -> tuple[list[float], list[list[dict[str, Tensor]]]]:
