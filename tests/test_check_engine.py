@@ -89,7 +89,7 @@ def test_a_cell_says_pass_only_when_something_was_compared():
     half = layer(lambda k: k.get("padding") == 1, lambda r: {"unsupported": "no padding 1"})
     report = checks(half, ["Conv2d"])
     cell = report.cells["Conv2d"]["forward"]
-    assert cell.text() == f"pass {cell.passed}/{cell.passed + cell.unsupported}" and cell.unsupported == 2
+    assert cell.text() == f"pass {cell.passed}/{cell.passed + cell.unsupported}" and cell.unsupported > 0
     assert report.exit_status == 0
 
 
