@@ -104,6 +104,7 @@ class Adapter(ParamReader):
         super().__init__()
         self.namespace = namespace
         self.user = user
+        self.bias_arg = "flag"  # how the last block built was told about its bias: flag, tensor, absent
 
     def _user(self, name: str) -> Callable[..., Any] | None:
         return getattr(self.user, name, None) if self.user is not None else None
@@ -149,7 +150,8 @@ class Adapter(ParamReader):
             args = [left.pop(k) for k in order[: len(unnamed)]]
             self.notes.add(f"{name}: arguments {', '.join(p.name for p in unnamed)} passed in torch's order")
         for key, value in left.items():
-            if key == "bias" and value is True:
+            if key == "bias":
+                self.bias_arg = "absent"
                 continue  # no bias argument: the block decides, and the checker reads what it has
             if value != defaults.get(key, object()):
                 raise Unsupported(f"{name} has no argument for {key}={value!r}")
@@ -159,11 +161,13 @@ class Adapter(ParamReader):
     def _value(self, name: str, key: str, value: Any, param: inspect.Parameter, kwargs: dict[str, Any]) -> Any:
         if key != "bias":
             return _typed(value, param.default)
+        self.bias_arg = "flag"
         if isinstance(param.default, bool) or param.default is param.empty:
             if param.default is False and value:
                 self.notes.add(f"{name}: bias is off by default; passed bias={value}")
             return value
         # bias=None by default: an initial tensor (or nothing for no bias)
+        self.bias_arg = "tensor"
         self.notes.add(f"{name}: bias given as an initial tensor")
         return torch.zeros(int(kwargs.get("out_channels", 1))) if value else None
 
@@ -177,8 +181,10 @@ class Adapter(ParamReader):
     def forward(self, block: Any, *inputs: Tensor) -> Any:
         if (hook := self._user("forward")) is not None:
             return hook(block, *inputs)
-        if len(inputs) == 1:
-            block._n2n_input = inputs[0]  # for a stateless backward(input, grad)
+        try:  # for a stateless backward(input, grad), or a loss's backward(prediction, target)
+            block._n2n_input, block._n2n_inputs = inputs[0], inputs
+        except AttributeError:  # __slots__: such a block keeps its own state
+            pass
         return block.forward(*inputs)
 
     def backward(self, block: Any, grad: Tensor | None) -> Any:
@@ -186,9 +192,13 @@ class Adapter(ParamReader):
         the input, or None; ``backward(input, grad)`` when its signature asks for both."""
         if (hook := self._user("backward")) is not None:
             return hook(block, grad)
+        wanted = [p for p in _positional(block.backward) if p.default is p.empty]
         if grad is None:
-            out = block.backward()
-        elif len(_positional(block.backward)) >= 2 and hasattr(block, "_n2n_input"):
+            stateless = len(wanted) >= 2 and hasattr(block, "_n2n_inputs")
+            if stateless:
+                self.notes.add(f"{type(block).__name__}: stateless backward(prediction, target)")
+            out = block.backward(*block._n2n_inputs) if stateless else block.backward()
+        elif len(wanted) >= 2 and hasattr(block, "_n2n_input"):
             self.notes.add(f"{type(block).__name__}: stateless backward(input, grad)")
             out = block.backward(block._n2n_input, grad)
         else:

@@ -99,6 +99,7 @@ def check(
         if not loaded["blocks"]:
             raise UsageError(f"{target}: no blocks found under the course's or torch's names")
         report = run_checks(child, loaded["blocks"], seed, quick, only)
+        report.notes.update(loaded.get("notes", []))
         report.target = target
         report.prints = child.prints()
         return report

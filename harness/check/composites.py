@@ -15,6 +15,7 @@ from torch import Tensor
 from .conclude import Finding
 from .diagnose import compare, diagnose
 from .engine import Checker
+from .features import optimizer_feature
 from .matrix import COMPOSITE, FAIL, NOT_RUN, PASS, RAISED, WRONG, Config, Row
 from .specs import SPECS, describe
 
@@ -61,6 +62,7 @@ class Composite(Checker):
     """The loss, the optimizers, Sequential and the course network."""
 
     form: int | None = None  # the optimizer parameter form that matched torch
+    passing: list[dict[str, Any]] = []  # the optimizer cases that passed (for the feature a failure needs)
     order: str | None = None  # the loss's argument order, when the names did not settle it
 
     # the loss --------------------------------------------------------------------------------
@@ -105,14 +107,15 @@ class Composite(Checker):
     # optimizers ------------------------------------------------------------------------------
     def check_optimizer(self, name: str) -> None:
         spec = SPECS["Conv2d"]
-        c = {**spec.base, "batch": 1, "size": (5, 5)}
+        c = self._state("Conv2d").adjust({**spec.base, "batch": 1, "size": (5, 5)})
         if self._blocked(name, "step", [("Conv2d", c)]):
             return
         params, x, g, _ = self.data(spec, c, self._state("Conv2d").dtype)
         block = {"block": "Conv2d", "kwargs": spec.kwargs(c), "defaults": spec.defaults, "params": params}
-        block |= {"probe": x, "probe_grad": g}
+        block |= {"probe": x, "probe_grad": g, "layout": self._state("Conv2d").layout}
         gen = torch.Generator().manual_seed(self.seed + 7)
         steps = [[{k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in params.items()}] for _ in range(3)]
+        self.passing = []
         for kwargs in OPTIMIZER_CASES[name][: 2 if self.quick else None]:
             case = {**c, "optimizer": ", ".join(f"{k}={v}" for k, v in kwargs.items())}
             try:
@@ -130,11 +133,12 @@ class Composite(Checker):
         order = ([self.form] if self.form is not None else []) + [f for f in range(FORMS) if f != self.form]
         replies = []
         for form in order:
-            reply = self.child.ask({**request, "form": form})
+            reply = {**self.child.ask({**request, "form": form}), "form": form}
             self.notes.update(reply.get("notes", []))
             replies.append(reply)
             if "params" in reply and self._steps_problem(reply["params"], expected) is None:
                 self.form = form
+                self.passing.append(inputs[2])
                 self.matrix.add(Row(name, "step", "optimizer step", case, PASS))
                 if reply.get("grads_changed"):
                     self._contract(name, case, "the step changes the gradients it was given", "gradients changed")
@@ -143,12 +147,16 @@ class Composite(Checker):
 
     def _optimizer_finding(self, name: str, case: Config, replies: list, expected: list, inputs: tuple) -> None:
         ran = [r for r in replies if "params" in r]
+        if ran and ran[0].get("form") == 4 and self._blocked(name, "step", [("Sequential", case)]):
+            return  # built from the model only, and the model's Sequential is wrong
         stepped = [r for r in replies if r.get("phase") == "step" and r["error"].get("whose") == "target"]
         if ran:
             where, problem = self._steps_problem(ran[0]["params"], expected) or ("", "")
             label = self._ignored(name, ran[0]["params"], inputs)
-            row = self.matrix.add(Row(name, "step", "optimizer step", case, FAIL, message=problem))
-            self.add(Finding(name, "optimizer step", f"{where} with {case['optimizer']}", f"{problem}", label, "any", course=True))
+            self.matrix.add(Row(name, "step", "optimizer step", case, FAIL, message=problem))
+            feature = optimizer_feature(inputs[2], self.passing)
+            course = name == "SGD" and feature in ("any", "lr > 0")  # the course trains with plain SGD
+            self.add(Finding(name, "optimizer step", f"{where} with {case['optimizer']}", problem, label, feature, course=course))
             return
         if stepped:
             e = stepped[0]["error"]
@@ -200,6 +208,12 @@ class Composite(Checker):
         """Each block a composite uses, checked at exactly the configuration it uses there; a
         failure there blocks the composite (the block's own finding says why)."""
         for name, c in uses:
+            wrong_findings = [f for f in self.findings if f.block == name and f.quantity != "contract"]
+            if name not in SPECS and wrong_findings:  # the loss, Sequential, SGD: as checked on their own
+                why = f"blocked: {name} is wrong ({wrong_findings[0].quantity})"
+                self.matrix.add(Row(block, column, column, c or {}, NOT_RUN, message=why))
+                self.notes.add(f"{block}: {column} not checked, since {name} is wrong")
+                return True
             if name not in SPECS:
                 continue
             spec = SPECS[name]

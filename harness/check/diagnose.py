@@ -26,10 +26,11 @@ def factor_names(config: dict[str, Any], quantity: str, out_shape: tuple[int, ..
     n = config.get("batch", 1)
     pixels = out_shape[-1] * out_shape[-2] if len(out_shape) >= 2 else 1
     names = {-1.0: "sign"}
-    if quantity == "loss gradient":
+    if quantity in ("loss gradient", "loss value"):
         numel = 1
         for s in out_shape:
             numel *= s
+        names.setdefault(float(numel), "not divided by the element count")
         names.setdefault(numel / n, "normalised by the batch only")
         names.setdefault(float(n), "normalised by C*H*W only")
     else:

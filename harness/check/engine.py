@@ -38,6 +38,7 @@ class BlockState:
     dtype: torch.dtype = torch.float64
     bias_free: bool = False
     layout: str | None = None
+    layout_probed: bool = False
 
     def adjust(self, c: Config) -> Config:
         return {**c, "bias": False} if self.bias_free and c.get("bias") else c
@@ -102,7 +103,10 @@ class Checker:
             first = _abnormal_row(reply, row)
             return [first] + [row(q, NOT_RUN, message="the forward did not finish") for q in quantities[1:]]
         if not c.get("bias", True) and "bias" in reply.get("params", []):
-            return [row(q, NOT_RUN, message="bias=False is ignored (a contract finding)") for q in quantities]
+            if reply.get("bias_arg", "flag") == "flag":
+                return [row(q, NOT_RUN, message="bias=False is ignored (a contract finding)") for q in quantities]
+            why = f"its bias is {'an initial tensor' if reply.get('bias_arg') == 'tensor' else 'not an argument'}: it cannot be turned off"
+            return [row(q, UNSUPPORTED, message=why) for q in quantities]
         out = [_compared(row("output", PASS), reply.get("output"), ref["output"], ref)]
         for q in quantities[1:]:
             if "backward_error" in reply:
@@ -129,7 +133,7 @@ class Checker:
             if self._bias_free(spec, c, reply):
                 c = st.adjust(c)
                 reply, ref, _ = self.run(spec, c)
-            if st.layout is None and self._wrong_layout(spec, c, reply, ref):
+            if not st.layout_probed and self._wrong_layout(spec, c, reply, ref):
                 reply, ref, _ = self.run(spec, c)
             self.notes.update(reply.get("notes", []))
             for row in self.rows(spec, c, reply, ref, GRID):
@@ -151,8 +155,11 @@ class Checker:
         """A weight stored in another layout: the candidate whose forward matches torch's is kept."""
         if spec.weight_shape is None or c.get("in_channels") == c.get("out_channels") or "output" not in reply:
             return False
+        st = self._state(spec.name)
+        st.layout_probed = True
         if compare(reply["output"], ref["output"], 9 * ref["output"].numel()) is None:
-            self._state(spec.name).layout = "torch"
+            if reply.get("layout", "torch") != "torch":  # by shape here; in == out could not tell later
+                st.layout = reply["layout"]
             return False
         for layout in LAYOUT_CANDIDATES:
             self._state(spec.name).layout = layout
@@ -164,7 +171,7 @@ class Checker:
         return False
 
     def _bias_ignored(self, spec: Spec, c: Config, reply: dict[str, Any]) -> None:
-        if c.get("bias", True) or "bias" not in reply.get("params", []):
+        if c.get("bias", True) or "bias" not in reply.get("params", []) or reply.get("bias_arg", "flag") != "flag":
             return
         if any(f.block == spec.name and f.diagnosis == "argument ignored: bias" for f in self.findings):
             return
@@ -195,7 +202,7 @@ class Checker:
                 self._groups(spec, q, kind, group)
 
     def _groups(self, spec: Spec, q: str, kind: str, rows: list[Row]) -> None:
-        remaining = list(rows)
+        remaining, found = list(rows), {}
         for _ in range(GROUPS_PER_KIND):
             if not remaining:
                 return
@@ -204,7 +211,10 @@ class Checker:
             feature, passes_at = self._nearest_passing(spec, shrunk, q)
             explained = [r for r in remaining if r is first or has(feature, r.config)]
             remaining = [r for r in remaining if r not in explained]
-            self._finding(spec, q, kind, first.config, shrunk, feature, passes_at, len(explained))
+            if feature in found:  # the same cause reached from another configuration
+                found[feature].count += len(explained)
+            else:
+                found[feature] = self._finding(spec, q, kind, first.config, shrunk, feature, passes_at, len(explained))
             if feature == "any":
                 return
 
@@ -242,7 +252,7 @@ class Checker:
 
     def _finding(
         self, spec: Spec, q: str, kind: str, first: Config, c: Config, feature: str, passes_at: str | None, count: int
-    ) -> None:
+    ) -> Finding:
         reply, ref, _ = self.run(spec, c)
         (row,) = [r for r in self.rows(spec, c, reply, ref, PROBE) if r.quantity == q] or [None]
         if row is None or row.outcome == PASS:  # flaky: the rerun passes or refuses (a finding still)
@@ -257,6 +267,7 @@ class Checker:
         else:
             finding.diagnosis = {RAISED: "error", TIMEOUT: "timeout", CRASH: "crash"}.get(row.outcome, row.outcome)
         self.findings.append(finding)
+        return finding
 
     def _steady_diagnosis(self, spec: Spec, q: str, c: Config) -> str | None:
         labels = {self._diagnosis(spec, q, c, salt) for salt in range(DRAWS)}
@@ -301,6 +312,9 @@ class Checker:
         h, w = c["size"]
         other = spec.input({**c, "size": (h + 2, w + 2)}, torch.Generator().manual_seed(self.seed + 5), self._state(spec.name).dtype)
         again, _, _ = self.run(spec, c, warmup=other)
+        if "error" in again and again["error"].get("whose") == "target":
+            e = again["error"]
+            return [(f"after a forward at another image size, it raised {e['type']}: {e['message']}", "second forward")]
         fresh = [reply.get("output"), reply.get("input_grad"), *reply.get("grads", {}).values()]
         after = [again.get("output"), again.get("input_grad"), *again.get("grads", {}).values()]
         if all(a is None or b is None or (a.shape == b.shape and torch.equal(a, b)) for a, b in zip(fresh, after)):
@@ -309,7 +323,7 @@ class Checker:
 
     def _backward_first_answers(self, spec: Spec, c: Config, params: dict, g: Tensor) -> bool:
         request = {"op": "backward_first", "block": spec.name, "kwargs": spec.kwargs(c), "defaults": spec.defaults}
-        reply = self.child.ask({**request, "params": params, "grad": g, "dtype": self._state(spec.name).dtype})
+        reply = self.child.ask({**request, "params": params, "grad": g, "dtype": self._state(spec.name).dtype, "layout": self._state(spec.name).layout})
         return reply.get("raised") is False
 
 
@@ -354,7 +368,10 @@ def _raised(row: Row, e: dict[str, str], verb: str) -> Row:
     """An exception: the target's, or the checker's probing (then not the target's fault)."""
     row.whose = e.get("whose", "target")
     row.where = e.get("where", "")
-    if row.whose == "checker":
+    if e.get("refusal"):
+        row.outcome = UNSUPPORTED
+        row.message = f"refused: {e['type']}: {e['message']}"
+    elif row.whose == "checker":
         row.outcome = NOT_RUN
         row.message = f"the checker could not drive it: {e['type']}: {e['message']} (an adapter file settles this)"
     else:

@@ -60,7 +60,22 @@ FEATURES: list[tuple[str, Callable[[Config], bool], Callable[[Config], Config]]]
     ("non-square image", lambda c: c["size"][0] != c["size"][1], _square),
     ("bias", lambda c: c.get("bias") is True and "out_channels" in c, lambda c: {"bias": False}),
     ("bias=False", lambda c: c.get("bias") is False and "out_channels" in c, lambda c: {"bias": True}),
+    # the input's own features last: a padding bug that ties also show is a padding bug
+    ("zeros or ties in the input", lambda c: bool(c.get("ties")), lambda c: {"ties": False}),
+    ("|input| >= 100", lambda c: bool(c.get("large")), lambda c: {"large": False}),
+    ("all-negative input", lambda c: bool(c.get("negative")), lambda c: {"negative": False}),
 ]
+
+
+def optimizer_feature(failing: dict, passing: list[dict]) -> str:
+    """The optimizer argument a failing case adds to the simplest passing one ("momentum > 0")."""
+    if not passing:
+        return "any"
+    extra = [k for k in failing if all(p.get(k) != failing[k] for p in passing)]
+    if not extra:
+        return "any"
+    k, v = extra[-1], failing[extra[-1]]
+    return f"{k}={v}" if isinstance(v, (bool, tuple)) else f"{k} > 0"
 
 
 def features(c: Config) -> list[tuple[str, Config]]:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .composites import Composite
+from .composites import FORMS, Composite
 from .conclude import Finding
 from .diagnose import compare, diagnose
 from .matrix import FAIL, PASS, Config, Row
@@ -52,7 +52,8 @@ class NetworkChecks(Composite):
             c = self._state(name).adjust({**c, "channels": channels} if "channels" in spec.base else c)
             channels = c.get("out_channels", channels)
             params = {k: v * scale for k, v in spec.params(c, gen, self.dtype).items()}
-            blocks.append({"block": name, "kwargs": spec.kwargs(c), "defaults": spec.defaults, "params": params})
+            request = {"block": name, "kwargs": spec.kwargs(c), "defaults": spec.defaults, "params": params}
+            blocks.append({**request, "layout": self._state(name).layout})
             layers.append((spec, c, {k: v.clone().requires_grad_(True) for k, v in params.items()}))
             uses.append((name, c))
             size = tuple(spec.torch_fn(c, params, torch.zeros(1, _channels(c), *size, dtype=self.dtype)).shape[-2:])
@@ -100,11 +101,12 @@ class NetworkChecks(Composite):
         gen = torch.Generator().manual_seed(self.seed + 13)
         batches = [tuple(torch.rand(2, 3, 8, 8, generator=gen, dtype=self.dtype) for _ in range(2)) for _ in range(3)]
         blocks, layers, uses = self._layers(course_chain(up or "Upsampling"), gen, batches[0][0], 0.3)
-        if self._blocked("course network", "training", uses):
+        if self._blocked("course network", "training", [(b, c) for b in ("MSE", "Sequential", "SGD")] + uses):
             return
         expected_losses, expected_params = _torch_training(layers, batches)
         request = {"op": "train", "blocks": blocks, "batches": batches, "lr": TRAIN_LR, "dtype": self.dtype}
-        reply = self.child.ask({**request, "form": self.form or 0, "order": self.order})
+        forms = [self.form] if self.form is not None else list(range(FORMS))
+        reply = self.child.ask({**request, "forms": forms, "order": self.order})
         self.notes.update(reply.get("notes", []))
         if "losses" not in reply:
             self._abnormal("course network", "training", "composition", c, reply)

@@ -87,6 +87,7 @@ class ParamReader:
     def __init__(self) -> None:
         self.notes: set[str] = set()
         self.layout: str | None = None  # forced by the checker's layout probe; None: by shape
+        self.used_layout = "torch"  # the weight's layout in the last set_params
 
     def _user(self, name: str) -> Any:  # pragma: no cover (the Adapter's)
         return None
@@ -136,7 +137,8 @@ class ParamReader:
         shapes = getattr(block, "_n2n_shapes", {})
         if name != "weight" or name not in shapes:
             return "torch"
-        return self.layout or auto_layout(tuple(stored.shape), shapes[name]) or "torch"
+        forced = getattr(block, "_n2n_layout", None) or self.layout
+        return forced or auto_layout(tuple(stored.shape), shapes[name]) or "torch"
 
     def get_params(self, block: Any) -> dict[str, Tensor]:
         if (hook := self._user("get_params")) is not None:
@@ -156,6 +158,7 @@ class ParamReader:
         current = self._named(block)
         try:
             block._n2n_shapes = {k: tuple(v.shape) for k, v in values.items()}
+            block._n2n_layout = self.layout
         except AttributeError:  # a block with __slots__: layouts by shape only
             pass
         for name, value in values.items():
@@ -165,6 +168,8 @@ class ParamReader:
             layout = self.layout if name == "weight" and self.layout else auto_layout(tuple(p.shape), value.shape)
             if layout is None:
                 raise Unsupported(f"{name}: stored as {tuple(p.shape)}, torch's layout is {tuple(value.shape)}")
+            if name == "weight":
+                self.used_layout = layout
             if layout != "torch":
                 self.notes.add(f"{type(block).__name__}: {name} stored in another layout ({layout}); converted")
             stored = _from_torch(value, layout, tuple(p.shape)).clone()
@@ -207,6 +212,8 @@ class ParamReader:
                 g.zero_()
 
     def pair_list(self, block: Any) -> list[Any]:
-        """What the block's own parameter method returns, unchanged (for its optimizer)."""
+        """What the block's own parameter method returns (for its optimizer), placeholders such
+        as ``(None, None)`` left out: a parameterless block then gives nothing to step."""
         fn = next((getattr(block, m) for m in PARAM_METHODS if callable(getattr(block, m, None))), None)
-        return list(fn() or []) if fn is not None else []
+        items = list(fn() or []) if fn is not None else []
+        return items if _flat_pairs(items) else [i for i in items if _unwrap(i) is not None]

@@ -13,7 +13,7 @@ from .matrix import Matrix, Row
 from .network import NetworkChecks
 
 LAYERS = ("Conv2d", "ConvTranspose2d", "Upsampling", "MaxPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh")
-ORDER = (*LAYERS, "MSE", "SGD", "Adam", "Sequential", "course network")
+ORDER = (*LAYERS, "MSE", "Sequential", "SGD", "Adam", "course network")  # an optimizer may need Sequential
 
 
 @dataclass

@@ -25,11 +25,14 @@ def _in(filename: str, root: Path) -> bool:
     return filename.startswith(str(root)) and "site-packages" not in filename
 
 
-def describe_error(e: BaseException, root: Path) -> dict[str, str]:
-    frames = [f for f in traceback.extract_tb(e.__traceback__) if _in(f.filename, root)]
-    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+def describe_error(e: BaseException, root: Path) -> dict[str, Any]:
+    frames = traceback.extract_tb(e.__traceback__)
+    theirs = [f for f in frames if _in(f.filename, root)]
+    where = f"{theirs[-1].filename}:{theirs[-1].lineno}" if theirs else ""
     message = " ".join(str(e).split())[:300]
-    return {"type": type(e).__name__, "message": message, "where": where, "whose": whose(e, root)}
+    # the target's own raise or assert: a configuration it refuses on purpose, not a crash
+    refusal = bool(frames) and _in(frames[-1].filename, root) and (frames[-1].line or "").startswith(("raise", "assert"))
+    return {"type": type(e).__name__, "message": message, "where": where, "whose": whose(e, root), "refusal": refusal}
 
 
 def tensor(value: Any, what: str) -> Tensor:
@@ -57,6 +60,7 @@ class Session:
 
     def block(self, spec: dict[str, Any]) -> Any:
         a = self.adapter
+        a.layout = spec.get("layout")  # the weight layout the checker's probe settled, for this kind
         try:
             block = a.build(spec["block"], spec["kwargs"], spec["defaults"])
         except Unsupported:
@@ -71,9 +75,8 @@ class Session:
         """Forward, backward (twice, then zero_grad, when asked), the input before and after.
         Gradient buffers that hold something before any backward are reported, then zeroed."""
         a, out = self.adapter, dict[str, Any]()
-        a.layout = r.get("layout")
         block = self.block(r)
-        out["params"] = sorted(a.get_params(block))
+        out["params"], out["bias_arg"], out["layout"] = sorted(a.get_params(block)), a.bias_arg, a.used_layout
         out["grads_initial"] = self._grads(block) if r.get("params") else {}
         a.clear_grads(block)
         if r.get("warmup") is not None:  # a forward at another size first: nothing may stick
@@ -163,14 +166,24 @@ class Session:
             history.append([{k: tensor(v, k) for k, v in a.get_params(b).items()} for b in blocks])
         return {"params": history, "grads_changed": changed}
 
+    def _first_optimizer(self, blocks: list[Any], lr: float, forms: list[int]) -> Any:
+        """SGD in the first parameter form it can be built from (the one its check matched, when known)."""
+        for i, form in enumerate(forms):
+            try:
+                return self.adapter.make_optimizer("SGD", blocks, {"lr": lr}, {"lr": None}, form)
+            except Exception:  # noqa: BLE001 (not this form: the next one)
+                if i == len(forms) - 1:
+                    raise
+        raise Unsupported("no optimizer form to try")
+
     def train(self, r: dict[str, Any]) -> dict[str, Any]:
         """The course network from the target's blocks, trained with its optimizer (built in the
         probed form) on the checker's batches: the loss and the parameters after every step."""
         a = self.adapter
         blocks = [self.block(spec) for spec in r["blocks"]]
         model, loss = self.ns["Sequential"](*blocks), a.build("MSE", {}, {})
-        swapped = r.get("order") == "target first"
-        opt = a.make_optimizer("SGD", blocks, {"lr": r["lr"]}, {"lr": None}, r.get("form", 0))
+        swapped = r.get("order") == "target first" or (r.get("order") is None and a.loss_swapped(loss))
+        opt = self._first_optimizer(blocks, r["lr"], r["forms"])
         losses, params = [], []
         for x, y in r["batches"]:
             for b in blocks:

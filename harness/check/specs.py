@@ -48,7 +48,9 @@ def _conv_valid(c: Config) -> bool:
 
 
 def _transpose_valid(c: Config) -> bool:
-    return c["output_padding"] < max(c["stride"], c["dilation"]) and _transpose_size(c)[0] > 0
+    # torch allows output_padding < max(stride, dilation); below the stride is what a fold-based
+    # block can do and what networks use, so a refusal beyond it is no finding
+    return c["output_padding"] < c["stride"] and _transpose_size(c)[0] > 0
 
 
 def _transpose_size(c: Config) -> tuple[int, int]:
@@ -94,7 +96,12 @@ class Spec:
     def input(self, c: Config, gen: torch.Generator, dtype: torch.dtype) -> Tensor:
         channels = c.get("in_channels") or c.get("channels") or 2
         x = torch.randn(int(c["batch"]), int(channels), *c["size"], generator=gen, dtype=dtype)
-        return x.round() if c.get("ties") else x  # equal values: which one a max picks matters
+        if c.get("large"):  # |x| in the hundreds, 800 and -800 always: exp() overflows in a naive sigmoid
+            x = x.sign() * (100 + 700 * x.abs().clamp(max=1))
+            x.view(-1)[0], x.view(-1)[-1] = 800.0, -800.0
+        if c.get("negative"):  # every window negative: zero padding would win a max
+            x = -x.abs() - 1
+        return x.round() if c.get("ties") else x  # equal values, and exact zeros (ReLU's kink)
 
     def reference(self, c: Config, params: dict[str, Tensor], x: Tensor, g: Tensor | None, fn: Any = None) -> Reference:
         """torch's output, input gradient and parameter gradients for upstream ``g``."""
@@ -137,6 +144,14 @@ class _InputGradWith(torch.autograd.Function):
         gx = torch.nn.grad.conv2d_input(x.shape, wrong, g, c["stride"], c["padding"], c["dilation"])
         gw = torch.nn.grad.conv2d_weight(x, weight.shape, g, c["stride"], c["padding"], c["dilation"])
         return gx, gw, None, None
+
+
+def _viewed_kernel(c: Config, p: dict[str, Tensor], x: Tensor) -> Tensor:
+    """The input gradient with the kernel viewed as (in*k*k, out), not transposed to it."""
+    w = p["weight"]
+    wrong = w.detach().reshape(w.shape[1], w.shape[2], w.shape[3], w.shape[0]).permute(3, 0, 1, 2)
+    out = _InputGradWith.apply(x, w, wrong, c)
+    return out if "bias" not in p else out + p["bias"].view(1, -1, 1, 1)
 
 
 def _reshaped_kernel(c: Config, p: dict[str, Tensor], x: Tensor) -> Tensor:
@@ -224,6 +239,7 @@ _register(
             "argument ignored: padding": _with(_conv, padding=0),
             "argument ignored: dilation": _with(_conv, dilation=1),
             "transposed: the kernel reshaped instead of transposed": _reshaped_kernel,
+            "kernel viewed as (in*k*k, out) instead of transposed": _viewed_kernel,
         },
     )
 )
@@ -232,7 +248,7 @@ _register(
         "ConvTranspose2d",
         TRANSPOSE_DEFAULTS,
         {**CONV_BASE, "size": (4, 5), "output_padding": 0},
-        [*CONV_VARIATIONS[:15], {"stride": 2, "output_padding": 1}, {"dilation": 2, "output_padding": 1}]
+        [*CONV_VARIATIONS[:15], {"stride": 2, "output_padding": 1}, {"dilation": 2, "stride": 2, "output_padding": 1}]
         + [{"size": (5, 5)}, {"bias": False}],
         lambda rng: {**_conv_draw(rng), "size": (rng.randint(2, 6), rng.randint(2, 6)), "output_padding": 0},
         _transpose,
@@ -249,7 +265,7 @@ _register(
 )
 
 ELEMENTWISE_BASE: Config = {"batch": 2, "channels": 3, "size": (5, 7)}
-ELEMENTWISE_VARIATIONS: list[Config] = [{}, {"batch": 1}, {"channels": 1}, {"size": (4, 4)}]
+ELEMENTWISE_VARIATIONS: list[Config] = [{}, {"batch": 1}, {"channels": 1}, {"size": (4, 4)}, {"ties": True}]
 ELEMENTWISE_SHRINK: dict[str, list[Any]] = {"batch": [1], "channels": [1], "size": [(1, 1), (2, 2), (2, 3)]}
 
 
@@ -260,11 +276,12 @@ def _elementwise_draw(rng: random.Random) -> Config:
 def _activation(name: str, fn: Callable[[Tensor], Tensor], derivative: Callable[[Tensor], Tensor]) -> Spec:
     """An elementwise block; its known bugs: the mask or derivative taken at the upstream gradient
     (the input gradient is then ``g * f'(g)``), or the derivative returned without the gradient."""
+    saturating = name in ("Sigmoid", "Tanh")
     return Spec(
         name,
         {"negative_slope": 0.01} if name == "LeakyReLU" else {},
         dict(ELEMENTWISE_BASE),
-        ELEMENTWISE_VARIATIONS,
+        ELEMENTWISE_VARIATIONS + ([{"large": True}] if saturating else []),
         _elementwise_draw,
         lambda c, p, x: fn(x),
         shrink=ELEMENTWISE_SHRINK,
@@ -274,6 +291,9 @@ def _activation(name: str, fn: Callable[[Tensor], Tensor], derivative: Callable[
             ),
             "returns the mask" if name != "Sigmoid" else "returns the derivative": (
                 lambda c, p, x: _derivative_only(x, derivative)
+            ),
+            "derivative of the upstream gradient, not multiplied by it": lambda c, p, x: _GradIs.apply(
+                x, lambda x, g: derivative(g)
             ),
         },
     )
@@ -321,6 +341,7 @@ _register(
 )
 POOL_VARIATIONS: list[Config] = [{}, {"batch": 1}, {"channels": 1}, {"size": (4, 4)}, {"size": (7, 9)}]
 POOL_VARIATIONS += [{"ties": True}, {"kernel_size": 3, "stride": 2, "padding": 1, "ties": True}]  # overlapping windows
+POOL_VARIATIONS += [{"padding": 1, "negative": True}]  # padding must never win a max
 _register(
     Spec(
         "MaxPool2d",

@@ -6,6 +6,7 @@ defaults or seeds cannot falsify it). Run as ``python -m harness.check.worker``.
 from __future__ import annotations
 
 import importlib
+import inspect
 import importlib.util
 import os
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 
 from . import protocol
-from .adapter import Adapter, Unsupported
+from .adapter import Adapter, Unsupported, _canonical
 from .scenarios import Session, describe_error
 
 # the names students give each block, compared case-insensitively, most specific first
@@ -52,23 +53,36 @@ def _load(target: dict[str, str]) -> tuple[ModuleType, Path]:
     return importlib.import_module(target["module"]), root
 
 
-def _discover(module: ModuleType, root: Path) -> dict[str, type]:
-    """Blocks by the course's and torch's names: the module's own first, then the modules of
-    its package that it imported (blocks often live in ``others/``)."""
+def _discover(module: ModuleType, root: Path) -> tuple[dict[str, type], list[str]]:
+    """Blocks by the course's and torch's names, in any case: the module's own first, then the
+    modules of its package that it imported (blocks often live in ``others/``). An upsampling
+    that needs channels is a learned one, not nearest: said, and not checked as nearest."""
     modules = [module] + [m for m in list(sys.modules.values()) if m is not module and _ours(m, root)]
+    classes = [{k.lower(): v for k, v in vars(m).items() if _theirs(v, root)} for m in modules]
     found: dict[str, type] = {}
+    notes = []
     for canonical, names in ALIASES.items():
-        for m in modules:
-            classes = {k.lower(): v for k, v in vars(m).items() if isinstance(v, type)}
-            cls = next((classes[n.lower()] for n in names if _theirs(classes.get(n.lower()), root)), None)
-            if cls is not None:
-                found[canonical] = cls
-                break
-    return found
+        candidates = [by_name[n.lower()] for n in names for by_name in classes if n.lower() in by_name]
+        if canonical == "Upsampling":
+            learned = [c for c in candidates if _needs_channels(c)]
+            candidates = [c for c in candidates if c not in learned]
+            notes += [f"{c.__name__} is a learned upsampling (it needs channels): not checked as nearest" for c in learned[:1]]
+        if candidates:
+            found[canonical] = candidates[0]
+    return found, notes
 
 
-def _theirs(cls: type | None, root: Path) -> bool:
-    return cls is not None and _ours(sys.modules.get(cls.__module__), root)
+def _needs_channels(cls: type) -> bool:
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    required = [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return any(_canonical(n) in ("in_channels", "out_channels", "kernel_size") for n in required)
+
+
+def _theirs(cls: Any, root: Path) -> bool:
+    return isinstance(cls, type) and _ours(sys.modules.get(cls.__module__), root)
 
 
 def _ours(module: ModuleType | None, root: Path) -> bool:
@@ -102,7 +116,7 @@ def handle(request: dict[str, Any], session: Session | None) -> tuple[Session | 
     try:
         if request["op"] == "load":
             session = _session(request)
-            return session, {"blocks": sorted(session.ns), "file": session.file}
+            return session, {"blocks": sorted(session.ns), "file": session.file, "notes": sorted(session.adapter.notes)}
         assert session is not None, "a request before load"
         torch.set_default_dtype(request.get("dtype", torch.float64))  # the target's empty() buffers follow
         reply = getattr(session, request["op"])(request)
@@ -117,10 +131,11 @@ def handle(request: dict[str, Any], session: Session | None) -> tuple[Session | 
 def _session(request: dict[str, Any]) -> Session:
     module, root = _load(request["target"])
     user = _load_adapter(request.get("adapter"))
-    namespace = _discover(module, root)
+    namespace, notes = _discover(module, root)
     if user is not None and hasattr(user, "blocks"):
         namespace.update(user.blocks(module))
     session = Session(namespace, Adapter(namespace, user), root)
+    session.adapter.notes.update(notes)
     session.file = str(getattr(module, "__file__", ""))
     return session
 

@@ -49,6 +49,8 @@ class Conv2d(Layer):
 class TransposeConv2d(Conv2d):
     def __init__(self, c_in, c_out, k, stride=1, pad=0, dil=1, out_pad=0, use_bias=True):
         self.k, self.st, self.pd, self.dl, self.op = _two(k), _two(stride), _two(pad), _two(dil), _two(out_pad)
+        if any(o >= s for o, s in zip(self.op, self.st)):
+            raise ValueError("out_pad must be smaller than stride")  # fold needs one block per input pixel
         self._alloc((c_in, c_out) + self.k, c_out, c_out * self.k[0] * self.k[1], use_bias)
 
     def forward(self, x):
