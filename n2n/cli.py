@@ -213,6 +213,7 @@ def _check_parser(sub: Any) -> None:
     limit = "seconds per check (default 30; the import gets at least 30)"
     p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help=limit)
     p.add_argument("--quick", action="store_true", help="landmark configurations only, a few seconds")
+    p.add_argument("--repro", metavar="DIR", help="write a standalone reproducer per layer finding into DIR")
 
 
 def _evalset(args: argparse.Namespace, prefix: str, noise: str) -> EvalSet:
@@ -410,8 +411,10 @@ def _verify(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     if args.time_limit <= 0:
         raise field_error("time_limit", f"must be positive, got {args.time_limit}")
-    report = run_check(args.target, args.adapter, args.blocks, args.seed, args.time_limit, args.quick)
+    report = run_check(args.target, args.adapter, args.blocks, args.seed, args.time_limit, args.quick, args.repro)
     sys.stdout.write(check_text(report))
+    if report.reproducers:
+        sys.stdout.write(f"\nreproducers: {len(report.reproducers)} in {args.repro}\n")
     for path, write in ((args.json, write_json), (args.junit_xml, write_junit), (args.markdown, write_markdown)):
         if path:
             write(report, Path(path))

@@ -109,3 +109,24 @@ def test_a_wrong_submission_writes_its_findings(tmp_path, submission):
 def test_a_time_limit_must_be_positive(capsys):
     assert main(["check", str(SUBMISSIONS / "ok_handout"), "--time-limit", "0"]) == 2
     assert capsys.readouterr().err == "n2n: error: --time-limit must be positive, got 0.0\n"
+
+
+REPRODUCED = ["bug_conv_grads_div_batch", "bug_conv_stride_backward", "bug_relu_mask_upstream", "bug_sigmoid_at_upstream"]
+REPRODUCED += ["bug_transpose_wgrad_batch", "bug_conv_dilation_ignored"]
+
+
+@pytest.mark.parametrize("name", REPRODUCED)
+def test_reproducers_fail_on_the_bug_and_pass_on_the_fix(name, submission, tmp_path):
+    report = check(str(submission(name)), None, _blocks(name), quick=True, time_limit=10, repro=str(tmp_path))
+    numeric = [f for f in report.findings if f.error is not None]
+    assert report.reproducers and len(report.reproducers) >= len(numeric)
+    for path in report.reproducers:
+        done = subprocess.run([sys.executable, path], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert done.returncode == 1, done.stdout + done.stderr
+        n = int(Path(path).stem.rsplit("_", 1)[1])
+        finding = report.findings[n - 1]
+        if finding.error is not None:
+            assert f"largest error {finding.error:.3g} " in done.stdout, (done.stdout, finding.line())
+        fixed = subprocess.run([sys.executable, path, str(SUBMISSIONS / "ok_handout")], capture_output=True, text=True)
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert "import harness" not in Path(path).read_text() and "import n2n" not in Path(path).read_text()

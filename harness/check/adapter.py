@@ -105,6 +105,7 @@ class Adapter(ParamReader):
         self.namespace = namespace
         self.user = user
         self.bias_arg = "flag"  # how the last block built was told about its bias: flag, tensor, absent
+        self.last_call: tuple[type, list[Any], dict[str, Any]] | None = None  # for a reproducer
 
     def _user(self, name: str) -> Callable[..., Any] | None:
         return getattr(self.user, name, None) if self.user is not None else None
@@ -118,12 +119,14 @@ class Adapter(ParamReader):
         cls = self.namespace[name]
         params = _positional(cls)
         args, by_name = self._arguments(name, params, kwargs, defaults)
+        self.last_call = (cls, args, by_name)
         try:
             return cls(*args, **by_name)
         except TypeError:  # an int where it wanted a pair, or the other way round
             flipped = {k: _flip(v) for k, v in by_name.items()}
             if flipped == by_name:
                 raise
+            self.last_call = (cls, args, flipped)
             block = cls(*args, **flipped)
             self.notes.add(f"{name}: sizes passed as {'pairs' if _has_pair(flipped) else 'ints'}")
             return block

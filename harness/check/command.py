@@ -15,6 +15,7 @@ from impl.app.checkpoint import atomic_write
 from impl.app.errors import UserError
 
 from .child import Child
+from .repro import write as write_reproducers
 from .run import Report, run_checks
 
 DEFAULT_TIME_LIMIT = 30.0
@@ -86,8 +87,10 @@ def check(
     seed: int = 0,
     time_limit: float = DEFAULT_TIME_LIMIT,
     quick: bool = False,
+    repro: str | None = None,
 ) -> Report:
-    """Run the checks; raises :class:`UsageError` when the target cannot be used."""
+    """Run the checks (and write a reproducer per layer finding into ``repro``); raises
+    :class:`UsageError` when the target cannot be used."""
     if adapter is not None and not Path(adapter).is_file():
         raise UsageError(f"adapter: {adapter}: no such file", "adapter")
     only = blocks_option(blocks)
@@ -101,6 +104,8 @@ def check(
         report = run_checks(child, loaded["blocks"], seed, quick, only)
         report.notes.update(loaded.get("notes", []))
         report.target = target
+        if repro is not None:
+            report.reproducers = [str(p) for p in write_reproducers(report.findings, child.ask, child.target["root"], Path(repro))]
         report.prints = child.prints()
         return report
     finally:

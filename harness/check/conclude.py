@@ -30,6 +30,7 @@ class Finding:
     where: str = ""
     course: bool | None = None  # whether it reproduces on the course network's configurations
     count: int = 1  # how many checked configurations fail this way
+    setup: dict | None = None  # the failing configuration and dtype, for a reproducer (layer findings)
 
     def line(self) -> str:
         parts = [f"{self.block}: {self.quantity} wrong" if self.error is not None else f"{self.block}: {self.quantity}"]

@@ -30,6 +30,17 @@ GROUPS_PER_KIND = 3  # findings per kind of failure of one quantity, at most
 DRAWS = 3  # a "passes at" or a diagnosis must hold on this many draws
 
 
+def layer_data(spec: Spec, c: Config, dtype: torch.dtype, seed: int, salt: int = 0) -> tuple[dict, Tensor, Tensor, dict]:
+    """The parameters, input and upstream gradient of one check (seeded by the configuration),
+    and torch's answers."""
+    gen = torch.Generator().manual_seed(seed * 1000003 + zlib.crc32(describe(c).encode()) + salt)
+    params = spec.params(c, gen, dtype)
+    x = spec.input(c, gen, dtype)
+    ref = spec.reference(c, params, x, None)
+    g = torch.randn(ref["output"].shape, generator=gen, dtype=dtype)
+    return params, x, g, spec.reference(c, params, x, g)
+
+
 @dataclass
 class BlockState:
     """What probing learned of one block: the dtype it computes in, whether it has a bias at
@@ -63,12 +74,7 @@ class Checker:
 
     # one configuration ---------------------------------------------------------------------
     def data(self, spec: Spec, c: Config, dtype: torch.dtype, salt: int = 0) -> tuple[dict, Tensor, Tensor, dict]:
-        gen = torch.Generator().manual_seed(self.seed * 1000003 + zlib.crc32(describe(c).encode()) + salt)
-        params = spec.params(c, gen, dtype)
-        x = spec.input(c, gen, dtype)
-        ref = spec.reference(c, params, x, None)
-        g = torch.randn(ref["output"].shape, generator=gen, dtype=dtype)
-        return params, x, g, spec.reference(c, params, x, g)
+        return layer_data(spec, c, dtype, self.seed, salt)
 
     def _state(self, name: str) -> BlockState:
         return self.state.setdefault(name, BlockState())
@@ -261,6 +267,8 @@ class Checker:
         course = self._affects_course(spec, c, q, kind)
         finding = Finding(spec.name, q, describe(c), row.message, None, feature, passes_at, where=row.where)
         finding.course, finding.count = course, count
+        st = self._state(spec.name)
+        finding.setup = {"config": c, "dtype": str(st.dtype).removeprefix("torch."), "seed": self.seed, "layout": st.layout}
         if row.outcome == FAIL:
             finding.error, finding.tolerance = row.error, row.tolerance
             finding.diagnosis = self._steady_diagnosis(spec, q, first) or self._steady_diagnosis(spec, q, c)

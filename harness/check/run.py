@@ -27,6 +27,7 @@ class Report:
     exit_status: int = 0
     prints: str = ""
     rows: list[Row] = field(default_factory=list)
+    reproducers: list[str] = field(default_factory=list)
 
     @property
     def table(self) -> dict[str, dict[str, str]]:

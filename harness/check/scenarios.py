@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .adapter import Adapter, Unsupported
+from .adapter import Adapter, Unsupported, _positional
+from .paths import path
 
 
 def whose(error: BaseException, root: Path) -> str:
@@ -42,6 +43,10 @@ def tensor(value: Any, what: str) -> Tensor:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return torch.tensor(float(value), dtype=torch.float64)
     raise TypeError(f"{what} returned {type(value).__name__}, not a tensor")
+
+
+def _literal(value: Any) -> str:
+    return f"torch.zeros({value.shape[0]})" if isinstance(value, Tensor) else repr(value)
 
 
 def none_or_tensor(value: Any, what: str) -> Tensor | None:
@@ -97,6 +102,33 @@ class Session:
             out["grads_twice"] = self._grads(block)
             a.zero_grad(block)
             out["grads_zeroed"] = self._grads(block)
+        return out
+
+    def recipe(self, r: dict[str, Any]) -> dict[str, Any]:
+        """How the checker drives this block, as expressions a reproducer writes out: the
+        constructor call, where each parameter and gradient lives, and its layout."""
+        a = self.adapter
+        block = self.block(r)
+        out: dict[str, Any] = {"adapter": a.user is not None and bool(a._user("build"))}
+        if a.last_call is not None and not out["adapter"]:
+            cls, args, kwargs = a.last_call
+            shown = [_literal(v) for v in args] + [f"{k}={_literal(v)}" for k, v in kwargs.items()]
+            out |= {"module": cls.__module__, "class": cls.__name__, "call": f"{cls.__name__}({', '.join(shown)})"}
+        if "x" in r:  # a forward and backward first, so that gradients created lazily exist
+            try:
+                a.forward(block, r["x"].clone())
+                a.backward(block, r["grad"].clone())
+            except Exception:  # noqa: BLE001 (the finding may be this very exception)
+                pass
+        grads = a.get_grads(block)
+        named = a._named(block)
+        out["params"] = {
+            k: {"value": path(block, p), "grad": path(block, grads.get(k) if g is None else g), "stored": list(p.shape)}
+            for k, (p, g) in named.items()
+        }
+        out["layout"] = getattr(block, "_n2n_layout", None) or a.used_layout
+        wanted = [p for p in _positional(block.backward) if p.default is p.empty] if hasattr(block, "backward") else []
+        out["stateless"] = len(wanted) >= 2
         return out
 
     def backward_first(self, r: dict[str, Any]) -> dict[str, Any]:
