@@ -111,7 +111,12 @@ def test_a_time_limit_must_be_positive(capsys):
     assert capsys.readouterr().err == "n2n: error: --time-limit must be positive, got 0.0\n"
 
 
-REPRODUCED = ["bug_conv_grads_div_batch", "bug_conv_stride_backward", "bug_relu_mask_upstream", "bug_sigmoid_at_upstream"]
+REPRODUCED = [
+    "bug_conv_grads_div_batch",
+    "bug_conv_stride_backward",
+    "bug_relu_mask_upstream",
+    "bug_sigmoid_at_upstream",
+]
 REPRODUCED += ["bug_transpose_wgrad_batch", "bug_conv_dilation_ignored"]
 
 

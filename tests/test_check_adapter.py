@@ -275,7 +275,9 @@ def test_an_adapter_file_can_name_the_blocks(tmp_path):
 
 
 def test_blocks_are_found_by_any_alias_whatever_the_case(tmp_path):
-    (tmp_path / "blocks.py").write_text("class CONV2D:\n    pass\nclass NNUpsample:\n    pass\nclass Optimizer:\n    pass\n")
+    (tmp_path / "blocks.py").write_text(
+        "class CONV2D:\n    pass\nclass NNUpsample:\n    pass\nclass Optimizer:\n    pass\n"
+    )
     target = {"kind": "file", "root": str(tmp_path), "path": str(tmp_path / "blocks.py")}
     session = _session({"target": target})
     assert sorted(session.ns) == ["Conv2d", "SGD", "Upsampling"]

@@ -72,8 +72,8 @@ def test_composites_are_blocked_only_by_a_failure_at_their_own_configurations():
     for block, column in (("SGD", "step"), ("Sequential", "composition"), ("course network", "training")):
         assert report.table[block] == {column: "blocked"}
     # wrong only at dilation 2, which no composite uses: they all run, and pass
-    report = checks(layer(lambda k: k.get("dilation") == 2, lambda r: {**r, "output": r["output"] + 1} if "output" in r else r),
-                    ["Conv2d", "SGD", "Sequential", "course network"], quick=False)  # fmt: skip
+    off = layer(lambda k: k.get("dilation") == 2, lambda r: {**r, "output": r["output"] + 1} if "output" in r else r)
+    report = checks(off, ["Conv2d", "SGD", "Sequential", "course network"], quick=False)
     assert report.table["Conv2d"]["forward"] == "FAIL"
     assert report.table["SGD"]["step"] == report.table["Sequential"]["composition"] == "pass"
     assert report.table["course network"]["training"] == "pass"
@@ -327,7 +327,9 @@ def test_a_bug_torch_cannot_even_run_is_not_offered_as_the_diagnosis():
 
 
 def test_a_finding_reads_as_one_line():
-    finding = Finding("ReLU", "contract", "batch 1, image 2x2", "backward returns nothing", where="model.py:3", course=True)
+    finding = Finding(
+        "ReLU", "contract", "batch 1, image 2x2", "backward returns nothing", where="model.py:3", course=True
+    )
     assert finding.line() == (
         "ReLU: contract; at batch 1, image 2x2; backward returns nothing; affects the course network: yes; (model.py:3)"
     )

@@ -12,8 +12,8 @@ from harness.check import child as child_module
 from harness.check import protocol
 from harness.check.child import Child
 from harness.check.command import UsageError, _why, check, resolve, write_junit, write_markdown
-from harness.check.diagnose import diagnose
 from harness.check.conclude import Cell
+from harness.check.diagnose import diagnose
 from harness.check.run import Report
 from harness.parity import error_and_tolerance, max_errors, mismatch
 

@@ -217,7 +217,9 @@ class Adapter(ParamReader):
         x = getattr(block, "_n2n_input", None)
         shaped = [t for t in out if isinstance(t, Tensor) and x is not None and t.shape == x.shape]
         if shaped:
-            self.notes.add(f"{type(block).__name__}: backward returns a {len(out)}-tuple; the input gradient read from it")
+            self.notes.add(
+                f"{type(block).__name__}: backward returns a {len(out)}-tuple; the input gradient read from it"
+            )
             return shaped[0]
         return out
 

@@ -105,7 +105,9 @@ def check(
         report.notes.update(loaded.get("notes", []))
         report.target = target
         if repro is not None:
-            report.reproducers = [str(p) for p in write_reproducers(report.findings, child.ask, child.target["root"], Path(repro))]
+            report.reproducers = [
+                str(p) for p in write_reproducers(report.findings, child.ask, child.target["root"], Path(repro))
+            ]
         report.prints = child.prints()
         return report
     finally:
@@ -155,7 +157,7 @@ def text(report: Report) -> str:
 
 def as_dict(report: Report) -> dict[str, Any]:
     cells = {b: {c: asdict(cell) for c, cell in row.items()} for b, row in report.cells.items()}
-    data = {"target": report.target, "dtype": report.dtype, "table": report.table, "cells": cells}
+    data: dict[str, Any] = {"target": report.target, "dtype": report.dtype, "table": report.table, "cells": cells}
     data |= {"ok": report.ok, "exit": report.exit_status, "not_checked": report.not_checked}
     return data | {"findings": [asdict(f) for f in report.findings], "notes": sorted(report.notes)}
 

@@ -111,7 +111,8 @@ class Composite(Checker):
         if self._blocked(name, "step", [("Conv2d", c)]):
             return
         params, x, g, _ = self.data(spec, c, self._state("Conv2d").dtype)
-        block = {"block": "Conv2d", "kwargs": spec.kwargs(c), "defaults": spec.defaults, "params": params}
+        block: dict[str, Any] = {"block": "Conv2d", "kwargs": spec.kwargs(c), "defaults": spec.defaults}
+        block["params"] = params
         block |= {"probe": x, "probe_grad": g, "layout": self._state("Conv2d").layout}
         gen = torch.Generator().manual_seed(self.seed + 7)
         steps = [[{k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in params.items()}] for _ in range(3)]
@@ -156,16 +157,26 @@ class Composite(Checker):
             self.matrix.add(Row(name, "step", "optimizer step", case, FAIL, message=problem))
             feature = optimizer_feature(inputs[2], self.passing)
             course = name == "SGD" and feature in ("any", "lr > 0")  # the course trains with plain SGD
-            self.add(Finding(name, "optimizer step", f"{where} with {case['optimizer']}", problem, label, feature, course=course))
+            self.add(
+                Finding(
+                    name, "optimizer step", f"{where} with {case['optimizer']}", problem, label, feature, course=course
+                )
+            )
             return
         if stepped:
             e = stepped[0]["error"]
             row = self.matrix.add(Row(name, "step", "optimizer step", case, RAISED, whose="target", where=e["where"]))
             row.message = f"step raised {e['type']}: {e['message']}"
-            self.add(Finding(name, "optimizer step", describe(case), row.message, "error", "any", where=e["where"], course=True))
+            self.add(
+                Finding(
+                    name, "optimizer step", describe(case), row.message, "error", "any", where=e["where"], course=True
+                )
+            )
             return
         first = replies[0]
-        why = first.get("unsupported") or (f"{first['error']['type']}: {first['error']['message']}" if "error" in first else str(first))
+        why = first.get("unsupported") or (
+            f"{first['error']['type']}: {first['error']['message']}" if "error" in first else str(first)
+        )
         message = f"no parameter form builds it (first: {why}); an adapter's make_optimizer settles it"
         self.matrix.add(Row(name, "step", "optimizer step", case, NOT_RUN, whose="checker", message=message))
 
@@ -234,8 +245,19 @@ def abnormal_row(block: str, column: str, quantity: str, c: Config, reply: dict[
         if kind in reply:
             detail = reply[kind]
             message = f"no answer within {detail:g} s" if kind == "timeout" else str(detail)
-            return Row(block, column, quantity, c, kind, whose="target" if kind != "unsupported" else "", message=message)
+            return Row(
+                block, column, quantity, c, kind, whose="target" if kind != "unsupported" else "", message=message
+            )
     e = reply.get("error", {"type": "?", "message": str(reply), "where": "", "whose": "checker"})
     whose = e.get("whose", "target")
     outcome = "raised" if whose == "target" else "not run"
-    return Row(block, column, quantity, c, outcome, whose=whose, where=e["where"], message=f"raised {e['type']}: {e['message']}")
+    return Row(
+        block,
+        column,
+        quantity,
+        c,
+        outcome,
+        whose=whose,
+        where=e["where"],
+        message=f"raised {e['type']}: {e['message']}",
+    )

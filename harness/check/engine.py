@@ -30,7 +30,9 @@ GROUPS_PER_KIND = 3  # findings per kind of failure of one quantity, at most
 DRAWS = 3  # a "passes at" or a diagnosis must hold on this many draws
 
 
-def layer_data(spec: Spec, c: Config, dtype: torch.dtype, seed: int, salt: int = 0) -> tuple[dict, Tensor, Tensor, dict]:
+def layer_data(
+    spec: Spec, c: Config, dtype: torch.dtype, seed: int, salt: int = 0
+) -> tuple[dict, Tensor, Tensor, dict]:
     """The parameters, input and upstream gradient of one check (seeded by the configuration),
     and torch's answers."""
     gen = torch.Generator().manual_seed(seed * 1000003 + zlib.crc32(describe(c).encode()) + salt)
@@ -94,8 +96,15 @@ class Checker:
 
     def _ask(self, spec: Spec, c: Config, dtype: torch.dtype, salt: int, extra: dict) -> tuple[dict, dict, tuple]:
         params, x, g, ref = self.data(spec, c, dtype, salt)
-        request = {"op": "layer", "block": spec.name, "kwargs": spec.kwargs(c), "defaults": spec.defaults}
-        request |= {"params": params, "input": x, "grad": g, "dtype": dtype, "layout": self._state(spec.name).layout}
+        request: dict[str, Any] = {"op": "layer", "block": spec.name, "kwargs": spec.kwargs(c)}
+        request |= {
+            "defaults": spec.defaults,
+            "params": params,
+            "input": x,
+            "grad": g,
+            "dtype": dtype,
+            "layout": self._state(spec.name).layout,
+        }
         return self.child.ask({**request, **extra}), ref, (params, x, g)
 
     def rows(self, spec: Spec, c: Config, reply: dict[str, Any], ref: dict[str, Tensor], purpose: str) -> list[Row]:
@@ -111,7 +120,8 @@ class Checker:
         if not c.get("bias", True) and "bias" in reply.get("params", []):
             if reply.get("bias_arg", "flag") == "flag":
                 return [row(q, NOT_RUN, message="bias=False is ignored (a contract finding)") for q in quantities]
-            why = f"its bias is {'an initial tensor' if reply.get('bias_arg') == 'tensor' else 'not an argument'}: it cannot be turned off"
+            kind = "an initial tensor" if reply.get("bias_arg") == "tensor" else "not an argument"
+            why = f"its bias is {kind}: it cannot be turned off"
             return [row(q, UNSUPPORTED, message=why) for q in quantities]
         out = [_compared(row("output", PASS), reply.get("output"), ref["output"], ref)]
         for q in quantities[1:]:
@@ -182,7 +192,9 @@ class Checker:
         if any(f.block == spec.name and f.diagnosis == "argument ignored: bias" for f in self.findings):
             return
         message = "built with bias=False, the block still has a bias"
-        self.matrix.add(Row(spec.name, "contract", "contract", c, FAIL, message=message, diagnosis="argument ignored: bias"))
+        self.matrix.add(
+            Row(spec.name, "contract", "contract", c, FAIL, message=message, diagnosis="argument ignored: bias")
+        )
         self.findings.append(Finding(spec.name, "contract", describe(c), message, "argument ignored: bias", "bias"))
 
     def _uninitialised(self, spec: Spec, c: Config, reply: dict[str, Any], seen: set[str]) -> set[str]:
@@ -208,7 +220,7 @@ class Checker:
                 self._groups(spec, q, kind, group)
 
     def _groups(self, spec: Spec, q: str, kind: str, rows: list[Row]) -> None:
-        remaining, found = list(rows), {}
+        remaining, found = list(rows), dict[str, Finding]()
         for _ in range(GROUPS_PER_KIND):
             if not remaining:
                 return
@@ -260,7 +272,7 @@ class Checker:
         self, spec: Spec, q: str, kind: str, first: Config, c: Config, feature: str, passes_at: str | None, count: int
     ) -> Finding:
         reply, ref, _ = self.run(spec, c)
-        (row,) = [r for r in self.rows(spec, c, reply, ref, PROBE) if r.quantity == q] or [None]
+        row = next((r for r in self.rows(spec, c, reply, ref, PROBE) if r.quantity == q), None)
         if row is None or row.outcome == PASS:  # flaky: the rerun passes or refuses (a finding still)
             row = Row(spec.name, COLUMN_OF[q], q, c, UNSUPPORTED, message=str(reply.get("unsupported", "passed")))
             kind = UNSUPPORTED
@@ -268,7 +280,12 @@ class Checker:
         finding = Finding(spec.name, q, describe(c), row.message, None, feature, passes_at, where=row.where)
         finding.course, finding.count = course, count
         st = self._state(spec.name)
-        finding.setup = {"config": c, "dtype": str(st.dtype).removeprefix("torch."), "seed": self.seed, "layout": st.layout}
+        finding.setup = {
+            "config": c,
+            "dtype": str(st.dtype).removeprefix("torch."),
+            "seed": self.seed,
+            "layout": st.layout,
+        }
         if row.outcome == FAIL:
             finding.error, finding.tolerance = row.error, row.tolerance
             finding.diagnosis = self._steady_diagnosis(spec, q, first) or self._steady_diagnosis(spec, q, c)
@@ -307,7 +324,9 @@ class Checker:
         problems = _contract_problems(reply, x) if "output" in reply else []
         problems += self._second_forward(spec, c, reply)
         if spec.name != "Upsampling" and self._backward_first_answers(spec, c, params, g):
-            problems.append(("backward before any forward returns a result instead of raising", "backward before forward"))
+            problems.append(
+                ("backward before any forward returns a result instead of raising", "backward before forward")
+            )
         for message, label in problems:
             self.matrix.add(Row(spec.name, "contract", "contract", c, FAIL, message=message, diagnosis=label))
             self.add(Finding(spec.name, "contract", describe(c), message, label, "any", course=True))
@@ -318,7 +337,9 @@ class Checker:
         if "output" not in reply:
             return []
         h, w = c["size"]
-        other = spec.input({**c, "size": (h + 2, w + 2)}, torch.Generator().manual_seed(self.seed + 5), self._state(spec.name).dtype)
+        other = spec.input(
+            {**c, "size": (h + 2, w + 2)}, torch.Generator().manual_seed(self.seed + 5), self._state(spec.name).dtype
+        )
         again, _, _ = self.run(spec, c, warmup=other)
         if "error" in again and again["error"].get("whose") == "target":
             e = again["error"]
@@ -331,7 +352,15 @@ class Checker:
 
     def _backward_first_answers(self, spec: Spec, c: Config, params: dict, g: Tensor) -> bool:
         request = {"op": "backward_first", "block": spec.name, "kwargs": spec.kwargs(c), "defaults": spec.defaults}
-        reply = self.child.ask({**request, "params": params, "grad": g, "dtype": self._state(spec.name).dtype, "layout": self._state(spec.name).layout})
+        reply = self.child.ask(
+            {
+                **request,
+                "params": params,
+                "grad": g,
+                "dtype": self._state(spec.name).dtype,
+                "layout": self._state(spec.name).layout,
+            }
+        )
         return reply.get("raised") is False
 
 

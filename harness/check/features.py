@@ -42,7 +42,11 @@ FEATURES: list[tuple[str, Callable[[Config], bool], Callable[[Config], Config]]]
         lambda c: "in_channels" in c and c["in_channels"] != c["out_channels"],
         lambda c: {"out_channels": c["in_channels"]},
     ),
-    ("channels > 1", lambda c: _channels(c) > 1, lambda c: {k: 1 for k in ("in_channels", "out_channels", "channels") if k in c}),
+    (
+        "channels > 1",
+        lambda c: _channels(c) > 1,
+        lambda c: {k: 1 for k in ("in_channels", "out_channels", "channels") if k in c},
+    ),
     (
         "stride does not divide",
         lambda c: c.get("stride", 1) > 1 and "out_channels" in c and any(_reach(c, a) % c["stride"] for a in (0, 1)),

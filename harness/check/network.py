@@ -81,9 +81,13 @@ class NetworkChecks(Composite):
         for i, (_, _, p) in enumerate(layers):
             checks += [(f"gradient of {i}.{k}", reply["grads"][i].get(k), _grad(v)) for k, v in p.items()]
         reinit = any(
-            not torch.equal(reply["params"][i].get(k, v), v.detach()) for i, (_, _, p) in enumerate(layers) for k, v in p.items()
+            not torch.equal(reply["params"][i].get(k, v), v.detach())
+            for i, (_, _, p) in enumerate(layers)
+            for k, v in p.items()
         )
-        self._composite_result("Sequential", "composition", c, checks, "re-initialises its children's weights" if reinit else None)
+        self._composite_result(
+            "Sequential", "composition", c, checks, "re-initialises its children's weights" if reinit else None
+        )
 
     def _composite_result(self, block: str, column: str, c: Config, checks: list, label: str | None) -> None:
         for what, actual, expected in checks:
@@ -150,7 +154,9 @@ def _training_problem(reply: dict[str, Any], losses: list[float], params: list, 
                 step = (t - before[j][k]).abs().max().item()
                 tol = STEP_TOLERANCE * step + 100 * torch.finfo(t.dtype).eps * max(1.0, t.abs().max().item())
                 if actual is None or actual.shape != t.shape or not bool(((actual.to(t.dtype) - t).abs() <= tol).all()):
-                    return f"layer {j} {k} after step {i + 1} is off torch's by more than {STEP_TOLERANCE:g} of the step"
+                    return (
+                        f"layer {j} {k} after step {i + 1} is off torch's by more than {STEP_TOLERANCE:g} of the step"
+                    )
         before = params[i]
     return None
 

@@ -24,7 +24,8 @@ from .specs import SPECS
 # torch's forward for each block kind, written as the reproducer computes it
 TORCH_CALLS = {
     "Conv2d": "F.conv2d(xr, p['weight'], p.get('bias'), {stride}, {padding}, {dilation})",
-    "ConvTranspose2d": "F.conv_transpose2d(xr, p['weight'], p.get('bias'), {stride}, {padding}, {output_padding}, 1, {dilation})",
+    "ConvTranspose2d": "F.conv_transpose2d(xr, p['weight'], p.get('bias'), {stride}, {padding}, {output_padding}, 1, "
+    "{dilation})",
     "Upsampling": "F.interpolate(xr, scale_factor={scale_factor}, mode='nearest')",
     "MaxPool2d": "F.max_pool2d(xr, {kernel_size}, {stride}, {padding})",
     "ReLU": "F.relu(xr)",
@@ -54,7 +55,11 @@ def _to_torch(layout: str, shape: tuple[int, ...]) -> str:
 def _drive(finding: Finding, recipe: dict[str, Any], params: dict[str, Tensor]) -> list[str]:
     """The lines that build the target's block and run it, as the checker did."""
     lines = ["from " + recipe["module"] + " import " + recipe["class"], f"block = {recipe['call']}"]
-    lines += [f"zero(lambda: {w['grad']})  # the checker zeroes gradient buffers first" for w in recipe["params"].values() if w["grad"]]
+    lines += [
+        f"zero(lambda: {w['grad']})  # the checker zeroes gradient buffers first"
+        for w in recipe["params"].values()
+        if w["grad"]
+    ]
     for name, where in recipe["params"].items():
         if name in params and where["value"]:
             layout = recipe["layout"] if name == "weight" else "torch"
@@ -65,7 +70,9 @@ def _drive(finding: Finding, recipe: dict[str, Any], params: dict[str, Tensor]) 
     for name, where in recipe["params"].items():
         if where["grad"]:
             layout = recipe["layout"] if name == "weight" else "torch"
-            lines.append(f"actual['gradient of {name}'] = {where['grad']}{_to_torch(layout, tuple(params[name].shape))}")
+            lines.append(
+                f"actual['gradient of {name}'] = {where['grad']}{_to_torch(layout, tuple(params[name].shape))}"
+            )
     return lines
 
 
@@ -123,15 +130,20 @@ error = (a.to(e.dtype) - e).abs().nan_to_num(float("inf"))
 worst = torch.unravel_index(error.argmax(), error.shape) if error.numel() else ()
 where = tuple(int(i) for i in worst)
 largest = error.max().item() if error.numel() else 0.0
-print(f"{{QUANTITY}}: largest error {{largest:.3g}} at index {{where}} (target {{a[where].item() if error.numel() else None}}, "
-      f"torch {{e[where].item() if error.numel() else None}}); tolerance {{TOLERANCE:.3g}}")
+target, torchs = (a[where].item(), e[where].item()) if error.numel() else (None, None)
+print(f"{{QUANTITY}}: largest error {{largest:.3g}} at index {{where}} (target {{target}}, torch {{torchs}}); "
+      f"tolerance {{TOLERANCE:.3g}}")
 sys.exit(1 if largest > TOLERANCE else 0)
 '''
 
 
 def _inputs(params: dict[str, Tensor], x: Tensor, g: Tensor) -> str:
     lines = [f"{name} = {_tensor(t)}" for name, t in params.items()]
-    lines += [f"params = {{{', '.join(f'{n!r}: {n}' for n in params)}}}", f"x = {_tensor(x)}", f"grad_output = {_tensor(g)}"]
+    lines += [
+        f"params = {{{', '.join(f'{n!r}: {n}' for n in params)}}}",
+        f"x = {_tensor(x)}",
+        f"grad_output = {_tensor(g)}",
+    ]
     return "\n".join(lines)
 
 
@@ -147,8 +159,14 @@ def reproducer(finding: Finding, recipe: dict[str, Any], root: str, name: str) -
     arguments = {**DEFAULTS, **c, "stride": c.get("stride", c.get("kernel_size"))}
     torch_call = TORCH_CALLS[finding.block].format(**arguments)
     return TEMPLATE.format(
-        line=finding.line(), name=name, root=root, dtype=finding.setup["dtype"], quantity=finding.quantity,
-        tolerance=tolerance(dtype, k) * scale, inputs=_inputs(params, x, g), torch_call=torch_call,
+        line=finding.line(),
+        name=name,
+        root=root,
+        dtype=finding.setup["dtype"],
+        quantity=finding.quantity,
+        tolerance=tolerance(dtype, k) * scale,
+        inputs=_inputs(params, x, g),
+        torch_call=torch_call,
         drive="\n".join(_drive(finding, recipe, params)),
     )
 
@@ -178,6 +196,6 @@ def write(findings: list[Finding], ask: Any, root: str, directory: Path) -> list
         text = reproducer(finding, recipe, root, name)
         if text is not None:
             path = directory / name
-            atomic_write(path, lambda f, text=text: f.write(text.encode()))
+            atomic_write(path, lambda f, data=text.encode(): f.write(data))
             written.append(path)
     return written

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from .conclude import Cell, Finding, conclude
-from .matrix import Matrix, Row
+from .matrix import Row
 from .network import NetworkChecks
 
 LAYERS = ("Conv2d", "ConvTranspose2d", "Upsampling", "MaxPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh")

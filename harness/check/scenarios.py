@@ -32,7 +32,9 @@ def describe_error(e: BaseException, root: Path) -> dict[str, Any]:
     where = f"{theirs[-1].filename}:{theirs[-1].lineno}" if theirs else ""
     message = " ".join(str(e).split())[:300]
     # the target's own raise or assert: a configuration it refuses on purpose, not a crash
-    refusal = bool(frames) and _in(frames[-1].filename, root) and (frames[-1].line or "").startswith(("raise", "assert"))
+    refusal = (
+        bool(frames) and _in(frames[-1].filename, root) and (frames[-1].line or "").startswith(("raise", "assert"))
+    )
     return {"type": type(e).__name__, "message": message, "where": where, "whose": whose(e, root), "refusal": refusal}
 
 

@@ -6,11 +6,10 @@ defaults or seeds cannot falsify it). Run as ``python -m harness.check.worker``.
 from __future__ import annotations
 
 import importlib
-import inspect
 import importlib.util
+import inspect
 import os
 import sys
-import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -66,7 +65,9 @@ def _discover(module: ModuleType, root: Path) -> tuple[dict[str, type], list[str
         if canonical == "Upsampling":
             learned = [c for c in candidates if _needs_channels(c)]
             candidates = [c for c in candidates if c not in learned]
-            notes += [f"{c.__name__} is a learned upsampling (it needs channels): not checked as nearest" for c in learned[:1]]
+            notes += [
+                f"{c.__name__} is a learned upsampling (it needs channels): not checked as nearest" for c in learned[:1]
+            ]
         if candidates:
             found[canonical] = candidates[0]
     return found, notes
