@@ -184,6 +184,11 @@ def recipe_request(finding: Finding) -> dict[str, Any]:
     return request | {"params": params, "x": x, "grad": g, "layout": finding.setup.get("layout"), "dtype": x.dtype}
 
 
+def _write(path: Path, text: str) -> None:
+    data = text.encode()
+    atomic_write(path, lambda f: f.write(data))
+
+
 def write(findings: list[Finding], ask: Any, root: str, directory: Path) -> list[Path]:
     """A reproducer per layer finding (``ask(request) -> recipe``), written atomically."""
     written = []
@@ -196,6 +201,6 @@ def write(findings: list[Finding], ask: Any, root: str, directory: Path) -> list
         text = reproducer(finding, recipe, root, name)
         if text is not None:
             path = directory / name
-            atomic_write(path, lambda f, data=text.encode(): f.write(data))
+            _write(path, text)
             written.append(path)
     return written
