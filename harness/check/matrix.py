@@ -37,6 +37,8 @@ class Row:
         """The kind of failure: a wrong number, or an exception of one type, a hang, a death."""
         if self.outcome == RAISED:
             return f"raised {self.message.split(':', 1)[0].split()[-1]}"  # "backward raised T: ..." -> T
+        if self.outcome == FAIL and self.message.startswith("shape "):
+            return "wrong shape"  # apart from wrong values: a shape bug and a value bug are two causes
         return self.outcome
 
 
