@@ -333,3 +333,15 @@ def test_a_finding_reads_as_one_line():
     assert finding.line() == (
         "ReLU: contract; at batch 1, image 2x2; backward returns nothing; affects the course network: yes; (model.py:3)"
     )
+
+
+def test_one_cause_reached_from_several_configurations_is_one_finding():
+    def wrong_with_channels(r, reply):
+        k = r["kwargs"]
+        if r["op"] == "layer" and "input_grad" in reply and max(k.get("in_channels", 1), k.get("out_channels", 1)) > 1:
+            return {**reply, "input_grad": 3.7 * reply["input_grad"]}
+        return reply
+
+    report = checks(wrong_with_channels, ["Conv2d"], quick=False)
+    found = [f for f in report.findings if f.quantity == "input gradient"]
+    assert len(found) == 1 and found[0].count > 1, [f.line() for f in found]
