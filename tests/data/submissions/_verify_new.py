@@ -119,6 +119,8 @@ class Driver:
             if name not in sig:
                 if k in TORCH_DEFAULTS and v == TORCH_DEFAULTS[k]:
                     continue
+                if k == "bias" and not v and not self.has_bias(block):
+                    continue
                 raise Unsupported("%s %s" % (block, k))
             if isinstance(sig[name].default, tuple) and isinstance(v, int):
                 v = (v, v)
@@ -894,8 +896,64 @@ class FlatParams(Driver):
         return cls(seq, **kw)
 
 
+class Wrappers(Driver):
+    """einsum_wrappers: param() -> Parameter objects with .value and .grad; SGD(params, lr, momentum)
+    and Adam take those objects; the nearest upsampling is called Upsample."""
+
+    def params(self, b):
+        return b.weight.value, (b.bias.value if b.bias is not None else None)
+
+    def set_params(self, b, w, bias):
+        b.weight.value.copy_(w)
+        if bias is not None:
+            b.bias.value.copy_(bias)
+
+    def grads(self, b):
+        return b.weight.grad, (b.bias.grad if b.bias is not None else None)
+
+
+class BlocksOptimizer(Driver):
+    """as_strided_blocks: gradients in grad_weight/grad_bias, param() lists only the tensors,
+    SGD(list_of_layers, lr, momentum); ConvTranspose2d has no bias at all."""
+
+    gweight, gbias = "grad_weight", "grad_bias"
+    no_bias = ("ConvTranspose2d",)
+
+    def optimizer(self, name, seq, blocks, kw):
+        cls, kw = self.opt_kw(name, kw)
+        return cls(blocks, **kw)
+
+
+class PerFile(Driver):
+    """per_file_in_out: Conv2d(input_channel, output_channel, ...) with its kernel stored as
+    (in, out, k, k); gradients in weight_grad/bias_grad; convolutions' backward returns
+    (dX, dW, db); param() -> (params, grads); the only optimizer is Optimizer(model, lr)."""
+
+    argnames = {"in_channels": "input_channel", "out_channels": "output_channel"}
+    gweight, gbias = "weight_grad", "bias_grad"
+
+    def _t(self, b, w):
+        return w.transpose(0, 1) if type(b).__name__ == "Conv2d" else w
+
+    def params(self, b):
+        return self._t(b, b.weight), b.bias
+
+    def set_params(self, b, w, bias):
+        Driver.set_params(self, b, self._t(b, w), bias)
+
+    def grads(self, b):
+        return self._t(b, b.weight_grad), b.bias_grad
+
+    def optimizer(self, name, seq, blocks, kw):
+        cls, kw = self.opt_kw(name, kw)
+        return cls(seq, **kw)
+
+
 DRIVERS = {
     "unfold_flat_params": FlatParams,
+    "einsum_wrappers": Wrappers,
+    "as_strided_blocks": BlocksOptimizer,
+    "per_file_in_out": PerFile,
 }
 
 if __name__ == "__main__":
