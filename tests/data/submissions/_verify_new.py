@@ -562,8 +562,9 @@ class Child:
             out.append([name, cfg])
         return out + [[b, {"N": 2, "H": 8, "W": 8}] for b in extra]
 
-    def build_chain(self, chain):
-        """the submission's blocks with torch's weights loaded, and torch's modules"""
+    def build_chain(self, chain, weights_after=False, scale=1.0):
+        """the submission's blocks with torch's weights loaded, its Sequential of them, and torch's
+        modules; the weights are loaded before the Sequential is built, or after (weights_after)"""
         torch = self.torch
         torch.manual_seed(23)
         blocks, tmods = [], []
@@ -571,8 +572,10 @@ class Child:
             if "Conv" in name:
                 kw = dict(kw, bias=self.drv.has_bias(name))
                 tm = (torch.nn.Conv2d if name == "Conv2d" else torch.nn.ConvTranspose2d)(**kw)
+                with torch.no_grad():
+                    for t in tm.parameters():
+                        t.mul_(scale)
                 b = self.drv.build(name, kw)
-                self.drv.set_params(b, tm.weight.detach(), tm.bias.detach() if tm.bias is not None else None)
             else:
                 b = self.drv.build(name, kw)
                 tm = {
@@ -582,14 +585,24 @@ class Child:
                 }[name]
             blocks.append(b)
             tmods.append(tm)
-        return blocks, torch.nn.Sequential(*tmods)
+
+        def load():
+            for b, tm in zip(blocks, tmods):
+                if isinstance(tm, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                    self.drv.set_params(b, tm.weight.detach(), tm.bias.detach() if tm.bias is not None else None)
+
+        if not weights_after:
+            load()
+        seq = self.drv.sequential(blocks)
+        if weights_after:
+            load()
+        return blocks, seq, torch.nn.Sequential(*tmods)
 
     def sequential(self, kind):
         torch, F = self.torch, self.F
         chain = self.chain(kind)
         cfg = {"name": kind, "N": 2, "H": 8, "W": 8}
-        blocks, tseq = self.build_chain(chain)
-        seq = self.drv.sequential(blocks)
+        blocks, seq, tseq = self.build_chain(chain)
         x, t = torch.randn(2, chain[0][1]["in_channels"], 8, 8), torch.rand(2, 3, 8, 8)
         xr = x.clone().requires_grad_()
         F.mse_loss(tseq(xr), t).backward()
@@ -625,8 +638,8 @@ class Child:
         torch, F = self.torch, self.F
         chain = self.chain(chain_kind)
         cfg = dict(name="%s %s" % (name, kw), **kw)
-        blocks, tseq = self.build_chain(chain)
-        seq = self.drv.sequential(blocks)
+        # the weights go in after the Sequential is built: the optimizer is judged, not that order
+        blocks, seq, tseq = self.build_chain(chain, weights_after=True)
         loss = self.drv.loss()
         opt = self.drv.optimizer(name, seq, blocks, dict(kw))
         topt = getattr(torch.optim, name)(tseq.parameters(), **kw)
@@ -651,14 +664,7 @@ class Child:
     def course_network(self):
         torch, F = self.torch, self.F
         chain = self.chain("course")
-        blocks, tseq = self.build_chain(chain)
-        for b, tm in zip(blocks, tseq):  # the engine's scale: weights times 0.3
-            if isinstance(tm, (torch.nn.Conv2d,)):
-                with torch.no_grad():
-                    tm.weight.mul_(0.3)
-                    tm.bias.mul_(0.3)
-                self.drv.set_params(b, tm.weight.detach(), tm.bias.detach())
-        seq = self.drv.sequential(blocks)
+        blocks, seq, tseq = self.build_chain(chain, scale=0.3)  # the engine's scale: weights times 0.3
         loss = self.drv.loss()
         convs = [b for (n, _), b in zip(chain, blocks) if "Conv" in n]
         opt = self.drv.optimizer("SGD", seq, blocks, {"lr": 0.5})
@@ -1071,6 +1077,14 @@ class ShortNames(Driver):
     weight, bias = "w", "b"
 
 
+class ModelOptimizer(Driver):
+    """The handout contract, with the optimizer built from the model: SGD(model, lr)."""
+
+    def optimizer(self, name, seq, blocks, kw):
+        cls, kw = self.opt_kw(name, kw)
+        return cls(seq, **kw)
+
+
 class ModelUpdate(Driver):
     """einsum_mse_sum: the handout contract, with SGD(model, lr) stepped by update()."""
 
@@ -1091,6 +1105,7 @@ DRIVERS = {
     "bound_loss_trainer": BoundLoss,
     "loops_relu_momentum": ShortNames,
     "einsum_mse_sum": ModelUpdate,
+    "per_file_pool_reinit": ModelOptimizer,
 }
 
 if __name__ == "__main__":
