@@ -1077,6 +1077,17 @@ class ShortNames(Driver):
     weight, bias = "w", "b"
 
 
+class Stateless(Driver):
+    """stateless_inplace: backward(input, grad) everywhere (Sequential recomputes its inner inputs),
+    MSE.backward(prediction, target); parameterless param() is (None, None)."""
+
+    def backward(self, b, x, g):
+        return b.backward(x, g)
+
+    def loss_backward(self, l, pred, target):
+        return l.backward(pred, target)
+
+
 class ModelOptimizer(Driver):
     """The handout contract, with the optimizer built from the model: SGD(model, lr)."""
 
@@ -1106,6 +1117,7 @@ DRIVERS = {
     "loops_relu_momentum": ShortNames,
     "einsum_mse_sum": ModelUpdate,
     "per_file_pool_reinit": ModelOptimizer,
+    "stateless_inplace": Stateless,
 }
 
 if __name__ == "__main__":
