@@ -1122,6 +1122,21 @@ class StepModel(Driver):
         opt.zero_grad(seq)
 
 
+class DataWrappers(Driver):
+    """strided_wrappers_stride: param() -> Param objects with .data and .grad."""
+
+    def params(self, b):
+        return b.weight.data, (b.bias.data if b.bias is not None else None)
+
+    def set_params(self, b, w, bias):
+        b.weight.data.copy_(w)
+        if bias is not None:
+            b.bias.data.copy_(bias)
+
+    def grads(self, b):
+        return b.weight.grad, (b.bias.grad if b.bias is not None else None)
+
+
 class ModelOptimizer(Driver):
     """The handout contract, with the optimizer built from the model: SGD(model, lr)."""
 
@@ -1153,6 +1168,7 @@ DRIVERS = {
     "per_file_pool_reinit": ModelOptimizer,
     "stateless_inplace": Stateless,
     "attrs_kernel_view": StepModel,
+    "strided_wrappers_stride": DataWrappers,
 }
 
 if __name__ == "__main__":
