@@ -1137,6 +1137,17 @@ class DataWrappers(Driver):
         return b.weight.grad, (b.bias.grad if b.bias is not None else None)
 
 
+class TensorsWithGrad(Driver):
+    """tensors_grad_inplace: parameters() -> tensors carrying .grad, SGD(parameters, lr)."""
+
+    def grads(self, b):
+        return b.weight.grad, (b.bias.grad if b.bias is not None else None)
+
+    def optimizer(self, name, seq, blocks, kw):
+        cls, kw = self.opt_kw(name, kw)
+        return cls(seq.parameters(), **kw)
+
+
 class ModelOptimizer(Driver):
     """The handout contract, with the optimizer built from the model: SGD(model, lr)."""
 
@@ -1169,6 +1180,7 @@ DRIVERS = {
     "stateless_inplace": Stateless,
     "attrs_kernel_view": StepModel,
     "strided_wrappers_stride": DataWrappers,
+    "tensors_grad_inplace": TensorsWithGrad,
 }
 
 if __name__ == "__main__":
