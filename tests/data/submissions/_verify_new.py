@@ -1093,6 +1093,12 @@ class ShortNames(Driver):
     weight, bias = "w", "b"
 
 
+class CapitalW(Driver):
+    """zero_insertion_crop: the handout contract with the tensors in W/b."""
+
+    weight, bias = "W", "b"
+
+
 class Stateless(Driver):
     """stateless_inplace: backward(input, grad) everywhere (Sequential recomputes its inner inputs),
     MSE.backward(prediction, target); parameterless param() is (None, None)."""
@@ -1181,6 +1187,7 @@ DRIVERS = {
     "attrs_kernel_view": StepModel,
     "strided_wrappers_stride": DataWrappers,
     "tensors_grad_inplace": TensorsWithGrad,
+    "zero_insertion_crop": CapitalW,
 }
 
 if __name__ == "__main__":
