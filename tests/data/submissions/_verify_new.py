@@ -265,13 +265,13 @@ class Child:
             r["uses"] = uses
         self.rows.append(r)
 
-    def guard(self, block, quantity, cfg, fn):
+    def guard(self, block, quantity, cfg, fn, uses=None):
         try:
             fn()
         except Unsupported as e:
             self.unsupported.add(str(e))
         except Exception as e:  # the submission's error is the measurement
-            self.row(block, quantity, cfg, "error: %s: %s" % (type(e).__name__, str(e)[:150]))
+            self.row(block, quantity, cfg, "error: %s: %s" % (type(e).__name__, str(e)[:150]), uses=uses)
 
     def factor_alts(self, got, ref, factors):
         """errors of got against ref times each named factor"""
@@ -644,11 +644,40 @@ class Child:
     def _params(self, b):
         return [p for p in self.drv.params(b) if p is not None]
 
-    def optim(self, name, kw, chain_kind):
-        """three steps of the submission's optimizer on a chain against torch.optim"""
+    def optim_given(self, name, kw):
+        """three steps of the submission's optimizer on gradients written straight into its
+        gradient tensors (no forward or backward: the optimizer alone) against torch.optim"""
+        torch = self.torch
+        chain = self.chain("S3")
+        cfg = dict(name="%s given %s" % (name, kw), **kw)
+        blocks, seq, tseq = self.build_chain(chain, weights_after=True)
+        opt = self.drv.optimizer(name, seq, blocks, dict(kw))
+        theirs = list(tseq.parameters())
+        topt = getattr(torch.optim, name)(theirs, **kw)
+        convs = [b for (n, _), b in zip(chain, blocks) if "Conv" in n]
+        gen = torch.Generator().manual_seed(41)
+        modified = 0.0
+        for _ in range(3):
+            given = [torch.randn(p.shape, generator=gen) for p in theirs]
+            for g, t in zip([g for b in convs for g in self._grads(b)], given):
+                g.copy_(t)
+            self.drv.step(opt, seq)
+            after = [g for b in convs for g in self._grads(b)]
+            modified = max([modified] + [_f(self.err(a, b)) for a, b in zip(after, given)])
+            for p, t in zip(theirs, given):
+                p.grad = t.clone()
+            topt.step()
+        mine = [p for b in convs for p in self._params(b)]
+        e = max(_f(self.err(a, b.detach())) for a, b in zip(mine, theirs))
+        self.row(name, "optimizer step", cfg, e)
+        self.row(name, "contract", dict(cfg, probe="gradient modified"), modified)
+
+    def optim(self, name, kw):
+        """three training steps of the submission's optimizer on the S3 chain (its Sequential,
+        Conv2d and ReLU; torch's loss gradient) against torch.optim"""
         torch, F = self.torch, self.F
-        chain = self.chain(chain_kind)
-        cfg = dict(name="%s %s %s" % (name, chain_kind, kw), **kw)
+        chain = self.chain("S3")
+        cfg = dict(name="%s S3 %s" % (name, kw), **kw)
         # the weights go in after the Sequential is built: the optimizer is judged, not that order
         blocks, seq, tseq = self.build_chain(chain, weights_after=True)
         loss = self.drv.loss()
@@ -656,22 +685,20 @@ class Child:
         topt = getattr(torch.optim, name)(tseq.parameters(), **kw)
         gen = torch.Generator().manual_seed(29)
         convs = [b for (n, _), b in zip(chain, blocks) if "Conv" in n]
-        modified = 0.0
         for _ in range(3):
             x = torch.randn(2, 2, 8, 8, generator=gen)
             t = torch.rand(tseq(x).shape, generator=gen)
-            v, m = self.drv.train_step(opt, seq, loss, convs, x, t, self._grads, own_loss=False)
-            modified = None if m is None else max(modified, m)
+            self.drv.train_step(opt, seq, loss, convs, x, t, self._grads, own_loss=False)
             topt.zero_grad()
             F.mse_loss(tseq(x), t).backward()
             topt.step()
         mine = [p for b in convs for p in self._params(b)]
         theirs = [p.detach() for p in tseq.parameters()]
         e = max(_f(self.err(a, b)) for a, b in zip(mine, theirs))
-        uses = self.uses(chain, ["Sequential"] + (["MSE"] if self.drv.trains_alone else []))
-        self.row(name, "optimizer step", cfg, e, uses=uses)
-        if modified is not None:
-            self.row(name, "contract", dict(cfg, probe="gradient modified"), modified, uses=uses)
+        self.row(name, "optimizer step", cfg, e, uses=self.optim_uses())
+
+    def optim_uses(self):
+        return self.uses(self.chain("S3"), ["Sequential"] + (["MSE"] if self.drv.trains_alone else []))
 
     def course_network(self):
         torch, F = self.torch, self.F
@@ -718,19 +745,23 @@ class Child:
         for kind in ("S1", "S2", "S3", "S4"):
             if kind == "S2" and self.drv.cls("ConvTranspose2d") is None:
                 continue
-            self.guard(
-                "Sequential", "composition", {"name": kind, "N": 2, "H": 8, "W": 8}, lambda: self.sequential(kind)
-            )
-        for kind in ("S3", "S4"):
-            for lr, m in ((0.05, 0.0), (1.0, 0.0), (0.05, 0.9)):
-                kw = {"lr": lr} if not m else {"lr": lr, "momentum": m}
-                self.guard("SGD", "optimizer step", dict(name="SGD", **kw), lambda: self.optim("SGD", kw, kind))
-            if self.drv.cls("Adam") is None:
-                self.unsupported.add("Adam")
-            else:
-                kw = {"lr": 0.01}
-                self.guard("Adam", "optimizer step", dict(name="Adam", **kw), lambda: self.optim("Adam", kw, kind))
-        self.guard("course network", "composition", {"name": "course"}, self.course_network)
+            cfg = {"name": kind, "N": 2, "H": 8, "W": 8}
+            uses = self.uses(self.chain(kind), [])
+            self.guard("Sequential", "composition", cfg, lambda: self.sequential(kind), uses)
+        for name, kws in (
+            ("SGD", ({"lr": 0.05}, {"lr": 1.0}, {"lr": 0.05, "momentum": 0.9})),
+            ("Adam", ({"lr": 0.01},)),
+        ):
+            if self.drv.cls(name) is None:
+                self.unsupported.add(name)
+                continue
+            for kw in kws:
+                cfg = dict(name=name, **kw)
+                if not self.drv.trains_alone:
+                    self.guard(name, "optimizer step", cfg, lambda: self.optim_given(name, kw))
+                self.guard(name, "optimizer step", cfg, lambda: self.optim(name, kw), self.optim_uses())
+        uses = self.uses(self.chain("course"), ["Sequential", "MSE", "SGD"])
+        self.guard("course network", "composition", {"name": "course"}, self.course_network, uses)
         return {"rows": self.rows, "unsupported": sorted(self.unsupported)}
 
 
@@ -1093,6 +1124,13 @@ class ShortNames(Driver):
     weight, bias = "w", "b"
 
 
+class UpsamplingIsTconv(Driver):
+    """upsampling_is_tconv: the transposed convolution is the class named Upsampling (learned
+    upsampling), the nearest one NearestUpsampling; pair defaults stride=(1, 1), padding=(0, 0)."""
+
+    names = {"ConvTranspose2d": "Upsampling", "Upsampling": "NearestUpsampling"}
+
+
 class CapitalW(Driver):
     """zero_insertion_crop: the handout contract with the tensors in W/b."""
 
@@ -1188,6 +1226,7 @@ DRIVERS = {
     "strided_wrappers_stride": DataWrappers,
     "tensors_grad_inplace": TensorsWithGrad,
     "zero_insertion_crop": CapitalW,
+    "upsampling_is_tconv": UpsamplingIsTconv,
 }
 
 if __name__ == "__main__":
