@@ -58,8 +58,7 @@ class Model:
         for epoch in range(num_epochs):
             for b in range(0, len(train_input), 32):
                 self.optimizer.zero_grad()
-                loss = self.criterion.forward(self.net.forward(train_input[b:b + 32] / 255),
-                                              train_target[b:b + 32] / 255)
+                self.criterion.forward(self.net.forward(train_input[b:b + 32] / 255), train_target[b:b + 32] / 255)
                 self.net.backward(self.criterion.backward())
                 self.optimizer.step()
 
