@@ -176,7 +176,8 @@ class Driver:
         return l.forward(pred, target)
 
     def loss_backward(self, l, pred, target):
-        return l.backward()
+        r = l.backward()
+        return r[0] if isinstance(r, tuple) else r
 
     # composites
     def sequential(self, blocks):

@@ -2,7 +2,8 @@
 # Sliding windows are taken with Tensor.as_strided (no copy): for a padded input xp of
 # strides (sN, sC, sH, sW) the window view has shape (N, C, Ho, Wo, k, k).
 # Layers keep their gradients in grad_weight / grad_bias, param() only lists the tensors,
-# and the optimizer is given the list of layers.
+# and the optimizer is given the list of layers. backward always returns a tuple of gradients
+# (one per input of forward), like the handout's Module.backward(*gradwrtoutput).
 import math
 from torch import empty, zeros
 
@@ -69,7 +70,7 @@ class Conv2d(Module):
         for i in range(self.k):
             for j in range(self.k):
                 offset_view(dxp, i, j, self.hw, self.s, self.d).add_(dcols[..., i, j].permute(0, 3, 1, 2))
-        return dxp[:, :, self.p:Hp - self.p, self.p:Wp - self.p]
+        return (dxp[:, :, self.p:Hp - self.p, self.p:Wp - self.p],)
 
     def param(self):
         return [self.weight] if self.bias is None else [self.weight, self.bias]
@@ -102,7 +103,7 @@ class ConvTranspose2d(Module):
         win = windows(gfull, self.k, (H, W), self.s, self.d).permute(0, 2, 3, 1, 4, 5).reshape(N * H * W, -1)
         self.grad_weight += (self.x.permute(1, 0, 2, 3).reshape(C, -1) @ win).view(self.weight.shape)
         dx = win @ self.weight.reshape(C, -1).t()
-        return dx.view(N, H, W, C).permute(0, 3, 1, 2)
+        return (dx.view(N, H, W, C).permute(0, 3, 1, 2),)
 
     def param(self):
         return [self.weight]
@@ -121,7 +122,7 @@ class Upsampling(Module):
 
     def backward(self, grad):
         N, C, H, W = grad.shape
-        return grad.reshape(N, C, H // self.f, self.f, W // self.f, self.f).sum(5).sum(3)
+        return (grad.reshape(N, C, H // self.f, self.f, W // self.f, self.f).sum(5).sum(3),)
 
 
 class MaxPool2d(Module):
@@ -144,7 +145,7 @@ class MaxPool2d(Module):
             for j in range(self.k):
                 hit = self.idx == i * self.k + j
                 offset_view(dx, i, j, self.hw, self.s, 1).add_(grad * hit)
-        return dx
+        return (dx,)
 
 
 class ReLU(Module):
@@ -153,7 +154,7 @@ class ReLU(Module):
         return x.clamp(min=0)
 
     def backward(self, grad):
-        return grad * (self.x > 0)
+        return (grad * (self.x > 0),)
 
 
 class Sigmoid(Module):
@@ -164,7 +165,7 @@ class Sigmoid(Module):
         return self.y
 
     def backward(self, grad):
-        return grad * self.y * (1 - self.y)
+        return (grad * self.y * (1 - self.y),)
 
 
 class MSE(Module):
@@ -173,7 +174,7 @@ class MSE(Module):
         return (self.diff ** 2).sum() / self.diff.numel()
 
     def backward(self):
-        return 2 * self.diff / self.diff.numel()
+        return (2 * self.diff / self.diff.numel(),)
 
 
 class Sequential(Module):
@@ -185,9 +186,9 @@ class Sequential(Module):
             x = l.forward(x)
         return x
 
-    def backward(self, grad):
+    def backward(self, *grad):
         for l in reversed(self.layers):
-            grad = l.backward(grad)
+            grad = l.backward(*grad)
         return grad
 
     def param(self):
