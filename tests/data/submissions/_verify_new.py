@@ -868,6 +868,8 @@ def judge(name, entry, result, verbose=False):
             if on_course != f["course"]:
                 problems.append("%s %s %s: course is %s" % (block, q, f["feature"], on_course))
             diag = f.get("diagnosis")
+            if diag == "wrong shape" and not all(str(r["err"]).startswith("shape") for r in mine):
+                problems.append("%s %s: not all failures are a wrong shape" % (block, q))
             if diag and any(diag in r.get("alts", {}) for r in group):
                 bad = [
                     r["cfg"].get("name")
