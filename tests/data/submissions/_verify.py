@@ -559,8 +559,12 @@ def judge(name, res, verbose=False):
 def main(argv):
     if argv[:1] == ["--one"]:
         return child(argv[1])
+    # the hand-written submissions (entries with a "correct" list) have their own drivers in _verify_new.py
+    expected = json.load(open(os.path.join(HERE, "expected.json")))
     names = [a for a in argv if not a.startswith("-")] or sorted(
-        d for d in os.listdir(HERE) if os.path.isdir(os.path.join(HERE, d, "Miniproject_2"))
+        d
+        for d in os.listdir(HERE)
+        if os.path.isdir(os.path.join(HERE, d, "Miniproject_2")) and "correct" not in expected.get(d, {})
     )
     allok = True
     for name in names:
