@@ -55,9 +55,9 @@ FEATURES: list[tuple[str, Callable[[Config], bool], Callable[[Config], Config]]]
     ("stride > 1", lambda c: c.get("stride", 1) > 1 and "kernel_size" in c, lambda c: {"stride": 1}),
     ("output_padding > 0", lambda c: c.get("output_padding", 0) > 0, lambda c: {"output_padding": 0}),
     (
-        "padding = kernel - 1",
-        lambda c: c.get("padding", 0) == _k(c) - 1 >= 2,
-        lambda c: {"padding": c["padding"] - 1},
+        "padding = kernel - 1",  # a transposed convolution's zero frame d(k-1) - p vanishes there
+        lambda c: "out_channels" in c and c.get("padding", 0) == c.get("dilation", 1) * (_k(c) - 1),
+        lambda c: {"padding": c["padding"] - 1} if c.get("padding", 0) else {"kernel_size": _k(c) + 1},
     ),
     ("padding > 0", lambda c: c.get("padding", 0) > 0, lambda c: {"padding": 0}),
     ("dilation > 1", lambda c: c.get("dilation", 1) > 1, lambda c: {"dilation": 1}),
@@ -110,16 +110,29 @@ def on_course(c: Config) -> bool:
 
 
 def course_versions(c: Config) -> list[Config]:
-    """The course network's own layer configurations of ``c``'s kind, then the nearest to ``c``."""
-    out = []
-    if "out_channels" in c:
-        side = 8
-        base = {**c, "size": (side, side), "kernel_size": 3, "padding": 1, "dilation": 1, "bias": True}
-        if "output_padding" in c:
-            out.append({**base, "stride": 2, "output_padding": 1})
-        else:
-            out += [{**base, "stride": 2}, {**base, "stride": 1}]
-    return out + [course_version(c)]
+    """Configurations of ``c``'s kind that the course network's range holds (kernel 2-3, stride
+    1-2, padding 0-1, bias on, a square image of 8): its own layers' first, then the nearest to
+    ``c``, then the rest of the range."""
+    if "out_channels" not in c:
+        return [course_version(c)]
+    base = {**c, "size": (8, 8), "kernel_size": 3, "padding": 1, "dilation": 1, "bias": True}
+    if "output_padding" in c:
+        own = [{**base, "stride": 2, "output_padding": 1}]
+    else:
+        own = [{**base, "stride": 2}, {**base, "stride": 1}]
+    rest = [
+        {
+            **base,
+            "kernel_size": k,
+            "stride": s,
+            "padding": p,
+            **({"output_padding": s - 1} if "output_padding" in c else {}),
+        }
+        for k in (2, 3)
+        for s in (1, 2)
+        for p in (0, 1)
+    ]
+    return own + [course_version(c)] + rest
 
 
 def course_version(c: Config) -> Config:

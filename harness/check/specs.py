@@ -277,6 +277,7 @@ def _activation(name: str, fn: Callable[[Tensor], Tensor], derivative: Callable[
     """An elementwise block; its known bugs: the mask or derivative taken at the upstream gradient
     (the input gradient is then ``g * f'(g)``), or the derivative returned without the gradient."""
     saturating = name in ("Sigmoid", "Tanh")
+    masked = not saturating  # ReLU's derivative is a mask
     return Spec(
         name,
         {"negative_slope": 0.01} if name == "LeakyReLU" else {},
@@ -286,10 +287,10 @@ def _activation(name: str, fn: Callable[[Tensor], Tensor], derivative: Callable[
         lambda c, p, x: fn(x),
         shrink=ELEMENTWISE_SHRINK,
         alternatives={
-            "mask from the wrong tensor" if name != "Sigmoid" else "derivative at the upstream gradient": (
+            "mask from the wrong tensor" if masked else "derivative at the upstream gradient": (
                 lambda c, p, x: _upstream_derivative(x, derivative)
             ),
-            "returns the mask" if name != "Sigmoid" else "returns the derivative": (
+            "returns the mask" if masked else "returns the derivative": (
                 lambda c, p, x: _derivative_only(x, derivative)
             ),
             "derivative of the upstream gradient, not multiplied by it": lambda c, p, x: _GradIs.apply(
