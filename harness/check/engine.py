@@ -195,7 +195,9 @@ class Checker:
         self.matrix.add(
             Row(spec.name, "contract", "contract", c, FAIL, message=message, diagnosis="argument ignored: bias")
         )
-        self.findings.append(Finding(spec.name, "contract", describe(c), message, "argument ignored: bias", "bias"))
+        finding = Finding(spec.name, "contract", describe(c), message, "argument ignored: bias", "bias")
+        finding.course = False  # the course network keeps its biases
+        self.findings.append(finding)
 
     def _uninitialised(self, spec: Spec, c: Config, reply: dict[str, Any], seen: set[str]) -> set[str]:
         """Gradient buffers that hold something before any backward (``torch.empty``): a finding;
@@ -226,7 +228,7 @@ class Checker:
                 return
             first = remaining[0]
             shrunk = self._shrink(spec, first.config, q, kind)
-            feature, passes_at = self._nearest_passing(spec, shrunk, q)
+            feature, passes_at = self._nearest_passing(spec, shrunk, q, remaining)
             explained = [r for r in remaining if r is first or has(feature, r.config)]
             remaining = [r for r in remaining if r not in explained]
             if feature in found:  # the same cause reached from another configuration
@@ -250,14 +252,19 @@ class Checker:
                     break
         return c
 
-    def _nearest_passing(self, spec: Spec, c: Config, q: str) -> tuple[str, str | None]:
+    def _nearest_passing(self, spec: Spec, c: Config, q: str, rows: list[Row]) -> tuple[str, str | None]:
+        """The feature whose removal makes ``c`` pass; of several, the one most of the failing
+        ``rows`` have (the most specific first on a tie)."""
         st = self._state(spec.name)
+        passing = []
         for feature, change in features(c):
             candidate = st.adjust({**c, **change})
             # passing on several draws: on tiny inputs a wrong mask can agree with the right one by chance
             if spec.valid(candidate) and all(self.kind(spec, candidate, q, s) == PASS for s in range(DRAWS)):
-                return feature, ", ".join(f"{k}={v}" for k, v in change.items())
-        return "any", None
+                passing.append((feature, ", ".join(f"{k}={v}" for k, v in change.items())))
+        if not passing:
+            return "any", None
+        return max(passing, key=lambda p: sum(has(p[0], r.config) for r in rows))
 
     def _affects_course(self, spec: Spec, c: Config, q: str, kind: str) -> bool:
         if on_course(c):
