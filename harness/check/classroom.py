@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -134,9 +135,16 @@ def check_one(sub: Submission, settings: Settings, folder: str, key: str, thread
     os.environ["OMP_NUM_THREADS"] = str(threads)  # the worker's torch, started from this environment
     out = Path(folder)
     _clear(out)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     record = _checked(sub, settings, out)
-    write_record(out, record | {"key": key, "seconds": round(time.perf_counter() - start, 3)})
+    spent = {"seconds": round(time.perf_counter() - start, 3), "cpu_seconds": round(_cpu_seconds() - cpu, 3)}
+    write_record(out, record | {"key": key} | spent)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of the children it has waited for (its workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _terminated(signum: int, frame: Any) -> None:
@@ -228,7 +236,7 @@ class Runs:
         self.settings, self.out, self.keys = settings, out, keys
         self.threads = max(1, (os.cpu_count() or 1) // jobs)  # jobs x threads = the cores, no more
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload([__name__])
+        self.context.set_forkserver_preload(["__main__", __name__])  # a script imported once, not per submission
         self.running: dict[int, tuple[Submission, Any, float]] = {}
 
     def start(self, sub: Submission) -> None:

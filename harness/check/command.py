@@ -14,6 +14,7 @@ from impl.app.checkpoint import atomic_write
 from impl.app.errors import UserError
 
 from .child import Child
+from .class_report import figure_lines
 from .engine import Report, run_checks
 
 DEFAULT_TIME_LIMIT = 30.0
@@ -163,7 +164,8 @@ def write_markdown(report: Report, path: Path) -> None:
     lines = [f"# n2n check: {report.target}", "", f"Compared with torch in {report.dtype}.", ""]
     lines += ["| block | " + " | ".join(used) + " |", "|---|" + "---|" * len(used)]
     lines += [f"| {b} | " + " | ".join(row.get(c, "-") for c in used) + " |" for b, row in report.table.items()]
-    lines += ["", "## Findings", ""] + ([f"- {f.line()}" for f in report.findings] or ["Every check passes."])
+    found = [line for f in report.findings for line in (f"- {f.line()}", *figure_lines(asdict(f)))]
+    lines += ["", "## Findings", ""] + (found or ["Every check passes."])
     if report.notes:
         lines += ["", "## Adapted", ""] + [f"- {n}" for n in sorted(report.notes)]
     _write(path, "\n".join(lines) + "\n")
