@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from harness.bench_class import class_times
+from harness.bench_class import markdown as class_markdown
 from harness.check.cache import key
 from harness.check.class_folder import REPORTS
 from harness.check.classroom import Settings, check_class, parse_shard, shard, submissions
@@ -216,3 +218,11 @@ def test_the_page_sorts_and_opens_a_submissions_findings_in_chromium(checked, tm
         assert "MSE: loss gradient" in text and "normalised by C*H*W only" in text
     finally:
         browser.close()
+
+
+def test_the_bench_times_a_class_at_each_number_of_jobs():
+    result = class_times((1,), Settings(blocks="MSE", quick=True), limit=1)  # the bench: 28 at 1 and 2 jobs
+    assert result["submissions"] == 1 and result["seconds"][1] > 0 and result["speedup"] == 1.0
+    assert 0 < result["one_wall"] < result["seconds"][1] and result["one_cpu"] > 0
+    text = "\n".join(class_markdown(result))
+    assert "## Time to check a class" in text and "| 1 |" in text and "--blocks MSE" in text

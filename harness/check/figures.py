@@ -27,6 +27,7 @@ from .class_folder import FIGURES
 
 WHOLE = 0.9  # the share of a region in error above which the error is "everywhere" in it
 CHANNEL_SHARE = 0.5  # the share of one channel in error above which that channel is "whole"
+DENSE = 0.5  # the share of a border band or of every k-th line in error for it to be the pattern
 MAX_CHANNELS = 6  # pictures per finding: the channels with the largest error
 
 
@@ -62,36 +63,36 @@ def pattern(actual: Tensor, expected: Tensor, tol: float | Tensor) -> list[str]:
 
 
 def _spatial(plane: Tensor) -> list[str]:
-    """The patterns of an (H, W) support: a border band, or every k-th row or column."""
-    border = _border(plane)
-    if border:
-        return [border]
-    rows, columns = _every(plane.any(1), "row"), _every(plane.any(0), "column")
-    return [w for w in (rows, columns) if w]
-
-
-def _border(plane: Tensor) -> str:
-    """ "only the border" when the support lies within a band along the edges no wider than a
-    quarter of the smaller side (so that an interior is left to be right)."""
+    """The patterns of an (H, W) support: a border band, or every k-th row and/or column; each
+    only where it is dense (most of the band or of the lines is in error, not a few points that
+    happen to line up)."""
     h, w = plane.shape
     i, j = plane.nonzero().unbind(1)
-    distance = torch.minimum(torch.minimum(i, h - 1 - i), torch.minimum(j, w - 1 - j))
-    band = int(distance.max()) + 1
-    if band > min(h, w) // 4:
-        return ""
-    return "only the border" + (f" ({band} pixels wide)" if band > 1 else "")
+    band = int(torch.minimum(torch.minimum(i, h - 1 - i), torch.minimum(j, w - 1 - j)).max()) + 1
+    if band <= min(h, w) // 4:  # a band no wider than a quarter of the smaller side: an interior is left
+        inside = torch.zeros_like(plane)
+        inside[band : h - band, band : w - band] = True
+        if float(plane[~inside].double().mean()) >= DENSE:
+            return ["only the border" + (f" ({band} pixels wide)" if band > 1 else "")]
+    rows, columns = _progression(plane.any(1)), _progression(plane.any(0))
+    lattice = plane[rows or slice(None)][:, columns or slice(None)]
+    if (rows or columns) and float(lattice.double().mean()) >= DENSE:
+        return [_every(k.step, what) for k, what in ((rows, "row"), (columns, "column")) if k]
+    return []
 
 
-def _every(lines: Tensor, what: str) -> str:
-    """ "every other row" / "every k-th row" when the rows in error are exactly one residue class
-    modulo k (2 <= k <= half the rows), spanning the image."""
+def _progression(lines: Tensor) -> slice | None:
+    """The lines in error as ``slice(start, None, k)`` when they are exactly every k-th line
+    (2 <= k <= half the lines) across the whole image; else None."""
     where = lines.nonzero().flatten().tolist()
     if len(where) < 2 or len(where) == len(lines):
-        return ""
+        return None
     k = math.gcd(*[b - a for a, b in zip(where, where[1:])])
     spans = where[0] < k and where[-1] + k >= len(lines) and len(where) == (where[-1] - where[0]) // k + 1
-    if k < 2 or 2 * k > len(lines) or not spans:
-        return ""
+    return slice(where[0], None, k) if 2 <= k and 2 * k <= len(lines) and spans else None
+
+
+def _every(k: int, what: str) -> str:
     return f"every other {what}" if k == 2 else f"every {_ordinal(k)} {what}"
 
 
