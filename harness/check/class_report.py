@@ -13,8 +13,8 @@ from typing import Any
 
 from .worker import ALIASES
 
-# worst first: a block's class cell is the worst of its cells
-CELL_ORDER = ("FAIL", "error", "not checked", "pass")
+# a block's class cell is the first of these its cells hold
+CELL_ORDER = ("FAIL", "error", "pass", "not checked")
 CELL_OF = {"FAIL": "FAIL", "error": "error", "crash": "error", "timeout": "error"}
 CELL_OF |= {"unsupported": "not checked", "blocked": "not checked", "not checked": "not checked", "-": "not checked"}
 BLOCK_ORDER = [*ALIASES, "course network"]
@@ -26,7 +26,9 @@ def cell(value: str) -> str:
 
 
 def block_cell(cells: dict[str, str]) -> str:
-    """A block's class cell: the worst of its columns' cells."""
+    """A block's class cell: FAIL or error if any of its columns says so, else pass if any check
+    passed (a column the target does not support, say dilation, leaves the rest a pass; the
+    page's tooltip and the submission's report name it), else not checked."""
     return min((cell(v) for v in cells.values()), key=CELL_ORDER.index, default="not checked")
 
 
