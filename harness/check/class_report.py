@@ -32,6 +32,14 @@ def block_cell(cells: dict[str, str]) -> str:
     return min((cell(v) for v in cells.values()), key=CELL_ORDER.index, default="not checked")
 
 
+def _block(record: dict[str, Any], block: str) -> str:
+    """A submission's cell for ``block``: its cells', FAIL too where a finding names the block
+    though no cell of it says so (a finding is never shown as a pass)."""
+    value = block_cell(record["table"].get(block, {}))
+    wrong = any(f["block"] == block for f in record["findings"])
+    return "FAIL" if wrong and value in ("pass", "not checked") else value
+
+
 def columns(records: list[dict[str, Any]]) -> list[str]:
     """The blocks any submission was checked on, the course's order first, then by name."""
     seen = {block for r in records for block in r["table"]}
@@ -46,7 +54,7 @@ def rows(records: list[dict[str, Any]]) -> list[dict[str, str]]:
         if r["status"] == "error":
             cells = dict.fromkeys(blocks, "error")
         else:
-            cells = {b: block_cell(r["table"][b]) if b in r["table"] else "not checked" for b in blocks}
+            cells = {b: _block(r, b) for b in blocks}
         reason = r["reason"].splitlines()[0] if r["reason"] else ""
         out.append(
             {
