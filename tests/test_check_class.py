@@ -16,8 +16,8 @@ from filelock import FileLock
 from harness.bench_class import class_times
 from harness.bench_class import markdown as class_markdown
 from harness.check.cache import key
-from harness.check.class_folder import REPORTS
-from harness.check.classroom import Settings, check_class, parse_shard, shard, submissions
+from harness.check.class_folder import REPORTS, write_record
+from harness.check.classroom import Settings, Submission, cached, error_record, parse_shard, shard, submissions
 from harness.check.command import UsageError
 from n2n.cli import main
 from tests.browser import CHROMIUM, Browser
@@ -153,14 +153,39 @@ def test_two_shards_merged_give_one_runs_files(checked, tmp_path):
     assert main(["check", "--merge", str(shards[0]), "--out", str(tmp_path / "half")]) == 2  # shard 2/2 missing
 
 
-def test_a_hanging_submission_gets_an_error_row_and_its_worker_is_stopped(tmp_path):
-    made = tmp_path / "made"
-    _make_bugs.write(str(made))
-    settings = Settings(blocks="ReLU", quick=True, time_limit=60, wall_limit=3)
-    run = check_class([str(made / "hang_forward")], None, tmp_path / "out", settings, jobs=1, progress=False)
-    (record,) = run.records
-    assert record["status"] == "error" and record["reason"].startswith("no result within 3 s")
-    assert not record["cacheable"] and not run.ok
+def _sleepy(dest: Path) -> Path:
+    """ok_handout whose ReLU sleeps for an hour: a hang that costs no CPU while the test waits."""
+    shutil.copytree(SUBMISSIONS / "ok_handout", dest)
+    model = dest / "Miniproject_2" / "model.py"
+    text = model.read_text().replace("        self.x = x\n        return x * (x > 0)", "        time.sleep(3600)", 1)
+    model.write_text("import time\n" + text)
+    return dest
+
+
+def test_a_hanging_submission_gets_an_error_row_and_stops_no_other(tmp_path, capsys):
+    """Two targets, no --out: a class in a scratch folder, its table on stdout. The limit leaves a
+    busy machine time to import the other one (and fail)."""
+    _make_bugs.write(str(tmp_path / "made"))
+    targets = [str(_sleepy(tmp_path / "sleepy")), str(tmp_path / "made" / "crash_import")]
+    flags = ["--blocks", "ReLU", "--quick", "--time-limit", "600", "--wall-limit", "20", "--jobs", "2"]
+    assert main(["check", *targets, *flags]) == 1
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert rows["sleepy"].split()[1:3] == ["error", "0"]
+    assert "no result within 20 s (the time limit of a whole submission)" in rows["sleepy"]
+    assert "cannot import the target: RuntimeError: broken on purpose" in rows["crash_import"]
+
+
+def test_the_cache_serves_only_complete_records_of_the_same_key(tmp_path):
+    sub = Submission("alice", "alice", "alice")
+    write_record(tmp_path, error_record(sub, "no result within 3 s", cacheable=False) | {"key": "k"})
+    assert cached(tmp_path, "k") is None  # a wall-clock limit: a slower or faster machine may differ
+    write_record(tmp_path, error_record(sub, "cannot import the target", cacheable=True) | {"key": "k"})
+    assert cached(tmp_path, "k")["reason"] == "cannot import the target" and cached(tmp_path, "other") is None
+    write_record(tmp_path, error_record(sub, "", cacheable=True) | {"key": "k", "status": "pass"})
+    assert cached(tmp_path, "k") is None  # its reports are missing
+    for name in REPORTS.values():
+        (tmp_path / name).write_text("")
+    assert cached(tmp_path, "k")["status"] == "pass"
 
 
 def test_shards_are_deterministic_slices_by_name(tmp_path):
