@@ -17,7 +17,8 @@ from harness.bench_class import class_times
 from harness.bench_class import markdown as class_markdown
 from harness.check.cache import key
 from harness.check.class_folder import REPORTS, write_record
-from harness.check.classroom import Settings, Submission, cached, error_record, parse_shard, shard, submissions
+from harness.check.class_runs import Settings, Submission, error_record
+from harness.check.classroom import cached, parse_shard, shard, submissions
 from harness.check.command import UsageError
 from n2n.cli import main
 from tests.browser import CHROMIUM, Browser
