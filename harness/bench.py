@@ -37,6 +37,7 @@ from impl.app.config import DEFAULT_BATCH_SIZE
 from impl.models import course_network, unet
 
 from . import bench_conv
+from .bench_class import class_times
 from .bench_conv import LAST, medians
 from .bench_report import markdown
 from .check.command import check
@@ -272,7 +273,10 @@ def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool =
         "margins": bench_conv.suite_margins(10 if quick else SUITE_TRIALS),
         "scaling": scaling,
     }
-    return result | {"check": check_times(quick)}
+    result["check"] = check_times(quick)
+    if not quick:  # a few minutes: the class at 1 and 2 jobs
+        result["class"] = class_times()
+    return result
 
 
 SUITE_TRIALS = 200

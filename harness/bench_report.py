@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from . import bench_class
+
 CASE_TARGET = 1.0
 """Every time case: impl at most torch's time (the earlier performance issue's bar)."""
 
@@ -241,4 +243,5 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", "## Time to check a submission (`n2n check`, every check, child process included)", ""]
         lines += ["| target | seconds |", "|---|---:|"]
         lines += [f"| {what} | {seconds:.1f} |" for what, seconds in result["check"].items()]
+    lines += bench_class.markdown(result.get("class", {}))
     return "\n".join(lines) + "\n"

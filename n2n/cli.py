@@ -10,10 +10,12 @@ the signal number.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,9 @@ from typing import Any
 import torch
 
 from harness.bench import main as bench_main
+from harness.check.class_folder import merge
+from harness.check.class_report import text as class_text
+from harness.check.classroom import DEFAULT_WALL_LIMIT, Settings, check_class, parse_shard
 from harness.check.command import DEFAULT_TIME_LIMIT, write_json, write_junit, write_markdown
 from harness.check.command import check as run_check
 from harness.check.command import text as check_text
@@ -203,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_parser(sub: Any) -> None:
     p = sub.add_parser("check", help="check anybody's blocks against torch (runs the target's code in a child process)")
-    p.add_argument("target", help="a folder with Miniproject_2/model.py, that folder, a .py file or a module name")
+    what = "a folder with Miniproject_2/model.py, that folder, a .py file or a module name; several: a class"
+    p.add_argument("target", nargs="*", metavar="TARGET", help=what)
     p.add_argument("--adapter", metavar="FILE", help="a Python file settling the target's contract (see README)")
     p.add_argument("--blocks", metavar="NAME,...", help="check only these blocks (course or torch names)")
     p.add_argument("--json", metavar="PATH", help="one record per finding")
@@ -214,6 +220,14 @@ def _check_parser(sub: Any) -> None:
     p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help=limit)
     p.add_argument("--quick", action="store_true", help="landmark configurations only, a few seconds")
     p.add_argument("--repro", metavar="DIR", help="write a standalone reproducer per layer finding into DIR")
+    g = p.add_argument_group("a class (several targets, --each, --out, --shard or --merge)")
+    g.add_argument("--each", metavar="FOLDER", help="check every sub-folder of FOLDER that holds a submission")
+    g.add_argument("--out", metavar="DIR", help="per submission DIR/NAME/report.*, the class DIR/class.{csv,md,html}")
+    g.add_argument("--jobs", type=int, help="submissions checked at once (default: the machine's cores)")
+    limit = f"seconds for a whole submission before its row says error (default {DEFAULT_WALL_LIMIT:g})"
+    g.add_argument("--wall-limit", type=float, default=DEFAULT_WALL_LIMIT, help=limit)
+    g.add_argument("--shard", metavar="K/N", help="check only the K-th of N slices of the class (sorted names)")
+    g.add_argument("--merge", nargs="+", metavar="DIR", help="join the --out folders of shards into --out")
 
 
 def _evalset(args: argparse.Namespace, prefix: str, noise: str) -> EvalSet:
@@ -411,14 +425,48 @@ def _verify(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     if args.time_limit <= 0:
         raise field_error("time_limit", f"must be positive, got {args.time_limit}")
-    report = run_check(args.target, args.adapter, args.blocks, args.seed, args.time_limit, args.quick, args.repro)
+    if len(args.target) != 1 or any(getattr(args, k) for k in ("each", "out", "shard", "merge")):
+        return _check_class(args)
+    report = run_check(args.target[0], args.adapter, args.blocks, args.seed, args.time_limit, args.quick, args.repro)
     sys.stdout.write(check_text(report))
     if report.reproducers:
         sys.stdout.write(f"\nreproducers: {len(report.reproducers)} in {args.repro}\n")
-    for path, write in ((args.json, write_json), (args.junit_xml, write_junit), (args.markdown, write_markdown)):
+    for path, write in ((args.markdown, write_markdown), (args.json, write_json), (args.junit_xml, write_junit)):
         if path:
             write(report, Path(path))
     return report.exit_status
+
+
+def _check_class(args: argparse.Namespace) -> int:
+    """Several submissions: the class table on stdout, the reports under ``--out``."""
+    for name in ("json", "junit_xml", "markdown"):
+        if getattr(args, name):
+            raise field_error(name, "is for one target; a class's reports are written under --out DIR")
+    if args.merge:
+        return _merge(args)
+    if not args.target and not args.each:
+        raise UserError("n2n check needs a TARGET, several, --each FOLDER or --merge DIR ...")
+    settings = Settings(args.adapter, args.blocks, args.seed, args.time_limit, args.quick, args.wall_limit)
+    part = parse_shard(args.shard) if args.shard else None
+    with contextlib.nullcontext(args.out) if args.out else tempfile.TemporaryDirectory(prefix="n2n-class-") as out:
+        run = check_class(args.target, args.each, Path(out), settings, args.jobs, part)
+    sys.stdout.write(class_text(run.records))
+    checked = len(run.records) - run.from_cache
+    print(f"\n{len(run.records)} submission(s): {checked} checked, {run.from_cache} taken from the cache")
+    if args.out:
+        print(f"wrote {', '.join(str(p) for p in run.files[1:])} and a folder per submission")
+    return 0 if run.ok else 1
+
+
+def _merge(args: argparse.Namespace) -> int:
+    if not args.out:
+        raise UserError("--merge needs --out DIR, the folder to write the joined class into")
+    if args.target or args.each or args.shard:
+        raise UserError("--merge joins folders already checked; drop the targets, --each and --shard")
+    records = merge([Path(d) for d in args.merge], Path(args.out))
+    sys.stdout.write(class_text(records))
+    print(f"\nmerged {len(args.merge)} folder(s), {len(records)} submission(s), into {args.out}")
+    return 0 if all(r["status"] == "pass" for r in records) else 1
 
 
 COMMANDS = {

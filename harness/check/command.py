@@ -15,6 +15,8 @@ from impl.app.checkpoint import atomic_write
 from impl.app.errors import UserError
 
 from .child import Child
+from .class_report import figure_lines
+from .figures import picture
 from .repro import write as write_reproducers
 from .run import Report, run_checks
 
@@ -189,13 +191,22 @@ def write_markdown(report: Report, path: Path) -> None:
     lines = [f"# n2n check: {report.target}", "", f"Compared with torch in {report.dtype}.", ""]
     lines += ["| block | " + " | ".join(used) + " |", "|---|" + "---|" * len(used)]
     lines += [f"| {b} | " + " | ".join(row.get(c, "-") for c in used) + " |" for b, row in report.table.items()]
-    findings = [f"- {f.line()}" for f in report.findings]
-    lines += ["", "## Findings", ""] + (findings or ["Every check passes." if report.ok else "None."])
+    draw_pictures(report, path.parent)
+    found = [line for f in report.findings for line in (f"- {f.line()}", *figure_lines(asdict(f)))]
+    lines += ["", "## Findings", ""] + (found or ["Every check passes." if report.ok else "None."])
     if report.not_checked:
         lines += ["", "## Not checked", ""] + [f"- {b}: {why}" for b, why in report.not_checked.items()]
     if report.notes:
         lines += ["", "## Adapted", ""] + [f"- {n}" for n in sorted(report.notes)]
     _write(path, "\n".join(lines) + "\n")
+
+
+def draw_pictures(report: Report, folder: Path) -> None:
+    """Each numeric finding's pictures beside the report (once), named in the finding."""
+    for n, (finding, actual, expected, tol) in enumerate(report.pictures, 1):
+        if not finding.figures:
+            stem = f"{n}_{finding.block}_{finding.quantity}".replace(" ", "_")
+            finding.figures = picture(actual, expected, tol, folder, stem)["figures"]
 
 
 def _write(path: Path, text: str) -> None:

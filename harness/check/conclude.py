@@ -31,6 +31,8 @@ class Finding:
     course: bool | None = None  # whether it reproduces on the course network's configurations
     count: int = 1  # how many checked configurations fail this way
     setup: dict | None = None  # the failing configuration and dtype, for a reproducer (layer findings)
+    pattern: list[str] = field(default_factory=list)  # where the error is, in words (figures.pattern)
+    figures: list[str] = field(default_factory=list)  # its pictures, beside the Markdown report
 
     def line(self) -> str:
         parts = [f"{self.block}: {self.quantity} wrong" if self.error is not None else f"{self.block}: {self.quantity}"]

@@ -18,6 +18,7 @@ from ..parity import error_and_tolerance
 from .conclude import Finding
 from .diagnose import compare, diagnose
 from .features import course_versions, features, has, on_course
+from .figures import pattern
 from .matrix import CRASH, FAIL, GRID, NOT_RUN, PASS, PROBE, RAISED, TIMEOUT, UNSUPPORTED, Config, Matrix, Row
 from .specs import SPECS, Spec, describe
 
@@ -66,6 +67,7 @@ class Checker:
         self.findings: list[Finding] = []
         self.notes: set[str] = set()
         self.state: dict[str, BlockState] = {}
+        self.pictures: list[tuple[Finding, Tensor, Tensor, float]] = []  # numeric findings' tensors
         self.dtype = torch.float64  # the comparison's dtype for blocks not yet probed
 
     def add(self, finding: Finding) -> None:
@@ -295,11 +297,24 @@ class Checker:
         }
         if row.outcome == FAIL:
             finding.error, finding.tolerance = row.error, row.tolerance
+            self._picture(spec, q, first, finding)
             finding.diagnosis = self._steady_diagnosis(spec, q, first) or self._steady_diagnosis(spec, q, c)
         else:
             finding.diagnosis = {RAISED: "error", TIMEOUT: "timeout", CRASH: "crash"}.get(row.outcome, row.outcome)
         self.findings.append(finding)
         return finding
+
+    def _picture(self, spec: Spec, q: str, c: Config, finding: Finding) -> None:
+        """The error at the first failing landmark (batch 2, odd sizes: patterns show there), in
+        words now and as pictures when a Markdown report is written."""
+        reply, ref, _ = self.run(spec, c)
+        actual, expected = _quantity(reply, q), ref[q]
+        if actual is None or actual.shape != expected.shape or not actual.is_floating_point():
+            return
+        k = max(ref["output"].numel(), 1) * 9
+        _, tol = error_and_tolerance(actual.to(expected.dtype), expected, k)
+        finding.pattern = pattern(actual, expected, tol)
+        self.pictures.append((finding, actual, expected, tol))
 
     def _steady_diagnosis(self, spec: Spec, q: str, c: Config) -> str | None:
         labels = {self._diagnosis(spec, q, c, salt) for salt in range(DRAWS)}

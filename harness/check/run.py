@@ -28,6 +28,7 @@ class Report:
     prints: str = ""
     rows: list[Row] = field(default_factory=list)
     reproducers: list[str] = field(default_factory=list)
+    pictures: list[tuple[Finding, Any, Any, float]] = field(default_factory=list)  # (finding, target's, torch's, tol)
 
     @property
     def table(self) -> dict[str, dict[str, str]]:
@@ -63,6 +64,7 @@ def run_checks(child: Any, blocks: list[str], seed: int, quick: bool, only: set[
     report = Report(target="", dtype=str(min(dtypes, key=lambda d: torch.finfo(d).bits)).removeprefix("torch."))
     report.cells, report.findings, report.not_checked = conclusion.cells, conclusion.findings, conclusion.not_checked
     report.exit_status, report.notes, report.rows = conclusion.exit_status, checker.notes, checker.matrix.rows
+    report.pictures = checker.pictures
     for name in absent:
         report.cells.setdefault(name, {"forward": Cell(status="absent")})
     return report
