@@ -71,6 +71,8 @@ class TransposeConv2d(Module):
         self.padding = padding
         self.output_padding = output_padding
         self.dilation = dilation
+        if output_padding and output_padding >= stride:
+            raise ValueError("output_padding must be smaller than stride")
         k = math.sqrt(1 / (out_channels * kernel_size * kernel_size))
         self.weight = empty(in_channels, out_channels, kernel_size, kernel_size).uniform_(-k, k)
         self.grad_weight = empty(self.weight.shape).zero_()
