@@ -97,8 +97,14 @@ def _random_convs(n, seed):
 
 CONV = {n: dict(zip(CONV_KEYS, v), name=n) for n, v in _CONV.items()}
 CONV.update(_random_convs(24, 2024))
-ELEM = {"e1": (2, 3, 6, 6), "e2": (1, 2, 5, 7), "e3": (3, 1, 4, 4)}
-UPS = {"u1": (2, 3, 4, 4, 2), "u2": (1, 2, 3, 5, 2), "u3": (2, 1, 3, 3, 3)}
+ELEM = {"e1": (2, 3, 6, 6), "e2": (1, 2, 5, 7), "e3": (3, 1, 4, 4), "e4": (2, 3, 1, 1), "e5": (1, 4, 2, 3)}
+UPS = {
+    "u1": (2, 3, 4, 4, 2),
+    "u2": (1, 2, 3, 5, 2),
+    "u3": (2, 1, 3, 3, 3),
+    "u4": (1, 2, 2, 3, 3),
+    "u5": (2, 1, 1, 1, 2),
+}
 # N, C, H, W, k, stride, padding, all-negative input
 POOL = {
     "m1": (2, 3, 6, 6, 2, 2, 0, False),
@@ -107,8 +113,11 @@ POOL = {
     "m4": (2, 2, 5, 7, 2, 2, 0, False),
     "m5": (2, 2, 6, 6, 3, 1, 0, False),
     "m6": (1, 2, 6, 6, 2, 1, 1, True),
+    "m7": (2, 2, 7, 9, 2, 2, 0, "ties"),  # ties inside a window: torch sends the gradient to the first
+    "m8": (2, 2, 7, 7, 3, 2, 1, "ties"),  # overlapping windows with ties
+    "m9": (1, 1, 2, 2, 2, 2, 0, False),
 }
-MSES = {"l1": (2, 3, 4, 4), "l2": (1, 1, 3, 3), "l3": (4, 2, 5, 5)}
+MSES = {"l1": (2, 3, 4, 4), "l2": (1, 1, 3, 3), "l3": (4, 2, 5, 5), "l4": (3, 2, 1, 1)}
 LEAVES = ("Conv2d", "ConvTranspose2d", "Upsampling", "MaxPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "MSE")
 ALIASES = {
     "ConvTranspose2d": ("ConvTranspose2d", "TransposeConv2d", "ConvTranspose", "TransposedConv2d"),
@@ -544,7 +553,9 @@ class Child:
         torch, F = self.torch, self.F
         for n, (N, C, H, W, k, s, p, neg) in POOL.items():
             x = torch.randn(N, C, H, W, generator=torch.Generator().manual_seed(17))
-            if neg:
+            if neg == "ties":
+                x = (x * 1.5).round()
+            elif neg:
                 x = -x.abs() - 0.1
             cfg = dict(name=n, N=N, cin=C, H=H, W=W, k=k, s=s, p=p)
 
