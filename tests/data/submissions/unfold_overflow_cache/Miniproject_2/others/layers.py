@@ -31,7 +31,6 @@ class Conv2d(Module):
         self.output_size = None
 
     def _sizes(self, x):
-        # the image size is fixed for a given network, no need to redo this every batch
         if self.input_size is None:
             H, W = x.shape[2:]
             span = self.dilation * (self.kernel_size - 1) + 1
