@@ -32,9 +32,11 @@ import importlib
 import inspect
 import json
 import os
+import random
 import subprocess
 import sys
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,11 +60,51 @@ _CONV = {
     "l": (2, 2, 3, 6, 6, 3, 1, 1, 1, False, 0),  # bias off
     "m": (2, 2, 3, 5, 5, 3, 2, 1, 1, True, 1),  # output_padding 1 (transposed only)
     "n": (1, 2, 2, 5, 7, 3, 1, 1, 1, True, 0),  # non-square, stride 1
+    "o": (2, 2, 3, 6, 6, 1, 1, 0, 1, True, 0),  # kernel 1
+    "q": (2, 2, 3, 9, 9, 3, 3, 0, 1, True, 0),  # stride 3
+    "r": (2, 2, 3, 7, 9, (2, 3), 1, 0, 1, True, 0),  # a kernel pair
+    "s": (2, 2, 3, 6, 6, (1, 3), 2, 1, 1, True, 0),  # a kernel pair, stride 2, padding 1
+    "t": (2, 2, 3, 4, 4, 3, 1, 0, 2, True, 1),  # output_padding >= stride (allowed by dilation 2)
+    "u": (2, 2, 3, 7, 9, 3, 1, 2, 2, True, 0),  # dilation 2, padding 2
 }
 CONV_KEYS = ("N", "cin", "cout", "H", "W", "k", "s", "p", "d", "bias", "op")
+
+
+def kpair(k):
+    return tuple(k) if isinstance(k, (tuple, list)) else (k, k)
+
+
+def _conv_valid(c):
+    (kh, kw), s, p, d, op = kpair(c["k"]), c["s"], c["p"], c["d"], c["op"]
+    conv = all(n + 2 * p - d * (k - 1) - 1 >= 0 for n, k in ((c["H"], kh), (c["W"], kw)))
+    tconv = all((n - 1) * s - 2 * p + d * (k - 1) + op + 1 >= 1 for n, k in ((c["H"], kh), (c["W"], kw)))
+    return conv and tconv and op < max(s, d)
+
+
+def _random_convs(n, seed):
+    """configurations drawn like the checker draws them (kernel pairs, stride 3, padding 2, ...)"""
+    rng, out = random.Random(seed), {}
+    while len(out) < n:
+        c = dict(N=rng.randint(1, 3), cin=rng.randint(1, 4), cout=rng.randint(1, 4), H=rng.randint(3, 9))
+        c.update(W=rng.randint(3, 9), k=rng.choice([1, 2, 3, (1, 3), (3, 2)]), s=rng.randint(1, 3))
+        c.update(p=rng.randint(0, 2), d=rng.randint(1, 2), bias=rng.random() < 0.8, op=0)
+        if max(c["s"], c["d"]) > 1 and rng.random() < 0.3:
+            c["op"] = rng.randint(1, max(c["s"], c["d"]) - 1)
+        if _conv_valid(c):
+            out["r%02d" % len(out)] = dict(c, name="r%02d" % len(out))
+    return out
+
+
 CONV = {n: dict(zip(CONV_KEYS, v), name=n) for n, v in _CONV.items()}
-ELEM = {"e1": (2, 3, 6, 6), "e2": (1, 2, 5, 7), "e3": (3, 1, 4, 4)}
-UPS = {"u1": (2, 3, 4, 4, 2), "u2": (1, 2, 3, 5, 2), "u3": (2, 1, 3, 3, 3)}
+CONV.update(_random_convs(24, 2024))
+ELEM = {"e1": (2, 3, 6, 6), "e2": (1, 2, 5, 7), "e3": (3, 1, 4, 4), "e4": (2, 3, 1, 1), "e5": (1, 4, 2, 3)}
+UPS = {
+    "u1": (2, 3, 4, 4, 2),
+    "u2": (1, 2, 3, 5, 2),
+    "u3": (2, 1, 3, 3, 3),
+    "u4": (1, 2, 2, 3, 3),
+    "u5": (2, 1, 1, 1, 2),
+}
 # N, C, H, W, k, stride, padding, all-negative input
 POOL = {
     "m1": (2, 3, 6, 6, 2, 2, 0, False),
@@ -71,8 +113,11 @@ POOL = {
     "m4": (2, 2, 5, 7, 2, 2, 0, False),
     "m5": (2, 2, 6, 6, 3, 1, 0, False),
     "m6": (1, 2, 6, 6, 2, 1, 1, True),
+    "m7": (2, 2, 7, 9, 2, 2, 0, "ties"),  # ties inside a window: torch sends the gradient to the first
+    "m8": (2, 2, 7, 7, 3, 2, 1, "ties"),  # overlapping windows with ties
+    "m9": (1, 1, 2, 2, 2, 2, 0, False),
 }
-MSES = {"l1": (2, 3, 4, 4), "l2": (1, 1, 3, 3), "l3": (4, 2, 5, 5)}
+MSES = {"l1": (2, 3, 4, 4), "l2": (1, 1, 3, 3), "l3": (4, 2, 5, 5), "l4": (3, 2, 1, 1)}
 LEAVES = ("Conv2d", "ConvTranspose2d", "Upsampling", "MaxPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "MSE")
 ALIASES = {
     "ConvTranspose2d": ("ConvTranspose2d", "TransposeConv2d", "ConvTranspose", "TransposedConv2d"),
@@ -302,23 +347,43 @@ class Child:
         torch = self.torch
         w_shape = (c["cout"], c["cin"]) if block == "Conv2d" else (c["cin"], c["cout"])
         x = torch.randn(c["N"], c["cin"], c["H"], c["W"], generator=gen)
-        w = torch.randn(*w_shape, c["k"], c["k"], generator=gen)
+        w = torch.randn(*w_shape, *kpair(c["k"]), generator=gen)
         b = torch.randn(c["cout"], generator=gen) if c["bias"] else None
         return x, w, b
 
     def conv_block(self, block, c):
-        """build and load torch's weights; the reference has a bias only if the config has one"""
-        b = self.drv.build(block, self.conv_kw(block, c))
-        return b
+        """the submission's block; a block that refuses a kernel pair or an output_padding >=
+        stride when it is built does not support it (torch's handout refuses the latter too)"""
+        try:
+            return self.drv.build(block, self.conv_kw(block, c))
+        except (TypeError, ValueError, NotImplementedError):
+            refusals = []  # (what it refuses, the same configuration without it)
+            if isinstance(c["k"], tuple):
+                refusals.append(("kernel pair", dict(c, k=c["k"][0])))
+            if block == "ConvTranspose2d" and c["op"] >= c["s"]:
+                refusals.append(("output_padding >= stride", dict(c, op=0)))
+            if block == "ConvTranspose2d" and c["p"] > c["d"] * (max(kpair(c["k"])) - 1):
+                refusals.append(("padding > dilation * (kernel_size - 1)", dict(c, p=0)))
+            if not refusals:
+                raise
+            for what, other in refusals:  # the one whose removal makes the block build
+                try:
+                    self.drv.build(block, self.conv_kw(block, other))
+                except (TypeError, ValueError, NotImplementedError):
+                    continue
+                raise Unsupported("%s %s" % (block, what)) from None
+            raise Unsupported("%s %s" % (block, refusals[0][0])) from None
 
     def conv_check(self, block, name):
         torch = self.torch
         c = dict(CONV[name])
         if block == "Conv2d" and c["op"]:
-            return
+            if name in ("m", "t"):  # the transposed convolution's landmarks
+                return
+            c["op"] = 0
         if not self.drv.has_bias(block):
             c["bias"] = False
-        gen = torch.Generator().manual_seed(hash(name) % 1000)
+        gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
         x, w, bias = self.conv_tensors(block, c, gen)
         blk = self.conv_block(block, c)
         self.drv.set_params(blk, w, bias)
@@ -355,7 +420,7 @@ class Child:
         N, C, H, W, k, s, p, d = (c[n] for n in ("N", "cin", "H", "W", "k", "s", "p", "d"))
         alts = {}
         gcols = g.reshape(N, c["cout"], -1)
-        viewed = w.reshape(C * k * k, c["cout"]) @ gcols
+        viewed = w.reshape(-1, c["cout"]) @ gcols
         full = F.fold(viewed, (H + 2 * p, W + 2 * p), k, dilation=d, stride=s)
         alts["kernel viewed as (in*k*k, out) instead of transposed"] = self.err(gx, full[:, :, p : p + H, p : p + W])
         # stride ignored: the output gradient scattered at stride 1 into the padded input's frame
@@ -488,7 +553,9 @@ class Child:
         torch, F = self.torch, self.F
         for n, (N, C, H, W, k, s, p, neg) in POOL.items():
             x = torch.randn(N, C, H, W, generator=torch.Generator().manual_seed(17))
-            if neg:
+            if neg == "ties":
+                x = (x * 1.5).round()
+            elif neg:
                 x = -x.abs() - 0.1
             cfg = dict(name=n, N=N, cin=C, H=H, W=W, k=k, s=s, p=p)
 
@@ -781,7 +848,7 @@ def features(block, cfg):
     if g("momentum", 0):
         f.add("momentum > 0")
     if "k" in cfg and "d" in cfg:  # convolutions
-        k, s, p, d = cfg["k"], cfg["s"], cfg["p"], cfg["d"]
+        (kh, kw), s, p, d = kpair(cfg["k"]), cfg["s"], cfg["p"], cfg["d"]
         f |= {n for n, on in (("stride > 1", s > 1), ("padding > 0", p > 0), ("dilation > 1", d > 1)) if on}
         if cfg["cin"] != cfg["cout"]:
             f.add("in_channels != out_channels")
@@ -789,9 +856,9 @@ def features(block, cfg):
             f.add("bias")
         if cfg.get("op"):
             f.add("output_padding > 0")
-        if p == d * (k - 1):
+        if p == d * (kh - 1) == d * (kw - 1):
             f.add("padding = kernel - 1")
-        if block == "Conv2d" and any((n + 2 * p - d * (k - 1) - 1) % s for n in (cfg["H"], cfg["W"])):
+        if block == "Conv2d" and any((n + 2 * p - d * (k - 1) - 1) % s for n, k in ((cfg["H"], kh), (cfg["W"], kw))):
             f.add("stride does not divide")
     elif "k" in cfg:  # pooling
         if cfg["s"] > 1:

@@ -45,7 +45,7 @@ class Conv2d(Module):
         self.dL_dw += (dL_dy @ self.x_unf.transpose(1, 2)).sum(0).view(self.w.shape)
         if self.b is not None:
             self.dL_db += dL_dy.sum((0, 2))
-        dL_dx_unf = self.w.view(-1, self.ch_out) @ dL_dy  # (ch_in*k*k, ch_out) @ (N, ch_out, L)
+        dL_dx_unf = self.w.view(-1, self.ch_out) @ dL_dy
         return fold(dL_dx_unf, self.x_hw, self.k, padding=self.padding, stride=self.stride)
 
     def param(self):

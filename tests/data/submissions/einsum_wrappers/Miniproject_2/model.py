@@ -84,16 +84,18 @@ class ConvTranspose2d(Module):
         self.weight = Parameter(empty(in_channels, out_channels, *self.k).uniform_(-a, a))
         self.bias = Parameter(empty(out_channels).uniform_(-a, a)) if bias else None
 
-    def _fold_args(self):
-        return dict(kernel_size=self.k, dilation=self.dilation, padding=self.padding, stride=self.stride)
-
     def forward(self, x):
+        # fold without padding onto the full output, add the output_padding rows/columns at the
+        # end, then cut the padding off both sides (fold alone cannot do output_padding >= stride)
         self.x = x
         n, c, h, w = x.shape
-        out_size = [(s - 1) * self.stride[i] - 2 * self.padding[i] + self.dilation[i] * (self.k[i] - 1)
-                    + self.output_padding[i] + 1 for i, s in enumerate((h, w))]
+        self.full = [(s - 1) * self.stride[i] + self.dilation[i] * (self.k[i] - 1) + 1 for i, s in enumerate((h, w))]
         cols = einsum('nchw,cokl->noklhw', x, self.weight.value)
-        y = fold(cols.reshape(n, -1, h * w), out_size, **self._fold_args())
+        y = fold(cols.reshape(n, -1, h * w), self.full, self.k, self.dilation, 0, self.stride)
+        (p0, p1), (op0, op1) = self.padding, self.output_padding
+        big = empty(n, y.shape[1], self.full[0] + op0, self.full[1] + op1, dtype=y.dtype).zero_()
+        big[:, :, :self.full[0], :self.full[1]] = y
+        y = big[:, :, p0:big.shape[2] - p0, p1:big.shape[3] - p1]
         if self.bias is not None:
             y = y + self.bias.value.view(1, -1, 1, 1)
         return y
@@ -101,7 +103,11 @@ class ConvTranspose2d(Module):
     def backward(self, dy):
         n, c, h, w = self.x.shape
         o = dy.shape[1]
-        gcols = unfold(dy, **self._fold_args()).view(n, o, self.k[0], self.k[1], h, w)
+        (p0, p1), (op0, op1) = self.padding, self.output_padding
+        big = empty(n, o, self.full[0] + op0, self.full[1] + op1, dtype=dy.dtype).zero_()
+        big[:, :, p0:p0 + dy.shape[2], p1:p1 + dy.shape[3]] = dy
+        gcols = unfold(big[:, :, :self.full[0], :self.full[1]], self.k, self.dilation, 0, self.stride)
+        gcols = gcols.view(n, o, self.k[0], self.k[1], h, w)
         self.weight.grad += einsum('nchw,noklhw->cokl', self.x, gcols)
         if self.bias is not None:
             self.bias.grad += einsum('nohw->o', dy)

@@ -119,6 +119,8 @@ class TransposeConv2d(Module):
         self.fold_args = dict(kernel_size=_p(kernel_size), dilation=_p(dilation), padding=_p(padding),
                               stride=_p(stride))
         self.output_padding = _p(output_padding)
+        if any(op >= s for op, s in zip(self.output_padding, _p(stride))):
+            raise ValueError("TransposeConv2d: output_padding must be smaller than stride")
         kh, kw = _p(kernel_size)
         bound = 1 / math.sqrt(out_channels * kh * kw)
         self.weight = Variable(empty(in_channels, out_channels, kh, kw).uniform_(-bound, bound))

@@ -64,6 +64,8 @@ class ConvTranspose2d(Module):
                  dilation=1, bias=True):
         self.c_in, self.c_out, self.k = in_channels, out_channels, kernel_size
         self.stride, self.padding, self.dilation, self.output_padding = stride, padding, dilation, output_padding
+        if output_padding >= stride:
+            raise ValueError("output_padding has to be < stride (fold makes one block per input pixel)")
         std = 1 / math.sqrt(out_channels * kernel_size ** 2)
         self.W = empty(in_channels, out_channels * kernel_size ** 2).uniform_(-std, std)
         self.dW = empty(self.W.shape).fill_(0)

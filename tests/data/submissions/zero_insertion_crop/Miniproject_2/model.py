@@ -75,6 +75,8 @@ class TransposeConv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True):
         self.cin, self.cout, self.k = in_channels, out_channels, kernel_size
         self.stride, self.padding, self.dilation = stride, padding, dilation
+        if padding > dilation * (kernel_size - 1):
+            raise ValueError("padding can be at most dilation * (kernel_size - 1) here")
         r = 1 / math.sqrt(out_channels * kernel_size * kernel_size)
         self.W = empty(in_channels, out_channels, kernel_size, kernel_size).uniform_(-r, r)
         self.b = empty(out_channels).uniform_(-r, r) if bias else None

@@ -25,11 +25,14 @@ class TransposeConv2d(Module):
         N, C, H, W = input.shape
         s, k = self.stride, self.kernel_size
         q = k - 1 - self.padding
-        if q < 0:
-            raise ValueError("padding must be smaller than the kernel size")
+        # q < 0 (padding >= kernel): "negative padding", i.e. crop the zero-inserted input
+        self.pad, self.crop = max(q, 0), max(-q, 0)
         self.input_shape = input.shape
-        dil = zeros(N, C, (H - 1) * s + 1 + 2 * q, (W - 1) * s + 1 + 2 * q)
-        dil[:, :, q:q + (H - 1) * s + 1:s, q:q + (W - 1) * s + 1:s] = input
+        dil = zeros(N, C, (H - 1) * s + 1 + 2 * self.pad, (W - 1) * s + 1 + 2 * self.pad)
+        dil[:, :, self.pad:self.pad + (H - 1) * s + 1:s, self.pad:self.pad + (W - 1) * s + 1:s] = input
+        self.dil_shape = dil.shape
+        c = self.crop
+        dil = dil[:, :, c:dil.shape[2] - c, c:dil.shape[3] - c]
         self.dil_size = dil.shape[2:]
         self.cols = unfold(dil, k)
         Ho, Wo = dil.shape[2] - k + 1, dil.shape[3] - k + 1
@@ -41,7 +44,6 @@ class TransposeConv2d(Module):
     def backward(self, gradwrtoutput):
         N, C, H, W = self.input_shape
         s, k = self.stride, self.kernel_size
-        q = k - 1 - self.padding
         g = gradwrtoutput.reshape(N, self.output_channel, -1)
         dK = (g @ self.cols.transpose(1, 2)).sum(0).view(self.output_channel, C, k, k)
         dW = dK.transpose(0, 1).flip(2, 3)
@@ -50,7 +52,9 @@ class TransposeConv2d(Module):
         if self.bias is not None:
             db = gradwrtoutput.sum((0, 2, 3))
             self.bias_grad += db
-        ddil = fold(self._kernel().t() @ g, self.dil_size, k)
+        ddil = zeros(self.dil_shape)
+        c, q = self.crop, self.pad
+        ddil[:, :, c:self.dil_shape[2] - c, c:self.dil_shape[3] - c] = fold(self._kernel().t() @ g, self.dil_size, k)
         dX = ddil[:, :, q:q + (H - 1) * s + 1:s, q:q + (W - 1) * s + 1:s]
         return dX, dW, db
 

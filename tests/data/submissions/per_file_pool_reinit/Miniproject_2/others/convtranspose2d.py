@@ -10,6 +10,8 @@ class ConvTranspose2d(Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.output_padding, self.dilation = output_padding, dilation
+        if output_padding >= stride:
+            raise NotImplementedError("output_padding >= stride")
         self.weight = empty(in_channels, out_channels, kernel_size, kernel_size)
         self.bias = empty(out_channels) if bias else None
         self.weight_grad = empty(self.weight.shape).zero_()

@@ -31,7 +31,6 @@ class Conv2d(Module):
         self.output_size = None
 
     def _sizes(self, x):
-        # the image size is fixed for a given network, no need to redo this every batch
         if self.input_size is None:
             H, W = x.shape[2:]
             span = self.dilation * (self.kernel_size - 1) + 1
@@ -71,6 +70,8 @@ class TransposeConv2d(Module):
         self.padding = padding
         self.output_padding = output_padding
         self.dilation = dilation
+        if output_padding and output_padding >= stride:
+            raise ValueError("output_padding must be smaller than stride")
         k = math.sqrt(1 / (out_channels * kernel_size * kernel_size))
         self.weight = empty(in_channels, out_channels, kernel_size, kernel_size).uniform_(-k, k)
         self.grad_weight = empty(self.weight.shape).zero_()
