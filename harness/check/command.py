@@ -103,7 +103,7 @@ def check(
             raise UsageError(f"{target}: cannot import the target: {_why(loaded)}\n{child.prints()[-2000:]}".rstrip())
         if not loaded["blocks"]:
             raise UsageError(f"{target}: no blocks found under the course's or torch's names")
-        report = run_checks(child, loaded["blocks"], seed, quick, only)
+        report = run_checks(child, loaded["blocks"], seed, quick, only, adapter is not None)
         report.notes.update(loaded.get("notes", []))
         report.target = target
         if repro is not None:

@@ -39,9 +39,13 @@ class Report:
         return self.exit_status == 0
 
 
-def run_checks(child: Any, blocks: list[str], seed: int, quick: bool, only: set[str] | None) -> Report:
-    """Every check of the blocks the target has (``only``: a subset, by canonical name)."""
+def run_checks(
+    child: Any, blocks: list[str], seed: int, quick: bool, only: set[str] | None, adapted: bool = False
+) -> Report:
+    """Every check of the blocks the target has (``only``: a subset, by canonical name;
+    ``adapted``: an adapter file drives the blocks)."""
     checker = NetworkChecks(child, blocks, seed, quick)
+    checker.adapted = adapted
     wanted = [b for b in ORDER if only is None or b in only]
     absent: list[str] = []
     for name in wanted:

@@ -119,14 +119,24 @@ def handle(request: dict[str, Any], session: Session | None) -> tuple[Session | 
             session = _session(request)
             return session, {"blocks": sorted(session.ns), "file": session.file, "notes": sorted(session.adapter.notes)}
         assert session is not None, "a request before load"
-        torch.set_default_dtype(request.get("dtype", torch.float64))  # the target's empty() buffers follow
-        reply = getattr(session, request["op"])(request)
+        reply = _with_dtype(getattr(session, request["op"]), request)
         reply["notes"] = sorted(session.adapter.notes)
         return session, reply
     except Unsupported as e:
         return session, {"unsupported": str(e)}
     except Exception as e:  # noqa: BLE001 (the target's error is the answer)
         return session, {"error": describe_error(e, root)}
+
+
+def _with_dtype(op: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """``op(request)`` with torch's default dtype the comparison's (the target's ``torch.empty``
+    buffers follow it), restored after."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(request.get("dtype", torch.float64))
+    try:
+        return op(request)
+    finally:
+        torch.set_default_dtype(before)
 
 
 def _session(request: dict[str, Any]) -> Session:
