@@ -21,7 +21,9 @@ from typing import Any
 import torch
 
 from harness.bench import main as bench_main
-from harness.check.command import DEFAULT_TIME_LIMIT, write_json, write_junit, write_markdown
+from harness.check.child import DEFAULT_TOTAL_TIME
+from harness.check.isolation import ISOLATIONS
+from harness.check.command import DEFAULT_TIME_LIMIT, RULES, write_json, write_junit, write_markdown
 from harness.check.command import check as run_check
 from harness.check.command import text as check_text
 from harness.report import DEFAULT_UNET_CHANNELS, make_report
@@ -212,7 +214,13 @@ def _check_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the inputs and drawn configurations (default 0)")
     limit = "seconds per check (default 30; the import gets at least 30)"
     p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help=limit)
+    total = f"seconds for the whole run; the checks left then are reported as timed out (default {DEFAULT_TOTAL_TIME:g})"
+    p.add_argument("--total-time", type=float, default=DEFAULT_TOTAL_TIME, help=total)
     p.add_argument("--quick", action="store_true", help="landmark configurations only, a few seconds")
+    isolation = "where the target's code runs: bubblewrap where it works (auto, the default), bwrap, or process"
+    p.add_argument("--isolation", choices=ISOLATIONS, default="auto", help=isolation)
+    rule = "the EE-559 rule (tensor operations only, no autograd, fold/unfold only from torch.nn): auto checks it "
+    p.add_argument("--rule", choices=RULES, default="auto", help=rule + "for the course layout (Miniproject_2/)")
 
 
 def _evalset(args: argparse.Namespace, prefix: str, noise: str) -> EvalSet:
@@ -408,9 +416,14 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    if args.time_limit <= 0:
-        raise field_error("time_limit", f"must be positive, got {args.time_limit}")
-    report = run_check(args.target, args.adapter, args.blocks, args.seed, args.time_limit, args.quick)
+    """The report is written only once every process of the target is gone (``run_check``
+    returns then), so nothing the target printed can come after it."""
+    options = {"total_time": args.total_time, "isolation": args.isolation, "rule": args.rule}
+    try:
+        report = run_check(args.target, args.adapter, args.blocks, args.seed, args.time_limit, args.quick, **options)
+    except KeyboardInterrupt:  # a user's Ctrl-C, or (isolated as a plain process) the target's SIGINT
+        print("n2n: interrupted; no report written", file=sys.stderr)
+        return 130
     sys.stdout.write(check_text(report))
     for path, write in ((args.json, write_json), (args.junit_xml, write_junit), (args.markdown, write_markdown)):
         if path:

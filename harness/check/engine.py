@@ -16,6 +16,7 @@ from ..parity import error_and_tolerance
 from .child import Child
 from .diagnose import compare, diagnose
 from .specs import SPECS, Config, Spec, describe
+from .steps import losses_problem, params_problem
 
 LAYER_QUANTITIES = ("output", "input gradient", "gradient of weight", "gradient of bias")
 COLUMNS = ("forward", "backward", "parameters", "contract")
@@ -60,6 +61,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     notes: set[str] = field(default_factory=set)
     prints: str = ""
+    isolation: str = ""  # how the target's code was kept apart (harness.check.isolation)
 
     def mark(self, block: str, column: str, status: str) -> None:
         row = self.table.setdefault(block, {})
@@ -132,7 +134,7 @@ class Checker:
     def fails(self, spec: Spec, c: Config, quantity: str, salt: int = 0) -> bool:
         reply, ref, _ = self.run(spec, c, salt=salt)
         if "output" not in reply:
-            return "error" in reply  # an exception is a failure too (not a refusal, not a crash)
+            return "error" in reply or "invalid" in reply  # a failure too (not a refusal, not a crash)
         return quantity in self.wrong(spec, c, reply, ref)
 
     # a block ---------------------------------------------------------------------------------
@@ -141,7 +143,7 @@ class Checker:
         False when the block hangs or kills its process (reported; its checks are skipped)."""
         self.dtype = torch.float64
         reply, _, _ = self.run(spec, spec.base)
-        if "timeout" in reply or "crash" in reply:
+        if "timeout" in reply or "crash" in reply or "invalid" in reply:
             return not self._abnormal(spec.name, spec.base, reply)
         results = [reply.get("output"), reply.get("input_grad"), *reply.get("grads", {}).values()]
         broken = "error" in reply or "backward_error" in reply
@@ -197,7 +199,7 @@ class Checker:
             self.report.mark(name, "forward", "unsupported")
             self.report.notes.add(f"{name}: unsupported at {describe(c)}: {reply['unsupported']}")
             return True
-        for kind, status in (("timeout", "timeout"), ("crash", "crash"), ("error", "error")):
+        for kind, status in (("timeout", "timeout"), ("crash", "crash"), ("error", "error"), ("invalid", "FAIL")):
             if kind in reply:
                 self.report.mark(name, "forward", status)
                 self.report.findings.append(_abnormal_finding(name, "output", c, kind, reply[kind]))
@@ -233,8 +235,8 @@ class Checker:
         nearest = self._nearest_passing(spec, c, quantity)
         feature, passes_at = nearest or ("any", None)
         if "output" not in reply:  # (refusing now what it answered before: a flaky target is wrong too)
-            kind = next(k for k in ("error", "timeout", "crash", "unsupported") if k in reply)
-            self.report.mark(spec.name, "forward", kind)
+            kind = next(k for k in ("error", "timeout", "crash", "unsupported", "invalid") if k in reply)
+            self.report.mark(spec.name, "forward", "FAIL" if kind == "invalid" else kind)
             finding = _abnormal_finding(spec.name, quantity, c, kind, reply[kind])
             finding.feature, finding.passes_at = feature, passes_at
             self.report.findings.append(finding)
@@ -581,7 +583,7 @@ class Composite(Checker):
             for _ in range(3)
         ]
         opt = torch.optim.SGD([t for _, _, p in layers for t in p.values()], lr=0.5)
-        expected = []
+        expected, trajectory = [], []
         for x, y in batches:
             opt.zero_grad()
             out = x
@@ -591,17 +593,22 @@ class Composite(Checker):
             loss.backward()
             opt.step()
             expected.append(loss.item())
+            trajectory.append([{k: t.detach().clone() for k, t in p.items()} for _, _, p in layers])
         reply = self.child.ask({"op": "train", "blocks": blocks, "batches": batches, "lr": 0.5})
         c = {"batch": 2, "size": (8, 8), "steps": 3, "width": width}
         if self._abnormal("course network", c, reply):
             self.report.table["course network"]["training"] = self.report.table["course network"].pop("forward")
             return
+        start = [b["params"] for b in blocks]
+        problem = losses_problem(reply["losses"], len(batches)) or params_problem(reply["params"], trajectory, start)
+        scale = 1 if self.dtype == torch.float64 else 1e4
         for i, (got, want) in enumerate(zip(reply["losses"], expected)):
-            if abs(got - want) > 1e-6 * max(1.0, abs(want)) * (1 if self.dtype == torch.float64 else 1e4):
-                message = f"loss at step {i + 1} is {got:.6g}, torch's {want:.6g}"
-                self.report.findings.append(Finding("course network", "composition", describe(c), message, None, "any"))
-                self.report.mark("course network", "training", "FAIL")
-                return
+            if problem is None and abs(got - want) > 1e-6 * max(1.0, abs(want)) * scale:
+                problem = f"loss at step {i + 1} is {got:.6g}, torch's {want:.6g}"
+        if problem is not None:
+            self.report.findings.append(Finding("course network", "composition", describe(c), problem, None, "any"))
+            self.report.mark("course network", "training", "FAIL")
+            return
         self.report.mark("course network", "training", "pass")
 
 

@@ -1,7 +1,11 @@
 """The child process of ``n2n check``: imports the target and runs its blocks on the checker's
 inputs, returning raw results. No comparison happens here: torch's reference is computed in the
 checker's own process, which the target's code never touches (so an import that changes torch's
-defaults or seeds cannot falsify it). Run as ``python -m harness.check.worker``."""
+defaults or seeds cannot falsify it). Run as ``python -m harness.check.worker LIMITS`` (its
+resource limits, ``name=value,...``: :func:`.isolation.limits`), set before the target loads.
+
+A block is the target's when its class's own code comes from the target's files (by source
+file: ``__module__`` is the class's own word and proves nothing)."""
 
 from __future__ import annotations
 
@@ -11,13 +15,14 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any
 
 from torch import Tensor
 
-from . import protocol
+from . import isolation, protocol
 from .adapter import Adapter, Unsupported
+from .recorder import Recorder, target_file
 
 ALIASES = {
     "Conv2d": ("Conv2d", "Conv2D", "Convolution2d"),
@@ -50,31 +55,47 @@ def _load(target: dict[str, str]) -> tuple[ModuleType, Path]:
 
 def _discover(module: ModuleType, root: Path) -> dict[str, type]:
     """Blocks by the course's and torch's names: the module's own first, then the modules of
-    its package that it imported (blocks often live in ``others/``)."""
+    its package that it imported (blocks often live in ``others/``); a class counts only when
+    its code is the target's (:func:`_code_files`)."""
     modules = [module] + [m for m in list(sys.modules.values()) if m is not module and _ours(m, root)]
     found: dict[str, type] = {}
     for canonical, names in ALIASES.items():
         for m in modules:
             classes = [getattr(m, n, None) for n in names]
-            cls = next((c for c in classes if isinstance(c, type) and _ours(sys.modules.get(c.__module__), root)), None)
+            cls = next((c for c in classes if isinstance(c, type) and _defined_by_target(c, root)), None)
             if cls is not None:
                 found[canonical] = cls
                 break
     return found
 
 
+def _code_files(cls: type) -> dict[str, str]:
+    """{file: class name} of the first class in ``cls``'s MRO with code of its own (its methods'
+    code objects say where they were compiled and under which class name)."""
+    for klass in cls.__mro__[:-1]:
+        found = {}
+        for value in vars(klass).values():
+            value = getattr(value, "__func__", value)  # static and class methods
+            value = value.fget if isinstance(value, property) else value
+            code = getattr(value, "__code__", None)
+            if isinstance(code, CodeType):
+                found[code.co_filename] = code.co_qualname.rsplit(".", 1)[0]
+        if found:
+            return found
+    return {}
+
+
+def _defined_by_target(cls: type, root: Path) -> bool:
+    return any(target_file(f, root) for f in _code_files(cls))
+
+
 def _ours(module: ModuleType | None, root: Path) -> bool:
     """Whether a module is the target's own code (under its folder, not an installed package)."""
-    file = str(getattr(module, "__file__", None) or "")
-    return file.startswith(str(root)) and "site-packages" not in file
+    return target_file(str(getattr(module, "__file__", None) or ""), root)
 
 
 def _where(error: BaseException, root: Path) -> str:
-    frames = [
-        f
-        for f in traceback.extract_tb(error.__traceback__)
-        if f.filename.startswith(str(root)) and "site-packages" not in f.filename
-    ]
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if target_file(f.filename, root)]
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
@@ -83,8 +104,10 @@ def _error(e: BaseException, root: Path) -> dict[str, str]:
 
 
 def _tensor(value: Any, what: str) -> Tensor:
+    """A copy the target keeps no reference to, as a plain tensor (the checker judges its kind)."""
     if isinstance(value, Tensor):
-        return value.detach().clone()
+        value = value.detach()
+        return (value if type(value) is Tensor else value.as_subclass(Tensor)).clone()
     raise TypeError(f"{what} returned {type(value).__name__}, not a tensor")
 
 
@@ -98,6 +121,14 @@ class Session:
     def __init__(self, namespace: dict[str, type], adapter: Adapter, root: Path) -> None:
         self.ns, self.adapter, self.root = namespace, adapter, root
         self.file = ""  # the target's module file, for the load reply
+        self.recorder: Recorder | None = None  # the course rule's, when it is checked
+
+    def _answer(self, block: Any, value: Any, what: str) -> Tensor:
+        """``value`` copied; a tensor that carries autograd is a violation of the course rule."""
+        if self.recorder is not None and isinstance(value, Tensor) and value.requires_grad:
+            caller = f"{type(block).__name__}.{what}"
+            self.recorder.add(caller, "returns a tensor that requires grad (autograd)", "")
+        return _tensor(value, what)
 
     def _block(self, spec: dict[str, Any]) -> Any:
         a = self.adapter
@@ -117,9 +148,10 @@ class Session:
         block = self._block(r)
         x = r["input"].clone()
         out["grads_initial"] = _grads(a, block) if r.get("params") else {}
-        out["output"] = _tensor(a.forward(block, x), "forward")
+        out["output"] = self._answer(block, a.forward(block, x), "forward")
         try:  # a backward that raises still leaves the forward's output to compare
-            out["input_grad"] = _none_or_tensor(a.backward(block, r["grad"].clone()), "backward")
+            grad = a.backward(block, r["grad"].clone())
+            out["input_grad"] = None if grad is None else self._answer(block, grad, "backward")
         except Exception as e:  # noqa: BLE001 (the target's error is the answer)
             out["backward_error"] = _error(e, self.root)
             return out
@@ -196,16 +228,17 @@ class Session:
         swapped = a.loss_swapped(loss)
         pairs = [pair for b in blocks for pair in a._pair_list(b)]
         opt = self.ns["SGD"](pairs, r["lr"])
-        losses = []
+        losses, history = [], []
         for x, y in r["batches"]:
             for b in blocks:
                 a.zero_grad(b)
-            pred = a.forward(model, x.clone())
+            pred = self._answer(model, a.forward(model, x.clone()), "forward")
             value = a.forward(loss, *((y, pred) if swapped else (pred, y)))
             losses.append(float(value))
             a.backward(model, a.backward(loss, None))
             a.step(opt)
-        return {"losses": losses}
+            history.append([{k: _tensor(v, k) for k, v in a.get_params(b).items()} for b in blocks])
+        return {"losses": losses, "params": history}
 
 
 def _none_or_tensor(value: Any, what: str) -> Tensor | None:
@@ -213,6 +246,7 @@ def _none_or_tensor(value: Any, what: str) -> Tensor | None:
 
 
 def main() -> None:
+    isolation.apply_limits({k: int(v) for k, v in (item.split("=") for item in sys.argv[1].split(",") if item)})
     sys.dont_write_bytecode = True
     requests = os.fdopen(os.dup(0), "rb")
     replies = os.fdopen(os.dup(1), "wb")
@@ -227,28 +261,59 @@ def main() -> None:
         except EOFError:
             return
         session, reply = handle(request, session)
-        protocol.write_frame(replies, protocol.encode_reply(reply))
+        protocol.write_frame(replies, _encoded(reply))
+
+
+def _encoded(reply: dict[str, Any]) -> bytes:
+    try:
+        return protocol.encode_reply(reply)
+    except Exception as e:  # noqa: BLE001 (something the target returned cannot be sent: its error)
+        message = f"the reply cannot be sent: {type(e).__name__}: {e}"
+        return protocol.encode_reply({"error": {"type": "UnsendableReply", "message": message[:300], "where": ""}})
 
 
 def handle(request: dict[str, Any], session: Session | None) -> tuple[Session | None, dict[str, Any]]:
     """One request: ``load`` makes the session, any other op runs on it. Whatever the target
-    raises becomes the reply (the worker itself never dies of it)."""
+    raises becomes the reply (the worker itself never dies of it); the course rule's records
+    since the last reply go with it."""
     root = session.root if session is not None else Path(request.get("target", {}).get("root", "."))
+    recorder = session.recorder if session is not None else _recorder(request, root)
     try:
         if request["op"] == "load":
-            session = _session(request)
-            return session, {"blocks": sorted(session.ns), "file": session.file}
-        assert session is not None, "a request before load"
-        reply = getattr(session, request["op"])(request)
-        reply["notes"] = sorted(session.adapter.notes)
-        return session, reply
+            session = _session(request, recorder)
+            reply = {"blocks": sorted(session.ns), "file": session.file, "files": _files(session)}
+            reply["classes"] = dict(recorder.blocks) if recorder is not None else {}
+        else:
+            assert session is not None, "a request before load"
+            reply = getattr(session, request["op"])(request)
+            reply["notes"] = sorted(session.adapter.notes)
     except Unsupported as e:
-        return session, {"unsupported": str(e)}
+        reply = {"unsupported": str(e)}
     except Exception as e:  # noqa: BLE001 (the target's error is the answer)
-        return session, {"error": _error(e, root)}
+        reply = {"error": _error(e, root)}
+    if recorder is not None:
+        reply["rule"] = recorder.take()
+    return session, reply
 
 
-def _session(request: dict[str, Any]) -> Session:
+def _recorder(request: dict[str, Any], root: Path) -> Recorder | None:
+    """The course rule's recorder, installed before the target is imported (so that its
+    ``from torch.nn.functional import ...`` binds the recording functions)."""
+    if request.get("op") != "load" or not request.get("rule"):
+        return None
+    recorder = Recorder(lambda f: target_file(f, root), lambda f: os.path.relpath(f, root))
+    recorder.install()
+    return recorder
+
+
+def _files(session: Session) -> list[str]:
+    """The target's files that were loaded: what the course rule's source scan reads."""
+    modules = [str(getattr(m, "__file__", None) or "") for m in list(sys.modules.values())]
+    classes = [f for cls in session.ns.values() for f in _code_files(cls)]
+    return sorted({f for f in modules + classes if target_file(f, session.root) and f.endswith(".py")})
+
+
+def _session(request: dict[str, Any], recorder: Recorder | None) -> Session:
     module, root = _load(request["target"])
     user = _load_adapter(request.get("adapter"))
     namespace = _discover(module, root)
@@ -256,6 +321,9 @@ def _session(request: dict[str, Any]) -> Session:
         namespace.update(user.blocks(module))
     session = Session(namespace, Adapter(namespace, user), root)
     session.file = str(getattr(module, "__file__", ""))
+    session.recorder = recorder
+    if recorder is not None:
+        recorder.blocks.update({name: block for block, cls in namespace.items() for name in _code_files(cls).values()})
     return session
 
 
