@@ -22,10 +22,10 @@ import torch
 
 from harness.bench import main as bench_main
 from harness.check.child import DEFAULT_TOTAL_TIME
-from harness.check.isolation import ISOLATIONS
 from harness.check.command import DEFAULT_TIME_LIMIT, RULES, write_json, write_junit, write_markdown
 from harness.check.command import check as run_check
 from harness.check.command import text as check_text
+from harness.check.isolation import ISOLATIONS
 from harness.report import DEFAULT_UNET_CHANNELS, make_report
 from harness.twin import TorchBackend
 from impl.app import course, distributed
@@ -214,7 +214,7 @@ def _check_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the inputs and drawn configurations (default 0)")
     limit = "seconds per check (default 30; the import gets at least 30)"
     p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help=limit)
-    total = f"seconds for the whole run; the checks left then are reported as timed out (default {DEFAULT_TOTAL_TIME:g})"
+    total = f"seconds for the whole run; checks left then are reported as timed out (default {DEFAULT_TOTAL_TIME:g})"
     p.add_argument("--total-time", type=float, default=DEFAULT_TOTAL_TIME, help=total)
     p.add_argument("--quick", action="store_true", help="landmark configurations only, a few seconds")
     isolation = "where the target's code runs: bubblewrap where it works (auto, the default), bwrap, or process"

@@ -97,8 +97,10 @@ def check(
     the EE-559 course rule is checked with ``ee559``, and with ``auto`` for the course's layout
     (a folder holding ``Miniproject_2/model.py``)."""
     for field, value in (("time_limit", time_limit), ("total_time", total_time)):
-        if not (math.isfinite(value) and value > 0):
-            raise field_error(field, f"must be a positive number of seconds, got {value}")
+        if not math.isfinite(value):
+            raise field_error(field, f"must be a finite number of seconds, got {value}")
+        if value <= 0:
+            raise field_error(field, f"must be positive, got {value}")
     if rule not in RULES:
         raise field_error("rule", f"must be one of {', '.join(RULES)}, got {rule!r}")
     if adapter is not None and not Path(adapter).is_file():
