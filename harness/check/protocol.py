@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import warnings
 from typing import IO, Any
 
 import torch
@@ -83,7 +84,9 @@ def encode_reply(reply: dict[str, Any]) -> bytes:
 
 
 def decode_reply(payload: bytes) -> dict[str, Any]:
-    reply = torch.load(io.BytesIO(payload), weights_only=True)
+    with warnings.catch_warnings():  # torch's warnings about what a reply holds (quantized ...): the checker judges it
+        warnings.simplefilter("ignore")
+        reply = torch.load(io.BytesIO(payload), weights_only=True)
     if not isinstance(reply, dict):
         raise ValueError("a reply that is not a dict")
     return reply

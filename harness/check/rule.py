@@ -46,15 +46,21 @@ class _Scanner(ast.NodeVisitor):
         where = f"{self.where}:{getattr(node, 'lineno', 0)}"
         self.records.append({"block": block, "caller": caller, "does": does, "where": where})
 
-    def _scoped(self, node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        for child in (*getattr(node, "bases", []), *node.decorator_list):
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.scope.append(node.name)  # its bases are the class's own doing (``class Conv2d(nn.Module)``)
+        for child in (*node.bases, *node.keywords, *node.decorator_list, *node.body):
+            self.visit(child)
+        self.scope.pop()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        for child in (*node.decorator_list, node.args):
             self.visit(child)
         self.scope.append(node.name)
         for child in node.body:
             self.visit(child)
         self.scope.pop()
 
-    visit_ClassDef = visit_FunctionDef = visit_AsyncFunctionDef = _scoped
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:

@@ -1,0 +1,237 @@
+"""``n2n check`` against submissions that attack the checker through what they answer
+(tests/data/submissions/_make_hostile.py): a reply pipe that stops half-way, is swapped or
+closed; replies of the wrong kind; text meant to fool a person; a training that turns NaN or
+steps 20 times too far; a block that says it is torch's; the course rule broken. Each gives its
+expected outcome within its time limit, never a traceback, and leaves no process (the
+``nothing_left`` guard). The isolation itself is tested in test_check_isolation.py."""
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.check import replies, rule, steps
+from harness.check.capture import Capture, escape
+from harness.check.child import LOAD_LIMIT
+from harness.check.command import check, text
+from tests.hostile import ISOLATIONS, no_process_left, write_hostile
+
+LIMIT = 3.0  # seconds per check: every hang here is meant to be cut at it
+ENOUGH = LOAD_LIMIT + 8 * LIMIT  # a whole run of one block, with a restart or two, on a busy machine
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory):
+    return write_hostile(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def nothing_left(hostile):
+    with no_process_left(hostile):
+        yield
+
+
+def run(folder: Path, name: str, blocks: str = "ReLU", isolation: str = "process", **options):
+    start = time.monotonic()
+    report = check(str(folder / name), blocks=blocks, quick=True, time_limit=LIMIT, isolation=isolation, **options)
+    assert time.monotonic() - start < ENOUGH
+    return report
+
+
+def messages(report, block: str) -> list[str]:
+    return [f.message for f in report.findings if f.block == block]
+
+
+# the reply pipe ------------------------------------------------------------------------------
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+@pytest.mark.parametrize(
+    "name,cells,message",
+    [
+        ("half_frame_then_sleep", {"timeout"}, "no answer within 3 s"),
+        ("half_frame_then_exit", {"crash"}, "closed its reply pipe half-way through a reply"),
+        # the worker held the pipe's only write end: closing it is a crash; under bubblewrap its
+        # monitor holds one too, so the reply never comes: a timeout
+        ("swapped_reply_pipe", {"crash", "timeout"}, ""),
+        ("closed_reply_pipe", {"crash", "timeout"}, ""),
+        ("crash_leaving_children", {"crash"}, "killed by SIGSEGV"),
+    ],
+)
+def test_a_broken_reply_is_a_finding_within_the_time_limit(hostile, isolation, name, cells, message):
+    report = run(hostile, name, isolation=isolation)
+    assert report.table["ReLU"]["forward"] in cells
+    assert any(message in m for m in messages(report, "ReLU")), messages(report, "ReLU")
+    assert report.isolation == isolation
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("forged_reply", "forward returned a str, not a tensor"),
+        ("meta_output", "forward returned a meta tensor"),
+        ("sparse_output", "forward returned a tensor of layout torch.sparse_coo (sparse)"),
+        ("quantized_output", "forward returned a quantized tensor"),
+    ],
+)
+def test_a_reply_the_checker_cannot_use_is_a_finding(hostile, name, message):
+    report = run(hostile, name)
+    assert report.table["ReLU"]["forward"] == "FAIL"
+    assert any(m.startswith(message) for m in messages(report, "ReLU")), messages(report, "ReLU")
+
+
+# text for a person ---------------------------------------------------------------------------
+def test_escape_codes_in_an_error_reach_the_report_escaped(hostile):
+    out = text(run(hostile, "escape_codes"))
+    assert "\x1b" not in out
+    assert "raised RuntimeError: \\x1b[2J\\x1b[H\\x1b[32mevery check passes" in out
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_100_mb_of_prints_are_kept_to_their_first_and_last_kilobytes(hostile, isolation):
+    report = run(hostile, "prints_100mb", isolation=isolation)
+    assert report.ok
+    assert len(report.prints) < 20_000
+    assert "left out" in report.prints and report.prints.rstrip().endswith("the end")
+
+
+def test_escape_and_capture_bound_what_they_keep():
+    assert escape("a\x1b[2Jb\u202ec\td\n") == "a\\x1b[2Jb\\u202ec\\td\\n"
+    assert escape("a\tb\nc\x07", keep_lines=True) == "a\tb\nc\\x07"
+    assert escape("x" * 500) == "x" * 297 + "..."
+    capture = Capture(head=4, tail=4)
+    for chunk in (b"abcdef", b"ghij", b"\x1bklm"):
+        capture.add(chunk)
+    assert capture.text() == "abcd\n[... 6 bytes of output left out ...]\n\\x1bklm"
+
+
+# fooling the checks --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("ok_handout", None),
+        ("nan_losses", "the loss at step 2 is nan"),
+        ("sgd_step_20x", "after step 1, layer 0's weight is off by"),
+    ],
+)
+def test_training_fails_on_nan_losses_and_a_step_20_times_too_large(hostile, name, message):
+    folder = hostile if name != "ok_handout" else Path(__file__).parent / "data" / "submissions"
+    report = check(str(folder / name), blocks="course network", time_limit=30)
+    cell = report.table["course network"]["training"]
+    assert cell == ("pass" if message is None else "FAIL"), [f.line() for f in report.findings]
+    assert message is None or any(m.startswith(message) for m in messages(report, "course network"))
+
+
+def test_a_block_whose_module_says_torch_nn_is_checked(hostile):
+    report = run(hostile, "module_says_torch_nn")
+    assert report.table["ReLU"]["backward"] == "FAIL"
+
+
+def test_the_training_comparison_sees_nan_a_short_list_and_a_wrong_step():
+    start = [{"weight": torch.zeros(3, dtype=torch.float64)}]
+    want = [[{"weight": torch.full((3,), -0.1, dtype=torch.float64)}]]
+    assert steps.params_problem([[{"weight": want[0][0]["weight"].clone()}]], want, start) is None
+    twenty = [[{"weight": 20 * want[0][0]["weight"]}]]
+    assert "off by 1.9" in steps.params_problem(twenty, want, start)
+    nan = [[{"weight": torch.full((3,), float("nan"), dtype=torch.float64)}]]
+    assert steps.params_problem(nan, want, start).endswith("holds NaN or inf")
+    assert steps.params_problem([], want, start) == "parameters after 0 steps of 1"
+    assert steps.losses_problem([0.5, float("inf")], 2) == "the loss at step 2 is inf"
+    assert steps.losses_problem([0.5], 2) == "1 losses for 2 steps"
+
+
+def test_every_kind_of_wrong_reply_is_named():
+    t = torch.zeros(2)
+    assert replies.check("layer", {"output": t, "input_grad": None, "notes": ["a\x1bb"]}) is None
+    cases = {
+        "the reply has fields no request asks for (secret)": {"output": t, "secret": 1},
+        "the reply lacks grad": {"value": t},
+        "forward returned a Parameter (a tensor subclass)": {"output": torch.nn.Parameter(t)},
+        "forward returned a tensor that requires grad (autograd)": {"output": t.clone().requires_grad_()},
+        "a parameter's gradient is weight: a list, not a tensor": {"output": t, "grads": {"weight": [1]}},
+        "the reply field notes is a str, not a list of strings": {"output": t, "notes": "x"},
+    }
+    for message, reply in cases.items():
+        op = "loss" if "value" in reply else "layer"
+        assert replies.check(op, reply) == message
+    assert replies.check("train", {"losses": [1.0, "x"], "params": []}) == (
+        "the training's losses are a list holding a str"
+    )
+    escaped = {"error": {"type": "E", "message": "\x1b[2J", "where": ""}}
+    assert replies.check("layer", escaped) is None and escaped["error"]["message"] == "\\x1b[2J"
+
+
+# the course rule -----------------------------------------------------------------------------
+def _line(folder: Path, name: str, needle: str) -> int:
+    lines = (folder / name / "Miniproject_2" / "model.py").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if needle in line)
+
+
+def test_a_block_calling_torch_nn_functional_breaks_the_course_rule(hostile):
+    report = run(hostile, "calls_conv2d", blocks="Conv2d")
+    line = _line(hostile, "calls_conv2d", "torch.nn.functional.conv2d")
+    assert f"Conv2d.forward calls torch.nn.functional.conv2d (Miniproject_2/model.py:{line})" in messages(
+        report, "Conv2d"
+    )
+    assert report.table["Conv2d"]["rule"] == "FAIL" and report.table["Conv2d"]["forward"] == "pass"
+    assert not report.ok
+    relaxed = run(hostile, "calls_conv2d", blocks="Conv2d", rule="none")
+    assert relaxed.ok and "rule" not in relaxed.table["Conv2d"]
+
+
+def test_the_rule_is_checked_outside_the_course_layout_on_request(hostile):
+    file = hostile / "calls_conv2d" / "Miniproject_2" / "model.py"
+    assert check(str(file), blocks="Conv2d", quick=True, time_limit=LIMIT).ok
+    report = check(str(file), blocks="Conv2d", quick=True, time_limit=LIMIT, rule="ee559")
+    assert any("calls torch.nn.functional.conv2d" in m for m in messages(report, "Conv2d"))
+
+
+def test_autograd_in_a_block_breaks_the_course_rule(hostile):
+    report = run(hostile, "uses_autograd")
+    found = messages(report, "ReLU")
+    forward, backward = (_line(hostile, "uses_autograd", s) for s in ("requires_grad_()", "torch.autograd.grad"))
+    assert f"ReLU.forward calls Tensor.requires_grad_ (autograd) (Miniproject_2/model.py:{forward})" in found
+    assert f"ReLU.backward calls torch.autograd.grad (Miniproject_2/model.py:{backward})" in found
+    assert report.table["ReLU"]["rule"] == "FAIL"
+
+
+SOURCE = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.functional import fold, pad as padding
+from torch import autograd
+
+
+class Conv2d(nn.Module):
+    def forward(self, x):
+        y = F.unfold(x, 3) + fold(x, 2, 2)
+        x.requires_grad = True
+        torch.ones(1, requires_grad=False).requires_grad_(False)
+        torch.ones(1, requires_grad=True)
+        return F.conv2d(x, self.w) + torch.nn.functional.relu(y)
+
+    def backward(self, g):
+        return autograd.grad(g, self.x)
+"""
+
+
+def test_the_source_scan_names_each_forbidden_use_with_its_line(tmp_path):
+    (tmp_path / "m.py").write_text(SOURCE)
+    found = [
+        (r["block"], r["caller"], r["does"], r["where"])
+        for r in rule.scan(tmp_path / "m.py", "m.py", {"Conv2d": "Conv2d"})
+    ]
+    assert found == [
+        ("", "<module>", "imports torch.nn.functional.pad", "m.py:5"),
+        ("", "<module>", "imports torch.autograd", "m.py:6"),
+        ("Conv2d", "Conv2d", "uses torch.nn.Module", "m.py:9"),
+        ("Conv2d", "Conv2d.forward", "sets requires_grad", "m.py:12"),
+        ("Conv2d", "Conv2d.forward", "passes requires_grad", "m.py:14"),
+        ("Conv2d", "Conv2d.forward", "uses torch.nn.functional.conv2d", "m.py:15"),
+        ("Conv2d", "Conv2d.forward", "uses torch.nn.functional.relu", "m.py:15"),
+    ]
+    findings = rule.findings([{"block": "", "caller": "<module>", "does": "imports torch.autograd", "where": "m.py:6"}])
+    assert [(f.block, f.quantity, f.message) for f in findings] == [
+        ("m.py", "course rule", "<module> imports torch.autograd (m.py:6)")
+    ]
+    assert rule.column(findings, ["Conv2d"]) == {"Conv2d": "pass", "m.py": "FAIL"}
