@@ -116,6 +116,7 @@ class Child:
             payload = self._talk(protocol.frame(protocol.encode_request(request)), time.monotonic() + limit)
         except TimeoutError:
             self.stop()
+            self.out_of_time = self._left() <= 0  # the run's limit came first
             return {"timeout": limit}
         except EOFError as e:
             return self._crashed(str(e))

@@ -112,7 +112,7 @@ def check(
         adapter = str(Path(adapter).resolve()) if adapter else None
         child = Child(where, adapter, time_limit, total_time, isolation, ruled)
     except iso.IsolationError as e:
-        raise field_error("isolation", f": {e}") from e
+        raise UsageError(f"isolation: {e}", "isolation") from e
     try:
         report = _run(child, target, seed, quick, only)
         if ruled:
