@@ -174,15 +174,15 @@ def test_a_block_calling_torch_nn_functional_breaks_the_course_rule(hostile):
     )
     assert report.table["Conv2d"]["rule"] == "FAIL" and report.table["Conv2d"]["forward"] == "pass"
     assert not report.ok
-    relaxed = run(hostile, "calls_conv2d", blocks="Conv2d", rule="none")
-    assert relaxed.ok and "rule" not in relaxed.table["Conv2d"]
+    relaxed = run(hostile, "calls_conv2d", rule="none")  # (ReLU alone: the source scan sees Conv2d)
+    assert relaxed.ok and "rule" not in relaxed.table["ReLU"]
 
 
 def test_the_rule_is_checked_outside_the_course_layout_on_request(hostile):
     file = hostile / "calls_conv2d" / "Miniproject_2" / "model.py"
-    assert check(str(file), blocks="Conv2d", quick=True, time_limit=LIMIT).ok
-    report = check(str(file), blocks="Conv2d", quick=True, time_limit=LIMIT, rule="ee559")
-    assert any("calls torch.nn.functional.conv2d" in m for m in messages(report, "Conv2d"))
+    assert check(str(file), blocks="ReLU", quick=True, time_limit=LIMIT).ok
+    report = check(str(file), blocks="ReLU", quick=True, time_limit=LIMIT, rule="ee559")  # the source scan
+    assert any(m.startswith("Conv2d.forward uses torch.nn.functional.conv2d") for m in messages(report, "Conv2d"))
 
 
 def test_autograd_in_a_block_breaks_the_course_rule(hostile):

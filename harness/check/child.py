@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import isolation as iso
 from . import protocol, replies
 from .capture import Capture, escape
@@ -67,7 +69,7 @@ class Child:
         return iso.command(self.isolation, argv, Path(self.scratch.name), readable)
 
     def _start(self) -> dict[str, Any]:
-        env = iso.environment(Path(self.scratch.name), CHECKER_ROOT)
+        env = iso.environment(Path(self.scratch.name), CHECKER_ROOT, torch.get_num_threads())
         self.proc = subprocess.Popen(
             self._argv(),
             stdin=subprocess.PIPE,

@@ -21,8 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 ISOLATIONS = ("auto", "bwrap", "process")
 PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
 PR_SET_DUMPABLE, PR_GET_DUMPABLE = 4, 3
@@ -76,19 +74,18 @@ def describe(isolation: str) -> str:
     return "a plain process (own session, scrubbed environment, resource limits; runs as you)"
 
 
-def environment(scratch: Path, checker_root: Path) -> dict[str, str]:
+def environment(scratch: Path, checker_root: Path, threads: int) -> dict[str, str]:
     """All the worker gets: nothing of the user's environment (a secret there stays there) but
-    what Python and torch need, and the coverage tool's own variables so that a measured test
-    run still measures the worker."""
-    threads = str(torch.get_num_threads())
+    what Python and torch need (``threads``: torch's thread count, n2n's own), and the coverage
+    tool's own variables so that a measured test run still measures the worker."""
     env = {
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
         "HOME": str(scratch / "home"),
         "TMPDIR": str(scratch / "tmp"),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
-        "OMP_NUM_THREADS": threads,
-        "MKL_NUM_THREADS": threads,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
         "PYTHONPATH": str(checker_root),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",

@@ -70,7 +70,7 @@ HOSTILE = {
         "_sleeper()", "_sleeper(start_new_session=True)", "os.kill(os.getpid(), signal.SIGSEGV)"
     ),
     "stop_parent": _in_relu("os.kill(os.getppid(), signal.SIGSTOP)"),
-    "interrupt_parent": _in_relu("os.kill(os.getppid(), signal.SIGINT)", "time.sleep(1)"),
+    "interrupt_parent": _in_relu("os.kill(os.getppid(), signal.SIGINT)", "time.sleep(0.2)"),
     "write_parent_stdout": _in_relu(
         "try:",
         "    with open('/proc/%d/fd/1' % os.getppid(), 'w') as out:",
@@ -145,7 +145,10 @@ def outside_paths(dest):
     import pwd
 
     tag = hashlib.sha1(os.path.realpath(dest).encode()).hexdigest()[:12]
-    return [os.path.join(pwd.getpwuid(os.getuid()).pw_dir, "n2n-pwned-" + tag), os.path.join("/tmp", "n2n-pwned-" + tag)]
+    return [
+        os.path.join(pwd.getpwuid(os.getuid()).pw_dir, "n2n-pwned-" + tag),
+        os.path.join("/tmp", "n2n-pwned-" + tag),
+    ]
 
 
 def write(dest):
