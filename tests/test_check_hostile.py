@@ -141,23 +141,29 @@ def test_the_training_comparison_sees_nan_a_short_list_and_a_wrong_step():
 
 def test_every_kind_of_wrong_reply_is_named():
     t = torch.zeros(2)
-    assert replies.check("layer", {"output": t, "input_grad": None, "notes": ["a\x1bb"]}) is None
+    ok = {"output": t, "input_grad": None, "grads": {}, "input_after": t, "notes": ["a\x1bb"]}
+    assert replies.check({"op": "layer"}, ok) is None and ok["notes"] == ["a\\x1bb"]
     cases = {
-        "the reply has fields no request asks for (secret)": {"output": t, "secret": 1},
-        "the reply lacks grad": {"value": t},
-        "forward returned a Parameter (a tensor subclass)": {"output": torch.nn.Parameter(t)},
-        "forward returned a tensor that requires grad (autograd)": {"output": t.clone().requires_grad_()},
-        "a parameter's gradient is weight: a list, not a tensor": {"output": t, "grads": {"weight": [1]}},
-        "the reply field notes is a str, not a list of strings": {"output": t, "notes": "x"},
+        "the reply has fields no request asks for (secret)": {"error": ok["notes"], "secret": 1},
+        "the reply lacks input_grad, grads, input_after": {"output": t},
+        "forward returned a Parameter (a tensor subclass)": {**ok, "output": torch.nn.Parameter(t)},
+        "forward returned a tensor that requires grad (autograd)": {**ok, "output": t.clone().requires_grad_()},
+        "a parameter's gradient is weight: a list, not a tensor": {**ok, "grads": {"weight": [1]}},
+        "the reply field notes is a str, not a list of strings": {**ok, "notes": "x"},
     }
     for message, reply in cases.items():
-        op = "loss" if "value" in reply else "layer"
-        assert replies.check(op, reply) == message
-    assert replies.check("train", {"losses": [1.0, "x"], "params": []}) == (
-        "the training's losses are a list holding a str"
-    )
+        assert replies.check({"op": "layer"}, reply) == message
+    train = {"op": "train", "batches": [0, 0], "blocks": [0]}
+    one, two = [[{"weight": t}]], [[{"weight": t}, {}]] * 2
+    for message, reply in {
+        "the training's losses are a list holding a str": {"losses": [1.0, "x"], "params": one * 2},
+        "the training's losses are 1 in number, not 2": {"losses": [1.0], "params": one * 2},
+        "a parameter after a step is 1 in number, not 2": {"losses": [1.0, 2.0], "params": one},
+        "a parameter after a step is not one entry per block of 1": {"losses": [1.0, 2.0], "params": two},
+    }.items():
+        assert replies.check(train, reply) == message
     escaped = {"error": {"type": "E", "message": "\x1b[2J", "where": ""}}
-    assert replies.check("layer", escaped) is None and escaped["error"]["message"] == "\\x1b[2J"
+    assert replies.check({"op": "layer"}, escaped) is None and escaped["error"]["message"] == "\\x1b[2J"
 
 
 # the course rule -----------------------------------------------------------------------------

@@ -65,7 +65,9 @@ class Child:
     def _argv(self) -> list[str]:
         limits = iso.limits(self.total_time + LOAD_LIMIT)
         argv = [sys.executable, "-m", "harness.check.worker", ",".join(f"{k}={v}" for k, v in limits.items())]
-        readable = [Path(self.target["root"]), CHECKER_ROOT] + ([Path(self.adapter).parent] if self.adapter else [])
+        # bound again over bubblewrap's fresh /tmp, in case any of them lives there
+        readable = [Path(self.target["root"]), CHECKER_ROOT, Path(sys.prefix), Path(sys.base_prefix)]
+        readable += [Path(self.adapter).parent] if self.adapter else []
         return iso.command(self.isolation, argv, Path(self.scratch.name), readable)
 
     def _start(self) -> dict[str, Any]:
@@ -130,7 +132,7 @@ class Child:
         except Exception as e:  # noqa: BLE001 (a reply the checker cannot read is a crash of the target)
             self.stop()
             return {"crash": f"unreadable reply ({type(e).__name__}: {escape(str(e))})"}
-        problem = replies.check(request["op"], reply)
+        problem = replies.check(request, reply)
         if problem is not None:  # a forged or broken reply: the protocol may be out of step now
             self.stop()
             return {"invalid": problem}

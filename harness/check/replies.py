@@ -29,6 +29,7 @@ SAID = {
     "grads_zeroed": "a parameter's gradient after zero_grad is",
     "params": "a parameter after a step is",
     "losses": "the training's losses are",
+    "blocks": "the blocks are",
 }
 
 
@@ -147,10 +148,10 @@ FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "optimizer": {"params": _history},
     "train": {"losses": _floats, "params": _history},
 }
-# an answer has these (or says why not: error / unsupported)
+# an answer has these (or says why not: error / unsupported; a layer's backward_error)
 REQUIRED = {
     "load": ("blocks", "file", "files"),
-    "layer": ("output",),
+    "layer": ("output", "input_grad", "grads", "input_after"),
     "backward_first": ("raised",),
     "loss": ("value", "grad"),
     "sequential": ("output", "input_grad", "grads"),
@@ -159,23 +160,48 @@ REQUIRED = {
 }
 
 
-def check(op: str, reply: dict[str, Any]) -> str | None:
-    """What is wrong with ``reply`` to an ``op`` request, or None; its strings are escaped and
+# lists as long as a field of the request: {op: {reply field: request field}}
+LENGTHS = {
+    "sequential": {"grads": "blocks"},
+    "optimizer": {"params": "grads"},
+    "train": {"params": "batches", "losses": "batches"},
+}
+
+
+def check(request: dict[str, Any], reply: dict[str, Any]) -> str | None:
+    """What is wrong with ``reply`` to ``request``, or None; its strings are escaped and
     shortened in place."""
+    op = request["op"]
     fields = {**COMMON, **FIELDS.get(op, {})}
     unknown = sorted(str(k) for k in reply if k not in fields)
     if unknown:
         return f"the reply has fields no request asks for ({escape(', '.join(unknown))})"
     if not any(k in reply for k in ("error", "unsupported")):
-        missing = [k for k in REQUIRED.get(op, ()) if k not in reply]
+        required = ("output",) if "backward_error" in reply else REQUIRED.get(op, ())
+        missing = [k for k in required if k not in reply]
         if missing:
             return f"the reply lacks {', '.join(missing)}"
     for key, value in reply.items():
         problem = fields[key](value)
         if problem is not None:
             return f"{SAID.get(key, f'the reply field {key} is')} {problem}"
+    problem = _lengths(request, reply)
+    if problem is not None:
+        return problem
     for key, value in reply.items():
         reply[key] = _escaped(value, None if key in ("file", "files") else MESSAGE_LIMIT)
+    return None
+
+
+def _lengths(request: dict[str, Any], reply: dict[str, Any]) -> str | None:
+    """Lists as long as the request asks (a forged short list would pass every comparison),
+    each step of parameters one entry per block."""
+    for key, asked in LENGTHS.get(request["op"], {}).items():
+        if key in reply and len(reply[key]) != len(request[asked]):
+            return f"{SAID.get(key, key)} {len(reply[key])} in number, not {len(request[asked])}"
+    blocks = len(request.get("blocks", ()))
+    if any(len(step) != blocks for step in reply.get("params", []) if request["op"] in ("optimizer", "train")):
+        return f"{SAID['params']} not one entry per block of {blocks}"
     return None
 
 
