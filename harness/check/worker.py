@@ -86,7 +86,9 @@ def _code_files(cls: type) -> dict[str, str]:
 
 
 def _defined_by_target(cls: type, root: Path) -> bool:
-    return any(target_file(f, root) for f in _code_files(cls))
+    """By its code's files; a class with no code at all (``class ReLU: pass``) by its module's."""
+    files = _code_files(cls) or {str(getattr(sys.modules.get(cls.__module__), "__file__", None) or ""): ""}
+    return any(target_file(f, root) for f in files)
 
 
 def _ours(module: ModuleType | None, root: Path) -> bool:
@@ -313,7 +315,7 @@ def _files(session: Session) -> list[str]:
     return sorted({f for f in modules + classes if target_file(f, session.root) and f.endswith(".py")})
 
 
-def _session(request: dict[str, Any], recorder: Recorder | None) -> Session:
+def _session(request: dict[str, Any], recorder: Recorder | None = None) -> Session:
     module, root = _load(request["target"])
     user = _load_adapter(request.get("adapter"))
     namespace = _discover(module, root)
