@@ -184,7 +184,7 @@ def text(report: Report) -> str:
 
 
 def write_json(report: Report, path: Path) -> None:
-    data = {"target": report.target, "dtype": report.dtype, "isolation": report.isolation}
+    data: dict[str, Any] = {"target": report.target, "dtype": report.dtype, "isolation": report.isolation}
     data |= {"table": report.table, "ok": report.ok}
     data |= {"findings": [asdict(f) for f in report.findings], "notes": sorted(report.notes)}
     _write(path, json.dumps(data, indent=2) + "\n")

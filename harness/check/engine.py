@@ -582,6 +582,7 @@ class Composite(Checker):
             )
             for _ in range(3)
         ]
+        start = [{k: t.detach().clone() for k, t in p.items()} for _, _, p in layers]
         opt = torch.optim.SGD([t for _, _, p in layers for t in p.values()], lr=0.5)
         expected, trajectory = [], []
         for x, y in batches:
@@ -599,7 +600,6 @@ class Composite(Checker):
         if self._abnormal("course network", c, reply):
             self.report.table["course network"]["training"] = self.report.table["course network"].pop("forward")
             return
-        start = [b["params"] for b in blocks]
         problem = losses_problem(reply["losses"], len(batches)) or params_problem(reply["params"], trajectory, start)
         scale = 1 if self.dtype == torch.float64 else 1e4
         for i, (got, want) in enumerate(zip(reply["losses"], expected)):

@@ -52,7 +52,9 @@ class Recorder:
                 setattr(F, attr, self._wrap(fn, f"calls torch.nn.functional.{attr}", stop_at_torch=True))
         torch.autograd.grad = self._wrap(torch.autograd.grad, "calls torch.autograd.grad", True)
         torch.autograd.backward = self._wrap(torch.autograd.backward, "calls torch.autograd.backward", True)
-        torch.Tensor.backward = self._wrap(torch.Tensor.backward, "calls Tensor.backward (autograd)", True)
+        torch.Tensor.backward = self._wrap(  # type: ignore[method-assign]
+            torch.Tensor.backward, "calls Tensor.backward (autograd)", True
+        )
         requires_grad_ = torch.Tensor.requires_grad_
 
         def _requires_grad_(t: torch.Tensor, requires_grad: bool = True) -> torch.Tensor:
@@ -60,7 +62,7 @@ class Recorder:
                 self.note("calls Tensor.requires_grad_ (autograd)", sys._getframe(1), stop_at_torch=True)
             return requires_grad_(t, requires_grad)
 
-        torch.Tensor.requires_grad_ = _requires_grad_  # type: ignore[method-assign]
+        torch.Tensor.requires_grad_ = _requires_grad_  # type: ignore[method-assign,assignment]
         module_init = torch.nn.Module.__init__
 
         def _module_init(module: torch.nn.Module, *args: Any, **kwargs: Any) -> None:
@@ -69,7 +71,7 @@ class Recorder:
             self.note(f"builds on {what}", sys._getframe(1), stop_at_torch=False)
             module_init(module, *args, **kwargs)
 
-        torch.nn.Module.__init__ = _module_init  # type: ignore[method-assign]
+        torch.nn.Module.__init__ = _module_init  # type: ignore[method-assign,assignment]
 
     def _wrap(self, fn: Callable[..., Any], does: str, stop_at_torch: bool) -> Callable[..., Any]:
         @functools.wraps(fn)

@@ -280,6 +280,7 @@ def handle(request: dict[str, Any], session: Session | None) -> tuple[Session | 
     since the last reply go with it."""
     root = session.root if session is not None else Path(request.get("target", {}).get("root", "."))
     recorder = session.recorder if session is not None else _recorder(request, root)
+    reply: dict[str, Any]
     try:
         if request["op"] == "load":
             session = _session(request, recorder)
