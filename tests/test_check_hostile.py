@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.check import replies, rule, steps
+from harness.check import protocol, replies, rule, steps, worker
 from harness.check.capture import Capture, escape
 from harness.check.child import LOAD_LIMIT
 from harness.check.command import check, text
 from tests.hostile import ISOLATIONS, no_process_left, write_hostile
 
-LIMIT = 3.0  # seconds per check: every hang here is meant to be cut at it
+LIMIT = 3.0  # seconds per check where a hang is meant to be cut
+ROOM = 20.0  # seconds per check elsewhere: nothing waits for it, a busy machine may need it
 ENOUGH = LOAD_LIMIT + 8 * LIMIT  # a whole run of one block, with a restart or two, on a busy machine
 
 
@@ -32,9 +33,9 @@ def nothing_left(hostile):
         yield
 
 
-def run(folder: Path, name: str, blocks: str = "ReLU", isolation: str = "process", **options):
+def run(folder: Path, name: str, blocks: str = "ReLU", isolation: str = "process", limit: float = ROOM, **options):
     start = time.monotonic()
-    report = check(str(folder / name), blocks=blocks, quick=True, time_limit=LIMIT, isolation=isolation, **options)
+    report = check(str(folder / name), blocks=blocks, quick=True, time_limit=limit, isolation=isolation, **options)
     assert time.monotonic() - start < ENOUGH
     return report
 
@@ -58,7 +59,7 @@ def messages(report, block: str) -> list[str]:
     ],
 )
 def test_a_broken_reply_is_a_finding_within_the_time_limit(hostile, isolation, name, cells, message):
-    report = run(hostile, name, isolation=isolation)
+    report = run(hostile, name, isolation=isolation, limit=LIMIT)
     assert report.table["ReLU"]["forward"] in cells
     assert any(message in m for m in messages(report, "ReLU")), messages(report, "ReLU")
     assert report.isolation == isolation
@@ -115,7 +116,7 @@ def test_escape_and_capture_bound_what_they_keep():
 )
 def test_training_fails_on_nan_losses_and_a_step_20_times_too_large(hostile, name, message):
     folder = hostile if name != "ok_handout" else Path(__file__).parent / "data" / "submissions"
-    report = check(str(folder / name), blocks="course network", time_limit=30)
+    report = check(str(folder / name), blocks="course network", time_limit=30, isolation="process")
     cell = report.table["course network"]["training"]
     assert cell == ("pass" if message is None else "FAIL"), [f.line() for f in report.findings]
     assert message is None or any(m.startswith(message) for m in messages(report, "course network"))
@@ -135,6 +136,9 @@ def test_the_training_comparison_sees_nan_a_short_list_and_a_wrong_step():
     nan = [[{"weight": torch.full((3,), float("nan"), dtype=torch.float64)}]]
     assert steps.params_problem(nan, want, start).endswith("holds NaN or inf")
     assert steps.params_problem([], want, start) == "parameters after 0 steps of 1"
+    assert steps.params_problem([[{}]], want, start) == "after step 1, layer 0's weight is missing"
+    short = [[{"weight": torch.zeros(2, dtype=torch.float64)}]]
+    assert steps.params_problem(short, want, start) == "after step 1, layer 0's weight has shape (2,), torch's (3,)"
     assert steps.losses_problem([0.5, float("inf")], 2) == "the loss at step 2 is inf"
     assert steps.losses_problem([0.5], 2) == "1 losses for 2 steps"
 
@@ -162,6 +166,20 @@ def test_every_kind_of_wrong_reply_is_named():
         "a parameter after a step is not one entry per block of 1": {"losses": [1.0, 2.0], "params": two},
     }.items():
         assert replies.check(train, reply) == message
+    kinds = [
+        (("layer", "grads", 3), "a parameter's gradient is a int, not a dict of tensors"),
+        (("layer", "grads", {1: t}), "a parameter's gradient is a dict whose keys are not names"),
+        (("sequential", "grads", 3), "a parameter's gradient is a int, not a list"),
+        (("optimizer", "params", 3), "a parameter after a step is a int, not a list of steps"),
+        (("train", "losses", 3), "the training's losses are a int, not a list of numbers"),
+        (("layer", "rule", [{"block": 1}]), "the reply field rule is not a record of block, caller, does, where"),
+        (("layer", "rule", 3), "the reply field rule is a int, not a list of records"),
+        (("load", "classes", {"A": 1}), "the reply field classes is a dict, not a dict of names"),
+        (("backward_first", "raised", 1), "the reply field raised is a int, not True or False"),
+        (("layer", "unsupported", 1), "the reply field unsupported is a int, not a string"),
+    ]
+    for (op, key, value), message in kinds:
+        assert replies.check({"op": op}, {key: value}) == message
     escaped = {"error": {"type": "E", "message": "\x1b[2J", "where": ""}}
     assert replies.check({"op": "layer"}, escaped) is None and escaped["error"]["message"] == "\\x1b[2J"
 
@@ -186,9 +204,17 @@ def test_a_block_calling_torch_nn_functional_breaks_the_course_rule(hostile):
 
 def test_the_rule_is_checked_outside_the_course_layout_on_request(hostile):
     file = hostile / "calls_conv2d" / "Miniproject_2" / "model.py"
-    assert check(str(file), blocks="ReLU", quick=True, time_limit=LIMIT).ok
-    report = check(str(file), blocks="ReLU", quick=True, time_limit=LIMIT, rule="ee559")  # the source scan
+    assert check(str(file), blocks="ReLU", quick=True, time_limit=ROOM, isolation="process").ok
+    report = check(str(file), blocks="ReLU", quick=True, time_limit=ROOM, isolation="process", rule="ee559")
     assert any(m.startswith("Conv2d.forward uses torch.nn.functional.conv2d") for m in messages(report, "Conv2d"))
+
+
+def test_a_torch_nn_module_in_a_block_breaks_the_course_rule(hostile):
+    found = messages(run(hostile, "uses_torch_nn_module"), "ReLU")
+    line = _line(hostile, "uses_torch_nn_module", "torch.nn.ReLU()")
+    for does in ("builds on torch.nn.ReLU", "calls Tensor.requires_grad_ (autograd)"):
+        assert f"ReLU.forward {does} (Miniproject_2/model.py:{line})" in found
+    assert "ReLU.forward returns a tensor that requires grad (autograd)" in found
 
 
 def test_autograd_in_a_block_breaks_the_course_rule(hostile):
@@ -241,3 +267,18 @@ def test_the_source_scan_names_each_forbidden_use_with_its_line(tmp_path):
         ("m.py", "course rule", "<module> imports torch.autograd (m.py:6)")
     ]
     assert rule.column(findings, ["Conv2d"]) == {"Conv2d": "pass", "m.py": "FAIL"}
+    many = [{"block": "ReLU", "caller": "f", "does": "x", "where": f"m.py:{i}"} for i in range(12)]
+    assert [f.message for f in rule.findings(many)][-2:] == ["f x (m.py:9)", "and 2 more violations"]
+
+
+def test_the_source_scan_skips_what_it_cannot_parse(tmp_path, monkeypatch):
+    (tmp_path / "bad.py").write_text("def (:\n")
+    assert rule.scan(tmp_path / "bad.py", "bad.py", {}) == rule.scan(tmp_path / "none.py", "none.py", {}) == []
+    monkeypatch.setattr(rule, "MAX_SOURCE", 3)
+    (tmp_path / "big.py").write_text("import torch.autograd as a\na.grad\n")
+    assert rule.scan(tmp_path / "big.py", "big.py", {}) == []
+
+
+def test_a_reply_the_worker_cannot_send_becomes_its_error():
+    reply = protocol.decode_reply(worker._encoded({"output": lambda: 0}))
+    assert reply["error"]["type"] == "UnsendableReply" and "cannot be sent" in reply["error"]["message"]

@@ -21,7 +21,7 @@ from n2n.cli import main
 from tests.data.submissions import _make_hostile
 from tests.hostile import BWRAP, ISOLATIONS, marked, no_process_left, write_hostile
 
-LIMIT = 3.0
+LIMIT = 20.0  # seconds per check: no test here waits for it (a busy machine may need it)
 
 
 @pytest.fixture(scope="session")
@@ -147,9 +147,9 @@ def test_the_worker_holds_the_resource_limits_it_was_given():
 
 def test_the_environment_and_the_bubblewrap_command_line(tmp_path, monkeypatch):
     monkeypatch.setenv("N2N_TEST_SECRET", "hunter2")
-    env = iso.environment(tmp_path, Path("/checker"), 3)
+    env = iso.environment(tmp_path, ["/checker", "/site"], 3)
     assert "N2N_TEST_SECRET" not in env and env["HOME"] == str(tmp_path / "home")
-    assert env["TMPDIR"] == str(tmp_path / "tmp") and env["PYTHONPATH"] == "/checker"
+    assert env["TMPDIR"] == str(tmp_path / "tmp") and env["PYTHONPATH"] == "/checker:/site"
     assert env["OMP_NUM_THREADS"] == "3"
     argv = iso.command("bwrap", ["python"], tmp_path, [Path("/sub")])
     for flags in (["--unshare-all"], ["--die-with-parent"], ["--ro-bind", "/", "/"], ["--ro-bind", "/sub", "/sub"]):
@@ -179,6 +179,36 @@ def test_total_time_ends_a_run_that_crawls(hostile):
 def test_time_flags_refuse_what_is_not_a_finite_positive_number(hostile, flags, message, capsys):
     assert main(["check", str(hostile / "setsid_grandchild"), *flags]) == 2
     assert capsys.readouterr().err == f"n2n: error: {message}\n"
+    with pytest.raises(ValueError, match="rule must be one of auto, ee559, none"):
+        check(str(hostile / "setsid_grandchild"), rule="strict")
+
+
+def test_bubblewrap_counts_as_working_only_when_it_makes_namespaces(monkeypatch):
+    try:
+        for found in (None, "/bin/false", "/nonexistent/bwrap"):  # absent, refused, not runnable
+            iso.bwrap_works.cache_clear()
+            monkeypatch.setattr(iso.shutil, "which", lambda name, found=found: found)
+            assert not iso.bwrap_works()
+            assert iso.choose("auto") == "process"
+        with pytest.raises(iso.IsolationError, match="unknown isolation 'docker'"):
+            iso.choose("docker")
+    finally:
+        iso.bwrap_works.cache_clear()
+
+
+def test_a_user_is_held_to_a_process_count_root_is_not(monkeypatch):
+    assert "processes" not in iso.limits(10) or os.getuid() != 0
+    monkeypatch.setattr(os, "getuid", lambda: 54321)  # nobody's: none of its tasks run
+    assert iso.limits(10)["processes"] == iso.EXTRA_PROCESSES and iso.limits(10)["cpu"] == 10
+
+
+def test_a_spent_total_time_answers_at_once(hostile):
+    child = Child(resolve(str(hostile / "setsid_grandchild")), None, LIMIT, total_time=1e-9, isolation="process")
+    try:
+        assert child.load() == {"timeout": 1e-9} and child.out_of_time
+        assert child.ask({"op": "layer"}) == {"timeout": 1e-9}
+    finally:
+        child.close()
 
 
 def test_asking_for_bubblewrap_where_it_cannot_run_says_how_to_get_it(hostile, monkeypatch, capsys):

@@ -68,10 +68,11 @@ class Child:
         # bound again over bubblewrap's fresh /tmp, in case any of them lives there
         readable = [Path(self.target["root"]), CHECKER_ROOT, Path(sys.prefix), Path(sys.base_prefix)]
         readable += [Path(self.adapter).parent] if self.adapter else []
+        readable += [Path(p) for p in _import_paths() if p.startswith("/tmp/")]
         return iso.command(self.isolation, argv, Path(self.scratch.name), readable)
 
     def _start(self) -> dict[str, Any]:
-        env = iso.environment(Path(self.scratch.name), CHECKER_ROOT, torch.get_num_threads())
+        env = iso.environment(Path(self.scratch.name), _import_paths(), torch.get_num_threads())
         self.proc = subprocess.Popen(
             self._argv(),
             stdin=subprocess.PIPE,
@@ -259,6 +260,12 @@ class Child:
         finally:
             self.reaper.close()
             self.scratch.cleanup()
+
+
+def _import_paths() -> list[str]:
+    """The checker's folder, then the folders n2n imports from (not its working directory)."""
+    skip = {"", str(CHECKER_ROOT), os.getcwd()}  # (a folder of the user's could shadow the target's modules)
+    return [str(CHECKER_ROOT)] + [p for p in sys.path if p not in skip and os.path.isdir(p)]
 
 
 def _signal_name(signum: int) -> str:

@@ -67,17 +67,12 @@ def choose(isolation: str) -> str:
     return "bwrap"
 
 
-def describe(isolation: str) -> str:
-    """The isolation in the report's header."""
-    if isolation == "bwrap":
-        return "bubblewrap (no network, read-only system and submission, own PID namespace)"
-    return "a plain process (own session, scrubbed environment, resource limits; runs as you)"
-
-
-def environment(scratch: Path, checker_root: Path, threads: int) -> dict[str, str]:
+def environment(scratch: Path, paths: list[str], threads: int) -> dict[str, str]:
     """All the worker gets: nothing of the user's environment (a secret there stays there) but
-    what Python and torch need (``threads``: torch's thread count, n2n's own), and the coverage
-    tool's own variables so that a measured test run still measures the worker."""
+    what Python and torch need (``paths``: where to import from, the checker's first and then
+    n2n's own, so that a scratch HOME hides no user-site torch; ``threads``: torch's thread
+    count, n2n's own), and the coverage tool's own variables so that a measured test run still
+    measures the worker."""
     env = {
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
         "HOME": str(scratch / "home"),
@@ -86,10 +81,9 @@ def environment(scratch: Path, checker_root: Path, threads: int) -> dict[str, st
         "LC_ALL": "C.UTF-8",
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
-        "PYTHONPATH": str(checker_root),
+        "PYTHONPATH": os.pathsep.join(paths),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
-        "PYTHONNOUSERSITE": "1",
     }
     env |= {k: v for k, v in os.environ.items() if k.startswith(("COVERAGE_", "COV_CORE_"))}
     return env

@@ -50,10 +50,6 @@ def tensor_problem(t: Any) -> str | None:
     return next((message for bad, message in problems if bad), None)
 
 
-def nonfinite(t: Tensor) -> bool:
-    return t.is_floating_point() and not bool(t.isfinite().all())
-
-
 # field kinds: each returns what is wrong with a value, or None (strings are escaped in place
 # by the caller, since they may be nested)
 def _tensor(v: Any) -> str | None:
@@ -176,15 +172,15 @@ def check(request: dict[str, Any], reply: dict[str, Any]) -> str | None:
     unknown = sorted(str(k) for k in reply if k not in fields)
     if unknown:
         return f"the reply has fields no request asks for ({escape(', '.join(unknown))})"
+    for key, value in reply.items():
+        problem = fields[key](value)
+        if problem is not None:
+            return f"{SAID.get(key, f'the reply field {key} is')} {problem}"
     if not any(k in reply for k in ("error", "unsupported")):
         required = ("output",) if "backward_error" in reply else REQUIRED.get(op, ())
         missing = [k for k in required if k not in reply]
         if missing:
             return f"the reply lacks {', '.join(missing)}"
-    for key, value in reply.items():
-        problem = fields[key](value)
-        if problem is not None:
-            return f"{SAID.get(key, f'the reply field {key} is')} {problem}"
     problem = _lengths(request, reply)
     if problem is not None:
         return problem

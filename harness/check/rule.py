@@ -106,7 +106,7 @@ class _Scanner(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         if isinstance(func, ast.Attribute) and func.attr == "requires_grad_" and not _false(node.args[:1]):
-            self._add(node, "calls requires_grad_")
+            self._add(node, "calls Tensor.requires_grad_ (autograd)")
         for kw in node.keywords:
             if kw.arg == "requires_grad" and not _false([kw.value]):
                 self._add(node, "passes requires_grad")
@@ -135,12 +135,12 @@ def scan(path: Path, where: str, classes: dict[str, str]) -> list[dict[str, str]
 # the report --------------------------------------------------------------------------------------
 def findings(records: list[dict[str, str]]) -> list[Finding]:
     """One finding per violation, under its block (or its file, for module-level code), in the
-    order found; a runtime record at a line the source scan already named is that same one."""
+    order found; what the source scan names at a line where a call was recorded is that call."""
     out: list[Finding] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     counts: dict[str, int] = {}
     for r in records:
-        key = (r["caller"], r["where"])
+        key = (r["caller"], r["where"], _named(r["does"]))
         if key in seen:
             continue
         seen.add(key)
@@ -154,6 +154,11 @@ def findings(records: list[dict[str, str]]) -> list[Finding]:
             message = f"and {n - MAX_PER_BLOCK} more violations"
             out.append(Finding(block, "course rule", "the EE-559 rule", message))
     return out
+
+
+def _named(does: str) -> str:
+    """What a record is about: ``torch.nn.functional.conv2d`` in "calls ..." and "uses ..." alike."""
+    return next((w for w in does.split() if "." in w or w.startswith("requires_grad")), does)
 
 
 def column(records_findings: list[Finding], blocks: list[str]) -> dict[str, str]:

@@ -124,6 +124,7 @@ HOSTILE = {
             "        return out.view(N, self.cout, Ho, Wo)",
         ),
     ],
+    "uses_torch_nn_module": _relu_returns("torch.nn.ReLU()(x).requires_grad_()"),
     "uses_autograd": [
         (
             RELU_RETURN,
