@@ -121,16 +121,20 @@ def test_the_target_gets_none_of_the_user_s_environment(hostile, isolation, monk
 
 
 @pytest.mark.parametrize("isolation", ISOLATIONS)
-def test_files_the_target_writes_stay_in_its_scratch_folder(hostile, isolation):
+def test_files_the_target_writes_stay_in_its_scratch_folder_and_your_home_is_hidden(hostile, isolation):
     own = hostile / "writes_outside" / "Miniproject_2" / "pwned-own-folder"
     outside = [Path(p) for p in _make_hostile.outside_paths(str(hostile))]
+    secret = Path(_make_hostile.secret_path(str(hostile)))
+    secret.write_text("hunter2")
     try:
-        assert run(hostile, "writes_outside", isolation).ok  # its home, TMPDIR and cwd: the scratch folder, gone
+        report = run(hostile, "writes_outside", isolation)  # its home, TMPDIR and cwd: the scratch folder, gone
+        assert report.ok
         written = [p for p in (own, *outside) if p.exists()]
-        # a plain process writes wherever you may write: only bubblewrap keeps it from doing so
+        # a plain process reads and writes wherever you may: only bubblewrap keeps it from doing so
         assert written == ([] if isolation == "bwrap" else [own, *outside])
+        assert ("read: hunter2" in report.prints) == (isolation == "process")
     finally:
-        for path in (own, *outside):
+        for path in (own, *outside, secret):
             path.unlink(missing_ok=True)
 
 
@@ -152,7 +156,8 @@ def test_the_environment_and_the_bubblewrap_command_line(tmp_path, monkeypatch):
     assert env["TMPDIR"] == str(tmp_path / "tmp") and env["PYTHONPATH"] == "/checker:/site"
     assert env["OMP_NUM_THREADS"] == "3"
     argv = iso.command("bwrap", ["python"], tmp_path, [Path("/sub")])
-    for flags in (["--unshare-all"], ["--die-with-parent"], ["--ro-bind", "/", "/"], ["--ro-bind", "/sub", "/sub"]):
+    home = ["--tmpfs", os.path.expanduser("~")]
+    for flags in (["--unshare-all"], ["--cap-drop", "ALL"], ["--ro-bind", "/sub", "/sub"], home):
         assert any(argv[i : i + len(flags)] == flags for i in range(len(argv)))
     assert argv[argv.index("--bind") + 1] == str(tmp_path) and argv[-2:] == ["--", "python"]
     assert iso.command("process", ["python"], tmp_path, []) == ["python"]

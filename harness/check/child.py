@@ -65,10 +65,10 @@ class Child:
     def _argv(self) -> list[str]:
         limits = iso.limits(self.total_time + LOAD_LIMIT)
         argv = [sys.executable, "-m", "harness.check.worker", ",".join(f"{k}={v}" for k, v in limits.items())]
-        # bound again over bubblewrap's fresh /tmp, in case any of them lives there
+        # bound again over what bubblewrap hides (the home folder, /tmp), in case any lives there
         readable = [Path(self.target["root"]), CHECKER_ROOT, Path(sys.prefix), Path(sys.base_prefix)]
         readable += [Path(self.adapter).parent] if self.adapter else []
-        readable += [Path(p) for p in _import_paths() if p.startswith("/tmp/")]
+        readable += [Path(p) for p in _import_paths()]
         return iso.command(self.isolation, argv, Path(self.scratch.name), readable)
 
     def _start(self) -> dict[str, Any]:

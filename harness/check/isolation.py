@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import pwd
 import resource
 import shutil
 import signal
@@ -97,14 +98,18 @@ def make_scratch(scratch: Path) -> Path:
 
 
 def command(isolation: str, argv: list[str], scratch: Path, readable: list[Path]) -> list[str]:
-    """``argv`` wrapped for ``isolation``: under bubblewrap the whole system read-only (``readable``,
-    the submission among it, explicitly so), ``scratch`` the one writable folder, fresh /proc,
-    /dev and /tmp, every namespace unshared (no network), a new session (no terminal to inject
-    into), killed with n2n."""
+    """``argv`` wrapped for ``isolation``: under bubblewrap the whole system read-only but the
+    user's home hidden (``readable``: what it needs, the submission among it, shown again),
+    ``scratch`` the one writable folder, fresh /proc, /dev and /tmp, every namespace unshared (no
+    network), no capability (run by root it would keep them all), a new session (no terminal to
+    inject into), killed with n2n."""
     if isolation == "process":
         return argv
-    wrap = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/"]
-    wrap += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    wrap = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    wrap += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    if home.is_dir() and home != Path("/"):  # (keys, tokens, other people's submissions)
+        wrap += ["--tmpfs", str(home)]
     for path in readable:
         wrap += ["--ro-bind", str(path), str(path)]
     wrap += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch / "work")]

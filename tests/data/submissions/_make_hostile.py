@@ -93,6 +93,10 @@ HOSTILE = {
         "from pathlib import Path",
         "import hashlib",
         "tag = hashlib.sha1(str(Path(__file__).resolve().parents[2]).encode()).hexdigest()[:12]  # whose test",
+        "try:",
+        "    print('read:', (Path(pwd.getpwuid(os.getuid()).pw_dir) / ('n2n-secret-' + tag)).read_text())",
+        "except OSError:",
+        "    pass",
         "for path in (Path(__file__).parent / 'pwned-own-folder', Path.home() / 'pwned-home',",
         "             Path(tempfile.gettempdir()) / 'pwned-tmp', Path('pwned-cwd'),",
         "             Path(pwd.getpwuid(os.getuid()).pw_dir) / ('n2n-pwned-' + tag), Path('/tmp') / ('n2n-pwned-' + tag)):",
@@ -140,16 +144,24 @@ NAMES = list(HOSTILE)
 
 
 def outside_paths(dest):
-    """Where writes_outside (written under ``dest``) tries to write outside its scratch folder,
-    besides its own folder: the real home and /tmp, under a name of this ``dest``'s own."""
+    """Where writes_outside (written under ``dest``) tries to write outside its scratch folder
+    (having tried to read :func:`secret_path`), besides its own folder: the real home and /tmp,
+    under a name of this ``dest``'s own."""
+    home, tag = _home_and_tag(dest)
+    return [os.path.join(home, "n2n-pwned-" + tag), os.path.join("/tmp", "n2n-pwned-" + tag)]
+
+
+def secret_path(dest):
+    """The file in the real home that writes_outside (written under ``dest``) tries to read."""
+    home, tag = _home_and_tag(dest)
+    return os.path.join(home, "n2n-secret-" + tag)
+
+
+def _home_and_tag(dest):
     import hashlib
     import pwd
 
-    tag = hashlib.sha1(os.path.realpath(dest).encode()).hexdigest()[:12]
-    return [
-        os.path.join(pwd.getpwuid(os.getuid()).pw_dir, "n2n-pwned-" + tag),
-        os.path.join("/tmp", "n2n-pwned-" + tag),
-    ]
+    return pwd.getpwuid(os.getuid()).pw_dir, hashlib.sha1(os.path.realpath(dest).encode()).hexdigest()[:12]
 
 
 def write(dest):
