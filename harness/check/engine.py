@@ -595,7 +595,8 @@ class Composite(Checker):
             opt.step()
             expected.append(loss.item())
             trajectory.append([{k: t.detach().clone() for k, t in p.items()} for _, _, p in layers])
-        reply = self.child.ask({"op": "train", "blocks": blocks, "batches": batches, "lr": 0.5})
+        request = {"op": "train", "blocks": blocks, "batches": batches, "lr": 0.5}
+        reply = self.child.ask({**request, "defaults": OPTIMIZER_DEFAULTS["SGD"]})
         c = {"batch": 2, "size": (8, 8), "steps": 3, "width": width}
         if self._abnormal("course network", c, reply):
             self.report.table["course network"]["training"] = self.report.table["course network"].pop("forward")

@@ -50,7 +50,8 @@ def _param_problem(actual: Tensor | None, expected: Tensor, moved: float) -> str
         return f"has shape {tuple(actual.shape)}, torch's {tuple(expected.shape)}"
     if not bool(actual.isfinite().all()):
         return "holds NaN or inf"
-    dtype = expected.dtype if expected.dtype in STEP_SHARE else torch.float32
+    # float64's tolerance only when both are (a target may keep float32 parameters in a float64 run)
+    dtype = torch.float64 if actual.dtype == expected.dtype == torch.float64 else torch.float32
     scale = max(1.0, float(expected.abs().max())) if expected.numel() else 1.0
     err = float((actual.to(expected.dtype) - expected).abs().max()) if expected.numel() else 0.0
     tol = STEP_SHARE[dtype] * moved + FLOOR[dtype] * scale

@@ -14,6 +14,7 @@ import importlib.util
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
@@ -192,18 +193,12 @@ class Session:
 
     def optimizer(self, r: dict[str, Any]) -> dict[str, Any]:
         """Steps with the checker's gradients, copied into the target's gradient tensors."""
-        a = self.adapter
-        for form in range(3):
-            blocks = [self._block(spec) for spec in r["blocks"]]
-            try:
-                opt = a.make_optimizer(r["name"], blocks, r["kwargs"], r["defaults"], form)
-                return {"params": self._steps(blocks, opt, r)}
-            except Unsupported:
-                raise
-            except Exception:  # noqa: BLE001 (the next parameter form is tried)
-                if form == 2:
-                    raise
-        raise Unsupported("no optimizer form")  # pragma: no cover (the loop returns or raises)
+        return _in_some_form(lambda form: self._optimizer_steps(r, form))
+
+    def _optimizer_steps(self, r: dict[str, Any], form: int) -> dict[str, Any]:
+        blocks = [self._block(spec) for spec in r["blocks"]]
+        opt = self.adapter.make_optimizer(r["name"], blocks, r["kwargs"], r["defaults"], form)
+        return {"params": self._steps(blocks, opt, r)}
 
     def _steps(self, blocks: list[Any], opt: Any, r: dict[str, Any]) -> list[list[dict[str, Tensor]]]:
         a, history = self.adapter, []
@@ -223,13 +218,16 @@ class Session:
         return history
 
     def train(self, r: dict[str, Any]) -> dict[str, Any]:
-        """The course network from the target's blocks, trained with its SGD on the checker's batches."""
+        """The course network from the target's blocks, trained with its SGD (given its
+        parameters as the optimizer check gives them) on the checker's batches."""
+        return _in_some_form(lambda form: self._train(r, form))
+
+    def _train(self, r: dict[str, Any], form: int) -> dict[str, Any]:
         a = self.adapter
         blocks = [self._block(spec) for spec in r["blocks"]]
         model, loss = self.ns["Sequential"](*blocks), a.build("MSE", {}, {})
         swapped = a.loss_swapped(loss)
-        pairs = [pair for b in blocks for pair in a._pair_list(b)]
-        opt = self.ns["SGD"](pairs, r["lr"])
+        opt = a.make_optimizer("SGD", blocks, {"lr": r["lr"]}, r["defaults"], form)
         losses, history = [], []
         for x, y in r["batches"]:
             for b in blocks:
@@ -241,6 +239,19 @@ class Session:
             a.step(opt)
             history.append([{k: _tensor(v, k) for k, v in a.get_params(b).items()} for b in blocks])
         return {"losses": losses, "params": history}
+
+
+def _in_some_form(run: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    """``run(form)`` for the optimizer's parameter forms in turn (:data:`.adapter.OPTIMIZER_FORMS`)
+    until one works; the last one's error is the answer."""
+    for form in range(2):
+        try:
+            return run(form)
+        except Unsupported:
+            raise
+        except Exception:  # noqa: BLE001 (the next parameter form is tried)
+            continue
+    return run(2)
 
 
 def _none_or_tensor(value: Any, what: str) -> Tensor | None:
