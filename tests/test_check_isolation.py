@@ -155,7 +155,8 @@ def test_the_environment_and_the_bubblewrap_command_line(tmp_path, monkeypatch):
     assert "N2N_TEST_SECRET" not in env and env["HOME"] == str(tmp_path / "home")
     assert env["TMPDIR"] == str(tmp_path / "tmp") and env["PYTHONPATH"] == "/checker:/site"
     assert env["OMP_NUM_THREADS"] == "3"
-    argv = iso.command("bwrap", ["python"], tmp_path, [Path("/sub")])
+    argv = iso.command("bwrap", ["python"], tmp_path, [Path("/sub"), Path("/")])  # ("/" is bound once only)
+    assert argv.count("/") == 2
     home = ["--tmpfs", os.path.expanduser("~")]
     for flags in (["--unshare-all"], ["--cap-drop", "ALL"], ["--ro-bind", "/sub", "/sub"], home):
         assert any(argv[i : i + len(flags)] == flags for i in range(len(argv)))

@@ -68,7 +68,8 @@ class Child:
         # bound again over what bubblewrap hides (the home folder, /tmp), in case any lives there
         readable = [Path(self.target["root"]), CHECKER_ROOT, Path(sys.prefix), Path(sys.base_prefix)]
         readable += [Path(self.adapter).parent] if self.adapter else []
-        readable += [Path(p) for p in _import_paths()]
+        hidden = [Path("/tmp"), iso.hidden_home() or Path("/tmp")]
+        readable += [Path(p) for p in _import_paths() if any(Path(p).is_relative_to(h) for h in hidden)]
         return iso.command(self.isolation, argv, Path(self.scratch.name), readable)
 
     def _start(self) -> dict[str, Any]:

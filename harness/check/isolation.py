@@ -107,13 +107,19 @@ def command(isolation: str, argv: list[str], scratch: Path, readable: list[Path]
         return argv
     wrap = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     wrap += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
-    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
-    if home.is_dir() and home != Path("/"):  # (keys, tokens, other people's submissions)
-        wrap += ["--tmpfs", str(home)]
+    home = hidden_home()
+    wrap += ["--tmpfs", str(home)] if home is not None else []
     for path in readable:
-        wrap += ["--ro-bind", str(path), str(path)]
+        if path.resolve() != Path("/"):  # (bound again it would cover the fresh /dev, /proc and /tmp)
+            wrap += ["--ro-bind", str(path), str(path)]
     wrap += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch / "work")]
     return wrap + ["--", *argv]
+
+
+def hidden_home() -> Path | None:
+    """The user's home, which bubblewrap hides (keys, tokens, other people's submissions)."""
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    return home if home.is_dir() and home != Path("/") else None
 
 
 def limits(cpu_seconds: float) -> dict[str, int]:
