@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -23,12 +24,14 @@ from typing import Any
 import torch
 
 from harness.bench import main as bench_main
+from harness.check.child import DEFAULT_TOTAL_TIME
 from harness.check.class_folder import merge
 from harness.check.class_report import text as class_text
 from harness.check.classroom import DEFAULT_WALL_LIMIT, Settings, check_class, parse_shard
-from harness.check.command import DEFAULT_TIME_LIMIT, write_json, write_junit, write_markdown
+from harness.check.command import DEFAULT_TIME_LIMIT, RULES, write_json, write_junit, write_markdown
 from harness.check.command import check as run_check
 from harness.check.command import text as check_text
+from harness.check.isolation import ISOLATIONS
 from harness.report import DEFAULT_UNET_CHANNELS, make_report
 from harness.twin import TorchBackend
 from impl.app import course, distributed
@@ -218,7 +221,13 @@ def _check_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the inputs and drawn configurations (default 0)")
     limit = "seconds per check (default 30; the import gets at least 30)"
     p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help=limit)
+    total = f"seconds for the whole run; checks left then are reported as timed out (default {DEFAULT_TOTAL_TIME:g})"
+    p.add_argument("--total-time", type=float, default=DEFAULT_TOTAL_TIME, help=total)
     p.add_argument("--quick", action="store_true", help="landmark configurations only, a few seconds")
+    isolation = "where the target's code runs: bubblewrap where it works (auto, the default), bwrap, or process"
+    p.add_argument("--isolation", choices=ISOLATIONS, default="auto", help=isolation)
+    rule = "the EE-559 rule (tensor operations only, no autograd, fold/unfold only from torch.nn): auto checks it "
+    p.add_argument("--rule", choices=RULES, default="auto", help=rule + "for the course layout (Miniproject_2/)")
     p.add_argument("--repro", metavar="DIR", help="write a standalone reproducer per layer finding into DIR")
     g = p.add_argument_group("a class (several targets, --each, --out, --shard or --merge)")
     g.add_argument("--each", metavar="FOLDER", help="check every sub-folder of FOLDER that holds a submission")
@@ -423,11 +432,16 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    if args.time_limit <= 0:
-        raise field_error("time_limit", f"must be positive, got {args.time_limit}")
+    """The report is written only once every process of the target is gone (``run_check``
+    returns then), so nothing the target printed can come after it."""
     if len(args.target) != 1 or any(getattr(args, k) for k in ("each", "out", "shard", "merge")):
         return _check_class(args)
-    report = run_check(args.target[0], args.adapter, args.blocks, args.seed, args.time_limit, args.quick, args.repro)
+    options = {"total_time": args.total_time, "isolation": args.isolation, "rule": args.rule, "repro": args.repro}
+    try:
+        report = run_check(args.target[0], args.adapter, args.blocks, args.seed, args.time_limit, args.quick, **options)
+    except KeyboardInterrupt:  # a user's Ctrl-C, or (isolated as a plain process) the target's SIGINT
+        print("n2n: interrupted; no report written", file=sys.stderr)
+        return 130
     sys.stdout.write(check_text(report))
     if report.reproducers:
         sys.stdout.write(f"\nreproducers: {len(report.reproducers)} in {args.repro}\n")
@@ -446,6 +460,10 @@ def _check_class(args: argparse.Namespace) -> int:
         return _merge(args)
     if not args.target and not args.each:
         raise UserError("n2n check needs a TARGET, several, --each FOLDER or --merge DIR ...")
+    for name in ("time_limit", "wall_limit"):
+        value = getattr(args, name)
+        if not math.isfinite(value) or value <= 0:
+            raise field_error(name, f"must be a positive, finite number of seconds, got {value}")
     settings = Settings(args.adapter, args.blocks, args.seed, args.time_limit, args.quick, args.wall_limit)
     part = parse_shard(args.shard) if args.shard else None
     with contextlib.nullcontext(args.out) if args.out else tempfile.TemporaryDirectory(prefix="n2n-class-") as out:

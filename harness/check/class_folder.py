@@ -48,7 +48,7 @@ def write_class(out: Path, records: list[dict[str, Any]], about: dict[str, Any])
         "class.html": page(out, records, about),
     }
     for name, content in texts.items():
-        atomic_write(out / name, lambda f, c=content: f.write(c.encode()))
+        _write(out / name, content)
     return [out / name for name in texts]
 
 
@@ -110,3 +110,8 @@ def _copy(source: Path, dest: Path) -> None:
         return
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(source, dest)
+
+
+def _write(path: Path, text: str) -> None:
+    data = text.encode()
+    atomic_write(path, lambda f: f.write(data))

@@ -147,6 +147,10 @@ class Composite(Checker):
         self._optimizer_finding(name, case, replies, expected, inputs)
 
     def _optimizer_finding(self, name: str, case: Config, replies: list, expected: list, inputs: tuple) -> None:
+        invalid = next((r for r in replies if "invalid" in r), None)
+        if invalid is not None:
+            self._abnormal(name, "step", "optimizer step", case, invalid)
+            return
         ran = [r for r in replies if "params" in r]
         if ran and ran[0].get("form") == 4 and self._blocked(name, "step", [("Sequential", case)]):
             return  # built from the model only, and the model's Sequential is wrong
@@ -211,8 +215,8 @@ class Composite(Checker):
     def _abnormal(self, block: str, column: str, quantity: str, c: Config, reply: dict[str, Any]) -> None:
         """A reply without results: a row, and a finding unless the checker is to blame."""
         row = self.matrix.add(abnormal_row(block, column, quantity, c, reply))
-        if row.outcome in (RAISED, "timeout", "crash"):
-            label = "error" if row.outcome == RAISED else row.outcome
+        if row.outcome in (RAISED, "timeout", "crash", FAIL):
+            label = {RAISED: "error", FAIL: "invalid reply"}.get(row.outcome, row.outcome)
             self.add(Finding(block, quantity, describe(c), row.message, label, "any", where=row.where, course=True))
 
     def _blocked(self, block: str, column: str, uses: list[tuple[str, Config]]) -> bool:
@@ -241,6 +245,8 @@ class Composite(Checker):
 
 
 def abnormal_row(block: str, column: str, quantity: str, c: Config, reply: dict[str, Any]) -> Row:
+    if "invalid" in reply:  # a reply that is no answer (a sparse output, a forged field): wrong
+        return Row(block, column, quantity, c, FAIL, whose="target", message=str(reply["invalid"]))
     for kind in ("timeout", "crash", "unsupported"):
         if kind in reply:
             detail = reply[kind]

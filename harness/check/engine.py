@@ -415,6 +415,8 @@ def _not_float64(reply: dict[str, Any]) -> bool:
 
 
 def _abnormal_row(reply: dict[str, Any], row: Any) -> Row:
+    if "invalid" in reply:  # a reply that is no answer (a sparse output, a forged field): wrong
+        return row("output", FAIL, whose="target", message=str(reply["invalid"]))
     if "timeout" in reply:
         return row("output", TIMEOUT, whose="target", message=f"no answer within {reply['timeout']:g} s")
     if "crash" in reply:

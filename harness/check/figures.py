@@ -124,6 +124,7 @@ def _draw(a: Tensor, e: Tensor, diff: Tensor, bad: Tensor, path: Path, n: int, c
     figure = Figure(figsize=(7.2, 2.4), dpi=72, layout="constrained")
     FigureCanvasAgg(figure)
     low, high = float(torch.minimum(a, e).nan_to_num().min()), float(torch.maximum(a, e).nan_to_num().max())
+    panels: tuple[tuple[Tensor, str, str, float, float | None], ...]
     panels = ((a, "target", "viridis", low, high), (e, "torch", "viridis", low, high))
     finite = diff[diff.isfinite()]
     shown = diff.nan_to_num(posinf=float(finite.max()) if finite.numel() else 1.0)  # a NaN: the largest error

@@ -26,6 +26,7 @@ class Report:
     not_checked: dict[str, str] = field(default_factory=dict)
     exit_status: int = 0
     prints: str = ""
+    isolation: str = ""  # how the target's code was kept apart (harness.check.isolation)
     rows: list[Row] = field(default_factory=list)
     reproducers: list[str] = field(default_factory=list)
     pictures: list[tuple[Finding, Any, Any, float]] = field(default_factory=list)  # (finding, target's, torch's, tol)

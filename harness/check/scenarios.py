@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .adapter import Adapter, Unsupported, _positional
 from .paths import path
+from .recorder import Recorder, target_file
 
 
 def whose(error: BaseException, root: Path) -> str:
@@ -23,7 +24,7 @@ def whose(error: BaseException, root: Path) -> str:
 
 
 def _in(filename: str, root: Path) -> bool:
-    return filename.startswith(str(root)) and "site-packages" not in filename
+    return target_file(filename, root)
 
 
 def describe_error(e: BaseException, root: Path) -> dict[str, Any]:
@@ -40,8 +41,9 @@ def describe_error(e: BaseException, root: Path) -> dict[str, Any]:
 
 def tensor(value: Any, what: str) -> Tensor:
     """A clone of what the target returned (a Python number becomes a 0-d tensor)."""
-    if isinstance(value, Tensor):
-        return value.detach().clone()
+    if isinstance(value, Tensor):  # a copy the target keeps no reference to, as a plain tensor
+        value = value.detach()
+        return (value if type(value) is Tensor else value.as_subclass(Tensor)).clone()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return torch.tensor(float(value), dtype=torch.float64)
     raise TypeError(f"{what} returned {type(value).__name__}, not a tensor")
@@ -61,6 +63,13 @@ class Session:
     def __init__(self, namespace: dict[str, type], adapter: Adapter, root: Path) -> None:
         self.ns, self.adapter, self.root = namespace, adapter, root
         self.file = ""  # the target's module file, for the load reply
+        self.recorder: Recorder | None = None  # the course rule's, when it is checked
+
+    def _answer(self, block: Any, value: Any, what: str) -> Tensor | None:
+        """``value`` copied; a tensor that carries autograd is a violation of the course rule."""
+        if self.recorder is not None and isinstance(value, Tensor) and value.requires_grad:
+            self.recorder.add(f"{type(block).__name__}.{what}", "returns a tensor that requires grad (autograd)", "")
+        return none_or_tensor(value, what)
 
     def _grads(self, block: Any) -> dict[str, Tensor | None]:
         return {k: none_or_tensor(g, k) for k, g in self.adapter.get_grads(block).items()}
@@ -89,11 +98,11 @@ class Session:
         if r.get("warmup") is not None:  # a forward at another size first: nothing may stick
             a.forward(block, r["warmup"].clone())
         x = r["input"].clone()
-        out["output"] = tensor(a.forward(block, x), "forward")
+        out["output"] = tensor(self._answer(block, a.forward(block, x), "forward"), "forward")
         if r.get("grad") is None:
             return out
         try:  # a backward that raises still leaves the forward's output to compare
-            out["input_grad"] = none_or_tensor(a.backward(block, r["grad"].clone()), "backward")
+            out["input_grad"] = self._answer(block, a.backward(block, r["grad"].clone()), "backward")
         except Exception as e:  # noqa: BLE001 (the target's error is the answer)
             out["backward_error"] = describe_error(e, self.root)
             return out
@@ -222,7 +231,7 @@ class Session:
         for x, y in r["batches"]:
             for b in blocks:
                 a.zero_grad(b)
-            pred = a.forward(model, x.clone())
+            pred = self._answer(model, a.forward(model, x.clone()), "forward")
             value = a.forward(loss, *((y, pred) if swapped else (pred, y)))
             losses.append(float(value))
             a.backward(model, a.backward(loss, None))

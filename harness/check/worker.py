@@ -1,7 +1,11 @@
 """The child process of ``n2n check``: imports the target and runs its blocks on the checker's
 inputs, returning raw results. No comparison happens here: torch's reference is computed in the
 checker's own process, which the target's code never touches (so an import that changes torch's
-defaults or seeds cannot falsify it). Run as ``python -m harness.check.worker``."""
+defaults or seeds cannot falsify it). Run as ``python -m harness.check.worker LIMITS`` (its
+resource limits, ``name=value,...``: :func:`.isolation.limits`), set before the target loads.
+
+A block is the target's when its class's own code comes from the target's files (by source
+file: ``__module__`` is the class's own word and proves nothing)."""
 
 from __future__ import annotations
 
@@ -11,13 +15,14 @@ import inspect
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any
 
 import torch
 
-from . import protocol
+from . import isolation, protocol
 from .adapter import Adapter, Unsupported, _canonical
+from .recorder import Recorder, target_file
 from .scenarios import Session, describe_error
 
 # the names students give each block, compared case-insensitively, most specific first
@@ -83,16 +88,36 @@ def _needs_channels(cls: type) -> bool:
 
 
 def _theirs(cls: Any, root: Path) -> bool:
-    return isinstance(cls, type) and _ours(sys.modules.get(cls.__module__), root)
+    """By its code's files; a class with no code at all (``class ReLU: pass``) by its module's."""
+    if not isinstance(cls, type):
+        return False
+    files = _code_files(cls) or {str(getattr(sys.modules.get(cls.__module__), "__file__", None) or ""): ""}
+    return any(target_file(f, root) for f in files)
+
+
+def _code_files(cls: type) -> dict[str, str]:
+    """{file: class name} of the first class in ``cls``'s MRO with code of its own (its methods'
+    code objects say where they were compiled and under which class name)."""
+    for klass in cls.__mro__[:-1]:
+        found = {}
+        for value in vars(klass).values():
+            value = getattr(value, "__func__", value)  # static and class methods
+            value = value.fget if isinstance(value, property) else value
+            code = getattr(value, "__code__", None)
+            if isinstance(code, CodeType):
+                found[code.co_filename] = code.co_qualname.rsplit(".", 1)[0]
+        if found:
+            return found
+    return {}
 
 
 def _ours(module: ModuleType | None, root: Path) -> bool:
     """Whether a module is the target's own code (under its folder, not an installed package)."""
-    file = str(getattr(module, "__file__", None) or "")
-    return file.startswith(str(root)) and "site-packages" not in file
+    return target_file(str(getattr(module, "__file__", None) or ""), root)
 
 
 def main() -> None:
+    isolation.apply_limits({k: int(v) for k, v in (item.split("=") for item in sys.argv[1].split(",") if item)})
     sys.dont_write_bytecode = True
     requests = os.fdopen(os.dup(0), "rb")
     replies = os.fdopen(os.dup(1), "wb")
@@ -107,25 +132,59 @@ def main() -> None:
         except EOFError:
             return
         session, reply = handle(request, session)
-        protocol.write_frame(replies, protocol.encode_reply(reply))
+        protocol.write_frame(replies, _encoded(reply))
+
+
+def _encoded(reply: dict[str, Any]) -> bytes:
+    try:
+        return protocol.encode_reply(reply)
+    except Exception as e:  # noqa: BLE001 (something the target returned cannot be sent: its error)
+        message = f"the reply cannot be sent: {type(e).__name__}: {e}"
+        error = {"type": "UnsendableReply", "message": message[:300], "where": "", "whose": "target", "refusal": False}
+        return protocol.encode_reply({"error": error})
 
 
 def handle(request: dict[str, Any], session: Session | None) -> tuple[Session | None, dict[str, Any]]:
     """One request: ``load`` makes the session, any other op runs on it. Whatever the target
-    raises becomes the reply (the worker itself never dies of it)."""
+    raises becomes the reply (the worker itself never dies of it); the course rule's records
+    since the last reply go with it."""
     root = session.root if session is not None else Path(request.get("target", {}).get("root", "."))
+    recorder = session.recorder if session is not None else _recorder(request, root)
+    reply: dict[str, Any]
     try:
         if request["op"] == "load":
-            session = _session(request)
-            return session, {"blocks": sorted(session.ns), "file": session.file, "notes": sorted(session.adapter.notes)}
-        assert session is not None, "a request before load"
-        reply = _with_dtype(getattr(session, request["op"]), request)
-        reply["notes"] = sorted(session.adapter.notes)
-        return session, reply
+            session = _session(request, recorder)
+            reply = {"blocks": sorted(session.ns), "file": session.file, "files": _files(session)}
+            reply |= {"notes": sorted(session.adapter.notes)}
+            reply["classes"] = dict(recorder.blocks) if recorder is not None else {}
+        else:
+            assert session is not None, "a request before load"
+            reply = _with_dtype(getattr(session, request["op"]), request)
+            reply["notes"] = sorted(session.adapter.notes)
     except Unsupported as e:
-        return session, {"unsupported": str(e)}
+        reply = {"unsupported": str(e)}
     except Exception as e:  # noqa: BLE001 (the target's error is the answer)
-        return session, {"error": describe_error(e, root)}
+        reply = {"error": describe_error(e, root)}
+    if recorder is not None:
+        reply["rule"] = recorder.take()
+    return session, reply
+
+
+def _recorder(request: dict[str, Any], root: Path) -> Recorder | None:
+    """The course rule's recorder, installed before the target is imported (so that its
+    ``from torch.nn.functional import ...`` binds the recording functions)."""
+    if request.get("op") != "load" or not request.get("rule"):
+        return None
+    recorder = Recorder(lambda f: target_file(f, root), lambda f: os.path.relpath(f, root))
+    recorder.install()
+    return recorder
+
+
+def _files(session: Session) -> list[str]:
+    """The target's files that were loaded: what the course rule's source scan reads."""
+    modules = [str(getattr(m, "__file__", None) or "") for m in list(sys.modules.values())]
+    classes = [f for cls in session.ns.values() for f in _code_files(cls)]
+    return sorted({f for f in modules + classes if target_file(f, session.root) and f.endswith(".py")})
 
 
 def _with_dtype(op: Any, request: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +198,7 @@ def _with_dtype(op: Any, request: dict[str, Any]) -> dict[str, Any]:
         torch.set_default_dtype(before)
 
 
-def _session(request: dict[str, Any]) -> Session:
+def _session(request: dict[str, Any], recorder: Recorder | None = None) -> Session:
     module, root = _load(request["target"])
     user = _load_adapter(request.get("adapter"))
     namespace, notes = _discover(module, root)
@@ -148,6 +207,9 @@ def _session(request: dict[str, Any]) -> Session:
     session = Session(namespace, Adapter(namespace, user), root)
     session.adapter.notes.update(notes)
     session.file = str(getattr(module, "__file__", ""))
+    session.recorder = recorder
+    if recorder is not None:
+        recorder.blocks.update({name: block for block, cls in namespace.items() for name in _code_files(cls).values()})
     return session
 
 

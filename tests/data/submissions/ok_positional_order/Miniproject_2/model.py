@@ -1,7 +1,14 @@
 # Miniproject 2 -- my own framework. Convolutions loop over the kernel offsets.
 # NB: no dilation; bias is off unless asked for; the optimizer takes the model.
 import torch
-from torch.nn.functional import pad
+
+
+def pad(x, p):
+    # zero padding by hand (the course allows only fold/unfold from torch.nn)
+    left, right, top, bottom = p
+    out = x.new_zeros(x.shape[0], x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right)
+    out[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x
+    return out
 
 
 class Module:
