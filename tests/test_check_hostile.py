@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.check import protocol, replies, rule, steps, worker
+from harness.check import protocol, replies, rule, worker
 from harness.check.capture import Capture, escape
 from harness.check.child import LOAD_LIMIT
 from harness.check.command import check, text
@@ -112,8 +112,8 @@ def test_escape_and_capture_bound_what_they_keep():
         ("ok_handout", None),
         # float32 blocks (Conv2d's check says so first) whose SGD takes the model, not pairs
         ("ok_positional_order", None),
-        ("nan_losses", "the loss at step 2 is nan"),
-        ("sgd_step_20x", "after step 1, layer 0's weight is off by"),
+        ("nan_losses", "loss at step 2 is nan"),
+        ("sgd_step_20x", "layer 0 weight after step 1 is off torch's by more than"),
     ],
 )
 def test_training_fails_on_nan_losses_and_a_step_20_times_too_large(hostile, name, message):
@@ -128,22 +128,6 @@ def test_training_fails_on_nan_losses_and_a_step_20_times_too_large(hostile, nam
 def test_a_block_whose_module_says_torch_nn_is_checked(hostile):
     report = run(hostile, "module_says_torch_nn")
     assert report.table["ReLU"]["backward"] == "FAIL"
-
-
-def test_the_training_comparison_sees_nan_a_short_list_and_a_wrong_step():
-    start = [{"weight": torch.zeros(3, dtype=torch.float64)}]
-    want = [[{"weight": torch.full((3,), -0.1, dtype=torch.float64)}]]
-    assert steps.params_problem([[{"weight": want[0][0]["weight"].clone()}]], want, start) is None
-    twenty = [[{"weight": 20 * want[0][0]["weight"]}]]
-    assert "off by 1.9" in steps.params_problem(twenty, want, start)
-    nan = [[{"weight": torch.full((3,), float("nan"), dtype=torch.float64)}]]
-    assert steps.params_problem(nan, want, start).endswith("holds NaN or inf")
-    assert steps.params_problem([], want, start) == "parameters after 0 steps of 1"
-    assert steps.params_problem([[{}]], want, start) == "after step 1, layer 0's weight is missing"
-    short = [[{"weight": torch.zeros(2, dtype=torch.float64)}]]
-    assert steps.params_problem(short, want, start) == "after step 1, layer 0's weight has shape (2,), torch's (3,)"
-    assert steps.losses_problem([0.5, float("inf")], 2) == "the loss at step 2 is inf"
-    assert steps.losses_problem([0.5], 2) == "1 losses for 2 steps"
 
 
 def test_every_kind_of_wrong_reply_is_named():

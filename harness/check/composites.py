@@ -105,17 +105,35 @@ class Composite(Checker):
         return [{"batch": s[0], "size": s[2:], "channels": s[1]} for s in LOSS_SHAPES]
 
     # optimizers ------------------------------------------------------------------------------
-    def check_optimizer(self, name: str) -> None:
+    def _optimizer_setup(self) -> tuple[Config, dict[str, Any], dict[str, Tensor], list]:
+        """The configuration, the Conv2d block request, its parameters and three steps' gradients."""
         spec = SPECS["Conv2d"]
         c = self._state("Conv2d").adjust({**spec.base, "batch": 1, "size": (5, 5)})
-        if self._blocked(name, "step", [("Conv2d", c)]):
-            return
         params, x, g, _ = self.data(spec, c, self._state("Conv2d").dtype)
         block: dict[str, Any] = {"block": "Conv2d", "kwargs": spec.kwargs(c), "defaults": spec.defaults}
         block["params"] = params
         block |= {"probe": x, "probe_grad": g, "layout": self._state("Conv2d").layout}
         gen = torch.Generator().manual_seed(self.seed + 7)
         steps = [[{k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in params.items()}] for _ in range(3)]
+        return c, block, params, steps
+
+    def probe_form(self) -> None:
+        """The parameter form the target's SGD takes, found quietly (plain lr steps against torch's)
+        for a check that needs it when SGD's own check did not run."""
+        c, block, params, steps = self._optimizer_setup()
+        expected = torch_steps("SGD", params, steps, {"lr": 0.1})
+        request = {"op": "optimizer", "name": "SGD", "kwargs": {"lr": 0.1}, "defaults": OPTIMIZER_DEFAULTS["SGD"]}
+        request |= {"blocks": [block], "grads": steps, "dtype": params["weight"].dtype}
+        for form in range(FORMS):
+            reply = self.child.ask({**request, "form": form})
+            if "params" in reply and self._steps_problem(reply["params"], expected) is None:
+                self.form = form
+                return
+
+    def check_optimizer(self, name: str) -> None:
+        c, block, params, steps = self._optimizer_setup()
+        if self._blocked(name, "step", [("Conv2d", c)]):
+            return
         self.passing = []
         for kwargs in OPTIMIZER_CASES[name][: 2 if self.quick else None]:
             case = {**c, "optimizer": ", ".join(f"{k}={v}" for k, v in kwargs.items())}

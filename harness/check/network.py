@@ -109,6 +109,8 @@ class NetworkChecks(Composite):
             return
         expected_losses, expected_params = _torch_training(layers, batches)
         request = {"op": "train", "blocks": blocks, "batches": batches, "lr": TRAIN_LR, "dtype": self.dtype}
+        if self.form is None and "Conv2d" in self.blocks:
+            self.probe_form()
         forms = [self.form] if self.form is not None else list(range(FORMS))
         reply = self.child.ask({**request, "forms": forms, "order": self.order})
         self.notes.update(reply.get("notes", []))
