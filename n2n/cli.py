@@ -207,7 +207,8 @@ def _check_parser(sub: Any) -> None:
     p = sub.add_parser("check", help="check anybody's blocks against torch (runs the target's code in a child process)")
     p.add_argument("target", help="a folder with Miniproject_2/model.py, that folder, a .py file or a module name")
     p.add_argument("--adapter", metavar="FILE", help="a Python file settling the target's contract (see README)")
-    p.add_argument("--blocks", metavar="NAME,...", help="check only these blocks (course or torch names)")
+    only = "check only these blocks (course or torch names; 'course network' for its training)"
+    p.add_argument("--blocks", metavar="NAME,...", help=only)
     p.add_argument("--json", metavar="PATH", help="one record per finding")
     p.add_argument("--junit-xml", metavar="PATH", help="one test case per block and check")
     p.add_argument("--markdown", metavar="PATH", help="a report to read")
