@@ -214,7 +214,8 @@ def _check_parser(sub: Any) -> None:
     what = "a folder with Miniproject_2/model.py, that folder, a .py file or a module name; several: a class"
     p.add_argument("target", nargs="*", metavar="TARGET", help=what)
     p.add_argument("--adapter", metavar="FILE", help="a Python file settling the target's contract (see README)")
-    p.add_argument("--blocks", metavar="NAME,...", help="check only these blocks (course or torch names)")
+    only = "check only these blocks (course or torch names; 'course network' for its training)"
+    p.add_argument("--blocks", metavar="NAME,...", help=only)
     p.add_argument("--json", metavar="PATH", help="one record per finding")
     p.add_argument("--junit-xml", metavar="PATH", help="one test case per block and check")
     p.add_argument("--markdown", metavar="PATH", help="a report to read")
