@@ -146,9 +146,12 @@ class Checker:
         st = self._state(name)
         configs = spec.configs(2 if self.quick else 12, self.seed)
         dirty: set[str] = set()
-        for c in configs:
+        for n, c in enumerate(configs):
             c = st.adjust(c)
             reply, ref, _ = self.run(spec, c)
+            if "timeout" in reply or "crash" in reply:  # each more would cost a limit and a restart
+                self._abandon(spec, c, reply, ref, configs[n + 1 :])
+                break
             if self._bias_free(spec, c, reply):
                 c = st.adjust(c)
                 reply, ref, _ = self.run(spec, c)
@@ -161,6 +164,14 @@ class Checker:
             dirty |= self._uninitialised(spec, c, reply, dirty)
         self.analyse(spec)
         self.contract(spec)
+
+    def _abandon(self, spec: Spec, c: Config, reply: dict[str, Any], ref: dict, rest: list[Config]) -> None:
+        """A hang or a death at ``c``: its rows, and the configurations left, not run."""
+        for row in self.rows(spec, c, reply, ref, GRID):
+            self.matrix.add(row)
+        why = f"not run: the block {'hung' if 'timeout' in reply else 'died'} at {describe(c)}"
+        for other in rest:
+            self.matrix.add(Row(spec.name, "forward", "output", other, NOT_RUN, message=why))
 
     def _bias_free(self, spec: Spec, c: Config, reply: dict[str, Any]) -> bool:
         """A block with neither a bias argument nor a bias: its whole grid runs with bias=False."""
@@ -230,6 +241,13 @@ class Checker:
             if not remaining:
                 return
             first = remaining[0]
+            if kind in (TIMEOUT, CRASH):  # each probe would cost a limit and a restart: said where it happened
+                finding = Finding(
+                    spec.name, q, describe(first.config), first.message, kind, "any", count=len(remaining)
+                )
+                finding.course = on_course(first.config) or None
+                self.findings.append(finding)
+                return
             shrunk = self._shrink(spec, first.config, q, kind)
             feature, passes_at = self._nearest_passing(spec, shrunk, q, remaining)
             explained = [r for r in remaining if r is first or has(feature, r.config)]

@@ -155,6 +155,8 @@ def _training_problem(reply: dict[str, Any], losses: list[float], params: list, 
                 actual = reply["params"][i][j].get(k) if len(reply.get("params", [])) > i else None
                 step = (t - before[j][k]).abs().max().item()
                 tol = STEP_TOLERANCE * step + 100 * torch.finfo(t.dtype).eps * max(1.0, t.abs().max().item())
+                if actual is not None and actual.shape == t.shape and not bool(actual.isfinite().all()):
+                    return f"layer {j} {k} after step {i + 1} holds NaN or inf"
                 if actual is None or actual.shape != t.shape or not bool(((actual.to(t.dtype) - t).abs() <= tol).all()):
                     return (
                         f"layer {j} {k} after step {i + 1} is off torch's by more than {STEP_TOLERANCE:g} of the step"

@@ -34,7 +34,10 @@ def describe_error(e: BaseException, root: Path) -> dict[str, Any]:
     message = " ".join(str(e).split())[:300]
     # the target's own raise or assert: a configuration it refuses on purpose, not a crash
     refusal = (
-        bool(frames) and _in(frames[-1].filename, root) and (frames[-1].line or "").startswith(("raise", "assert"))
+        isinstance(e, (ValueError, NotImplementedError, AssertionError))
+        and bool(frames)
+        and _in(frames[-1].filename, root)
+        and (frames[-1].line or "").startswith(("raise", "assert"))
     )
     return {"type": type(e).__name__, "message": message, "where": where, "whose": whose(e, root), "refusal": refusal}
 
