@@ -36,7 +36,7 @@ from impl.app.checkpoint import atomic_write
 from impl.app.config import DEFAULT_BATCH_SIZE
 from impl.models import course_network, unet
 
-from . import bench_conv
+from . import bench_conv, bench_profile
 from .bench_conv import LAST, medians
 from .bench_report import markdown
 from .check.command import check
@@ -212,6 +212,19 @@ def scaling_case(batch: int = 128, steps: int = 10) -> dict[str, float]:
     return rates
 
 
+PROFILED = ("nearest", "transpose", "unet")
+
+
+def profile_case(threads: int, quick: bool) -> list[dict[str, Any]]:
+    """Per-operation profile of each network's training step at the training runs' batch
+    (``quick``: the course network with nearest upsampling, one step)."""
+    rows = []
+    for name in PROFILED[:1] if quick else PROFILED:
+        net, ref = _networks(name)
+        rows += bench_profile.profile_rows(name, net, ref, DEFAULT_BATCH_SIZE, 1 if quick else 10, threads)
+    return rows
+
+
 def machine() -> str:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -239,6 +252,7 @@ def conv_sections(batches: list[int], repeats: int, threads: int, quick: bool) -
 def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool = False) -> dict[str, Any]:
     records: list[Record] = []
     strategies: list[dict[str, Any]] = []
+    profile: list[dict[str, Any]] = []
     gemm: dict[int, float] = {}
     previous = torch.get_num_threads()
     steps = [batches[0]] + ([DEFAULT_BATCH_SIZE] if DEFAULT_BATCH_SIZE != batches[0] else [])
@@ -257,6 +271,7 @@ def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool =
                     records.append(step_case(name, batch, repeats, threads))
             for name in ("nearest",) + (() if quick else ("transpose", "unet")):
                 records.append(predict_case(name, repeats, threads, size=128 if quick else 512))
+            profile += profile_case(threads, quick)
     finally:
         torch.set_num_threads(previous)
     for name in ("nearest",) + (() if quick else ("transpose", "unet")):
@@ -271,6 +286,7 @@ def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool =
         "errors": errors,
         "margins": bench_conv.suite_margins(10 if quick else SUITE_TRIALS),
         "scaling": scaling,
+        "profile": profile,
     }
     return result | {"check": check_times(quick)}
 

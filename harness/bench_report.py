@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from . import bench_parallel
+
 CASE_TARGET = 1.0
 """Every time case: impl at most torch's time (the earlier performance issue's bar)."""
 
@@ -212,6 +214,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *_targets(result),
         "",
+        *bench_parallel.markdown(result),
         "## Cases",
         "",
         *_cases(rows),
