@@ -21,7 +21,7 @@ def test_activation_parity(name, kw, shape, dtype):
     assert_parity(getattr(impl, name)(**kw), getattr(reference, name)(**kw), S.tensors(shape, dtype, seed=1))
 
 
-SLOPES = [("LeakyReLU", {"negative_slope": s}) for s in (0.0, -0.5, 1.5)]
+SLOPES = [("LeakyReLU", {"negative_slope": s}) for s in (0.0, -0.5, 1.0, 1.5)]  # 1.0: max(x, s x) still applies
 
 
 @pytest.mark.parametrize("name,kw", ACTIVATIONS + SLOPES)
