@@ -150,8 +150,9 @@ def step_case(name: str, batch: int, repeats: int, threads: int, size: int = 32)
 
 
 def predict_case(name: str, repeats: int, threads: int, size: int = 512) -> Record:
-    """Inference on one size x size image (impl forward; the references under no_grad)."""
+    """Inference on one size x size image (impl forward in eval mode; the references under no_grad)."""
     net, ref = _networks(name)
+    net.eval()
     last = _channels_last(ref)
     x = torch.rand(1, 3, size, size)
     xl = _last(x)

@@ -548,6 +548,13 @@ def _padded_size(s: Shape) -> Pair:
     return s.size[0] + 2 * s.padding[0], s.size[1] + 2 * s.padding[1]
 
 
+def _forward_shape(x: Tensor, weight: Tensor, stride: Pair, padding: Pair, dilation: Pair, groups: int) -> Shape:
+    n, c, h, w = x.shape
+    out_c, kernel = weight.shape[0], (weight.shape[2], weight.shape[3])
+    out = _out_size((h, w), kernel, stride, padding, dilation)
+    return Shape(n, c, out_c, kernel, stride, padding, dilation, groups, (h, w), out)
+
+
 def conv2d(
     x: Tensor,
     weight: Tensor,
@@ -560,11 +567,31 @@ def conv2d(
 ) -> Tensor:
     """Cross-correlation of (N, C, H, W) ``x`` with (O, C/g, kh, kw) ``weight``; ``strategy``
     forces one of :func:`strategies` (tests), else :func:`plan` chooses."""
-    n, c, h, w = x.shape
-    out_c, kernel = weight.shape[0], (weight.shape[2], weight.shape[3])
-    out = _out_size((h, w), kernel, stride, padding, dilation)
-    s = Shape(n, c, out_c, kernel, stride, padding, dilation, groups, (h, w), out)
+    s = _forward_shape(x, weight, stride, padding, dilation, groups)
     return FORWARD[plan("forward", s, strategy)](x, weight, bias, s)
+
+
+def conv2d_keeping(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+    earlier: Tensor | _winograd.Tiles | None = None,
+) -> tuple[Tensor, Tensor | _winograd.Tiles]:
+    """:func:`conv2d` and what :func:`conv2d_weight_grad` will read for it: where Winograd's
+    same tile computes both directions, the forward's transformed input tiles (the weight
+    gradient then skips transforming the input again), written over ``earlier`` tiles of
+    the same size that are no longer needed; else ``x`` itself."""
+    s = _forward_shape(x, weight, stride, padding, dilation, groups)
+    strategy = plan("forward", s)
+    if strategy.startswith("winograd") and plan("weight grad", s) == strategy:
+        reuse = earlier.v if isinstance(earlier, _winograd.Tiles) else None
+        out, tiles = _winograd.conv2d(x, weight, bias, padding, int(strategy[-1]), keep=True, reuse=reuse)
+        return out, tiles  # type: ignore[return-value]
+    return FORWARD[strategy](x, weight, bias, s), x
 
 
 def _patches_conv(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
@@ -601,7 +628,7 @@ def _gather_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) ->
 
 
 def _winograd_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape, m: int) -> Tensor:
-    return _winograd.conv2d(x, weight, bias, s.padding, m)
+    return _winograd.conv2d(x, weight, bias, s.padding, m)[0]
 
 
 def _grouped_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
@@ -639,7 +666,7 @@ def _flipped_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
 def _winograd_input_grad(grad: Tensor, weight: Tensor, s: Shape, m: int) -> Tensor:
     """The full correlation with the flipped kernel (as ``'flipped'``), by F(m x m, 3 x 3)."""
     full = (2 - s.padding[0], 2 - s.padding[1])
-    return _winograd.conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, full, m)
+    return _winograd.conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, full, m)[0]
 
 
 def _per_tap_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
@@ -672,7 +699,7 @@ def _col2im(g: Tensor, weight: Tensor, s: Shape) -> Tensor:
 
 
 def conv2d_weight_grad(
-    x: Tensor,
+    x: Tensor | _winograd.Tiles,
     grad: Tensor,
     weight_shape: tuple[int, ...],
     stride: Pair,
@@ -682,7 +709,10 @@ def conv2d_weight_grad(
     strategy: str | None = None,
 ) -> Tensor:
     """Gradient of :func:`conv2d` w.r.t. its weight. The output positions are those of ``grad``
-    (so a transposed convolution's extra output_padding rows are simply never read)."""
+    (so a transposed convolution's extra output_padding rows are simply never read). ``x`` may
+    be the tiles :func:`conv2d_keeping` kept in its stead (their Winograd tile then computes it)."""
+    if isinstance(x, _winograd.Tiles):
+        return _winograd.weight_grad(x, grad, x.padding, x.m)
     out_c, cg, kh, kw = weight_shape
     n, _, ho, wo = grad.shape
     size = (x.shape[2], x.shape[3])
