@@ -443,10 +443,13 @@ def _tap_conv(
     return y.view(n, hq, wq, out_c)[:, : out[0], : out[1]].permute(0, 3, 1, 2)
 
 
-def _tap_input_grad(grad: Tensor, weight: Tensor, stride: Pair, padding: Pair, dilation: Pair, size: Pair) -> Tensor:
+def _tap_input_grad(
+    grad: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair, dilation: Pair, size: Pair
+) -> Tensor:
     """Adjoint of :func:`_tap_conv`: each tap's product (gradient rows) @ (O, C) weights is added
-    into the rows of its phase it was read from; the phases are then put back together and the
-    padding cropped. Returns the (N, C, *size) channels-last view."""
+    into the rows of its phase it was read from (the phases start at the bias, or zero); the
+    phases are then put back together and the padding cropped. Returns the (N, C, *size)
+    channels-last view."""
     n, out_c = grad.shape[:2]
     c, (kh, kw), (sh, sw) = weight.shape[1], weight.shape[2:], stride
     hq, wq = _phase_frame(size, padding, stride)
@@ -454,12 +457,22 @@ def _tap_input_grad(grad: Tensor, weight: Tensor, stride: Pair, padding: Pair, d
     taps = _phase_taps((kh, kw), stride, dilation, wq)
     m = g.shape[0] - max(off for _, off in taps)
     w = weight.permute(2, 3, 0, 1).reshape(kh * kw, out_c, c)  # tap t: (O, C)
-    gx = grad.new_zeros(sh * sw, g.shape[0], c)
+    gx = _filled(grad.new_empty(sh * sw, g.shape[0], c), bias)
     for rows in _blocks(m, "input grad"):
         for t, (phase, off) in enumerate(taps):
             gx[phase][_shifted(rows, off)].addmm_(g[rows], w[t])
     full = gx.view(sh, sw, n, hq, wq, c).permute(2, 3, 0, 4, 1, 5).reshape(n, hq * sh, wq * sw, c)
     return full[:, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]].permute(0, 3, 1, 2)
+
+
+def _filled(buffer: Tensor, bias: Tensor | None, channel_dim: int = -1) -> Tensor:
+    """``buffer`` set to ``bias`` along ``channel_dim`` (a transposed convolution's products are
+    added onto it: no pass of their own to add it afterwards), or to zero."""
+    if bias is None:
+        return buffer.zero_()
+    shape = [1] * buffer.dim()
+    shape[channel_dim] = -1
+    return buffer.copy_(bias.view(shape))
 
 
 def _gather_conv(xp: Tensor, weight: Tensor, bias: Tensor | None, dilation: Pair) -> Tensor:
@@ -648,47 +661,49 @@ def conv2d_input_grad(
     groups: int,
     size: Pair,
     strategy: str | None = None,
+    bias: Tensor | None = None,
 ) -> Tensor:
     """Adjoint of :func:`conv2d` in ``x`` for an input of spatial ``size``: (N, O, Ho, Wo)
-    ``grad`` to (N, C, *size). Also the forward of the transposed convolution."""
+    ``grad`` to (N, C, *size). Also the forward of the transposed convolution, whose ``bias``
+    (C,) is added to every output."""
     n, out_c, ho, wo = grad.shape
     c, kernel = weight.shape[1] * groups, (weight.shape[2], weight.shape[3])
     s = Shape(n, c, out_c, kernel, stride, padding, dilation, groups, tuple(size), (ho, wo))  # type: ignore[arg-type]
-    return INPUT_GRAD[plan("input grad", s, strategy)](grad, weight, s)
+    return INPUT_GRAD[plan("input grad", s, strategy)](grad, weight, bias, s)
 
 
-def _flipped_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
+def _flipped_input_grad(grad: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
     """Stride 1: the full correlation of the gradient with the flipped kernel, channels swapped."""
     full = (s.dilation[0] * (s.kernel[0] - 1) - s.padding[0], s.dilation[1] * (s.kernel[1] - 1) - s.padding[1])
-    return conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, (1, 1), full, s.dilation, 1)
+    return conv2d(grad, weight.flip(2, 3).transpose(0, 1), bias, (1, 1), full, s.dilation, 1)
 
 
-def _winograd_input_grad(grad: Tensor, weight: Tensor, s: Shape, m: int) -> Tensor:
+def _winograd_input_grad(grad: Tensor, weight: Tensor, bias: Tensor | None, s: Shape, m: int) -> Tensor:
     """The full correlation with the flipped kernel (as ``'flipped'``), by F(m x m, 3 x 3)."""
     full = (2 - s.padding[0], 2 - s.padding[1])
-    return _winograd.conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, full, m)[0]
+    return _winograd.conv2d(grad, weight.flip(2, 3).transpose(0, 1), bias, full, m)[0]
 
 
-def _per_tap_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
-    return _tap_input_grad(grad, weight, s.stride, s.padding, s.dilation, s.size)
+def _per_tap_input_grad(grad: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
+    return _tap_input_grad(grad, weight, bias, s.stride, s.padding, s.dilation, s.size)
 
 
-def _gather_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
+def _gather_input_grad(grad: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
     g = grad.permute(0, 2, 3, 1).reshape(-1, s.out_c).t()  # (O, N*Ho*Wo): a view of a channels-last gradient
-    return _col2im(g, weight, s)
+    return _col2im(g, weight, bias, s)
 
 
-def _grouped_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
-    return _col2im(grad.transpose(0, 1).reshape(s.out_c, s.rows), weight, s)
+def _grouped_input_grad(grad: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
+    return _col2im(grad.transpose(0, 1).reshape(s.out_c, s.rows), weight, bias, s)
 
 
-def _col2im(g: Tensor, weight: Tensor, s: Shape) -> Tensor:
+def _col2im(g: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
     """The transposed gathered product (C*kh*kw, N*Ho*Wo), each kernel tap scatter-added into the
-    padded frame."""
+    padded frame (which starts at the bias, or zero)."""
     (kh, kw), (ho, wo), groups = s.kernel, s.out, s.groups
     cols = weight.reshape(groups, s.out_c // groups, -1).transpose(1, 2) @ _grouped(g, groups)
     cols = cols.view(s.c, kh, kw, s.n, ho, wo)
-    xp = g.new_zeros(s.c, s.n, *_padded_size(s))
+    xp = _filled(g.new_empty(s.c, s.n, *_padded_size(s)), bias, channel_dim=0)
     stride, padding, dilation = s.stride, s.padding, s.dilation
     for i in range(kh):
         for j in range(kw):

@@ -78,10 +78,7 @@ def conv_transpose2d(
     extra = (output_size[0] - reach[0], output_size[1] - reach[1])
     if _exact.conv_transpose2d_applies(y, weight, groups, stride, extra):
         return _exact.conv_transpose2d(y, weight, bias, stride, padding, dilation, output_size)
-    out = _gemm.conv2d_input_grad(y, weight, stride, padding, dilation, groups, output_size)
-    if bias is not None:
-        out = out + bias.view(1, -1, 1, 1)
-    return out
+    return _gemm.conv2d_input_grad(y, weight, stride, padding, dilation, groups, output_size, bias=bias)
 
 
 def conv2d_weight_grad(
