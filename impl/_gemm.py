@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 from torch import Tensor
 
-from . import _winograd
+from . import _scratch, _winograd
 
 Pair = tuple[int, int]
 
@@ -56,22 +56,24 @@ out a block's input and output take 3 MiB, well inside the L3 cache (measured on
 
 
 def padded(x: Tensor, padding: Pair, size: Pair | None = None) -> Tensor:
-    """(C, N, Hp, Wp) zero-padded, channel-first copy of (N, C, H, W) ``x``; ``size`` (Hp, Wp)
-    may ask for extra zero rows/columns at the bottom/right."""
+    """(C, N, Hp, Wp) zero-padded, channel-first copy of (N, C, H, W) ``x``, a temporary of the
+    engine's arena (:mod:`impl._scratch`); ``size`` (Hp, Wp) may ask for extra zero rows/columns
+    at the bottom/right."""
     n, c, h, w = x.shape
     hp, wp = size or (h + 2 * padding[0], w + 2 * padding[1])
-    xp = x.new_zeros(c, n, hp, wp)
+    xp = _scratch.take((c, n, hp, wp), x).zero_()
     xp[:, :, padding[0] : padding[0] + h, padding[1] : padding[1] + w] = x.transpose(0, 1)
     return xp
 
 
-def padded_last(x: Tensor, padding: Pair, size: Pair | None = None) -> Tensor:
+def padded_last(x: Tensor, padding: Pair, size: Pair | None = None, scratch: bool = False) -> Tensor:
     """(N, Hp, Wp, C) zero-padded, channels-last copy of (N, C, H, W) ``x``; ``size`` (Hp, Wp)
-    may ask for extra zero rows/columns at the bottom/right. Only the border is zeroed."""
+    may ask for extra zero rows/columns at the bottom/right. Only the border is zeroed. ``scratch``:
+    a temporary of the engine's arena (:mod:`impl._scratch`)."""
     n, c, h, w = x.shape
     hp, wp = size or (h + 2 * padding[0], w + 2 * padding[1])
     top, left = padding
-    xp = x.new_empty(n, hp, wp, c)
+    xp = _scratch.take((n, hp, wp, c), x) if scratch else x.new_empty(n, hp, wp, c)
     xp[:, :top] = 0
     xp[:, top + h :] = 0
     xp[:, top : top + h, :left] = 0
@@ -91,14 +93,14 @@ up to this size, slower beyond it (48 -> 48 channels at 16x16, batch 16: 1.8M fl
 def _patches(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, out: Pair) -> Tensor:
     """(N*Ho*Wo, kh*kw*C) patches of (N, C, H, W) ``x``, channels-last: row (n, y, x), column (i, j, c)."""
     n, c = x.shape[:2]
-    xp = padded_last(x, padding)
+    xp = padded_last(x, padding, scratch=True)
     sn, sh, sw, sc = xp.stride()
     view = xp.as_strided(
         (n, out[0], out[1], kernel[0], kernel[1], c),
         (sn, stride[0] * sh, stride[1] * sw, dilation[0] * sh, dilation[1] * sw, sc),
         xp.storage_offset(),
     )
-    return view.reshape(n * out[0] * out[1], kernel[0] * kernel[1] * c)
+    return _scratch.take(view.shape, x).copy_(view).view(n * out[0] * out[1], -1)
 
 
 def _taps(kernel: Pair, dilation: Pair, wp: int) -> list[int]:
@@ -345,8 +347,8 @@ def _phases(x: Tensor, padding: Pair, stride: Pair) -> tuple[Tensor, Pair]:
     sh, sw = stride
     hq, wq = _phase_frame((h, w), padding, stride)
     if stride == (1, 1):
-        return padded_last(x, padding, (hq, wq)).view(1, -1, c), (hq, wq)
-    xs = x.new_empty(sh, sw, n, hq, wq, c)  # each phase copied straight from x: one pass less
+        return padded_last(x, padding, (hq, wq), scratch=True).view(1, -1, c), (hq, wq)
+    xs = _scratch.take((sh, sw, n, hq, wq, c), x)  # each phase copied straight from x: one pass less
     for a, (y0, r0, ny) in enumerate(_phase_span(h, padding[0], sh)):
         for b, (x0, c0, nx) in enumerate(_phase_span(w, padding[1], sw)):
             phase = xs[a, b]  # only its padding zeroed (a phase that holds only padding: all of it)
@@ -414,7 +416,7 @@ def _frame(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair)
     lead = ph * wf + pw
     taps = [(0, lead + (i * dh - ph) * wf + j * dw - pw) for i in range(kh) for j in range(kw)]
     body = n * hf * wf
-    data = x.new_empty(body + max(off for _, off in taps), c)
+    data = _scratch.take((body + max(off for _, off in taps), c), x)
     data[:lead] = 0
     data[lead + body :] = 0
     images = data[lead : lead + body].view(n, hf, wf, c)
@@ -453,11 +455,13 @@ def _tap_input_grad(
     n, out_c = grad.shape[:2]
     c, (kh, kw), (sh, sw) = weight.shape[1], weight.shape[2:], stride
     hq, wq = _phase_frame(size, padding, stride)
-    g = padded_last(grad, (0, 0), (hq, wq)).view(-1, out_c)  # zero beyond the valid outputs
+    g = padded_last(grad, (0, 0), (hq, wq), scratch=True).view(-1, out_c)  # zero beyond the outputs
     taps = _phase_taps((kh, kw), stride, dilation, wq)
     m = g.shape[0] - max(off for _, off in taps)
     w = weight.permute(2, 3, 0, 1).reshape(kh * kw, out_c, c)  # tap t: (O, C)
-    gx = _filled(grad.new_empty(sh * sw, g.shape[0], c), bias)
+    # at stride 1 the single phase, put back together, is a view of it: the output itself
+    phases = grad.new_empty if stride == (1, 1) else lambda *shape: _scratch.take(shape, grad)
+    gx = _filled(phases(sh * sw, g.shape[0], c), bias)
     for rows in _blocks(m, "input grad"):
         for t, (phase, off) in enumerate(taps):
             gx[phase][_shifted(rows, off)].addmm_(g[rows], w[t])
@@ -499,7 +503,8 @@ def _scatter_conv(xl: Tensor, weight: Tensor, dilation: Pair) -> Tensor:
     offs = _taps((kh, kw), dilation, xl.shape[2])
     length = xf.shape[1]
     m = length - offs[-1]
-    y = weight.permute(2, 3, 0, 1).reshape(kh * kw * out_c, c) @ xf
+    wt = weight.permute(2, 3, 0, 1).reshape(kh * kw * out_c, c)
+    y = _scratch.take((kh * kw * out_c, length), xl).addmm_(wt, xf, beta=0)
     out = xl.new_empty(out_c, length)
     head = out[:, :m]
     head.copy_(y[:out_c, :m])
@@ -516,7 +521,7 @@ def _tap_weight_grad(
     (its phase's shifted input rows)^T @ (gradient rows), (C, O)."""
     out_c, c, kh, kw = weight_shape
     xs, (hq, wq), taps, m = _frame(x, (kh, kw), stride, padding, dilation)
-    g = padded_last(grad, (0, 0), (hq, wq)).view(-1, out_c)  # zero beyond the valid outputs
+    g = padded_last(grad, (0, 0), (hq, wq), scratch=True).view(-1, out_c)  # zero beyond the outputs
     gw = g.new_empty(kh * kw, c, out_c)
     for b, rows in enumerate(_blocks(m, "weight grad")):
         for t, (phase, off) in enumerate(taps):
@@ -581,6 +586,7 @@ def conv2d(
     """Cross-correlation of (N, C, H, W) ``x`` with (O, C/g, kh, kw) ``weight``; ``strategy``
     forces one of :func:`strategies` (tests), else :func:`plan` chooses."""
     s = _forward_shape(x, weight, stride, padding, dilation, groups)
+    _scratch.start()
     return FORWARD[plan("forward", s, strategy)](x, weight, bias, s)
 
 
@@ -600,6 +606,7 @@ def conv2d_keeping(
     the same size that are no longer needed; else ``x`` itself."""
     s = _forward_shape(x, weight, stride, padding, dilation, groups)
     strategy = plan("forward", s)
+    _scratch.start()
     if strategy.startswith("winograd") and plan("weight grad", s) == strategy:
         reuse = earlier.v if isinstance(earlier, _winograd.Tiles) else None
         out, tiles = _winograd.conv2d(x, weight, bias, padding, int(strategy[-1]), keep=True, reuse=reuse)
@@ -621,7 +628,7 @@ def _per_tap_conv(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> T
 
 def _scatter_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
     """Few outputs, stride 1: channel-first (O, N*Hp*Wp)."""
-    out = _scatter_conv(padded_last(x, s.padding), weight, s.dilation)
+    out = _scatter_conv(padded_last(x, s.padding, scratch=True), weight, s.dilation)
     if bias is not None:
         out += bias.view(-1, 1)
     return _output(out, s.n, _padded_size(s), s.out)
@@ -669,6 +676,7 @@ def conv2d_input_grad(
     n, out_c, ho, wo = grad.shape
     c, kernel = weight.shape[1] * groups, (weight.shape[2], weight.shape[3])
     s = Shape(n, c, out_c, kernel, stride, padding, dilation, groups, tuple(size), (ho, wo))  # type: ignore[arg-type]
+    _scratch.start()
     return INPUT_GRAD[plan("input grad", s, strategy)](grad, weight, bias, s)
 
 
@@ -727,11 +735,12 @@ def conv2d_weight_grad(
     (so a transposed convolution's extra output_padding rows are simply never read). ``x`` may
     be the tiles :func:`conv2d_keeping` kept in its stead (their Winograd tile then computes it)."""
     if isinstance(x, _winograd.Tiles):
-        return _winograd.weight_grad(x, grad, x.padding, x.m)
+        return _winograd.weight_grad(x, grad, x.padding, x.m)  # an entry point of the arena too
     out_c, cg, kh, kw = weight_shape
     n, _, ho, wo = grad.shape
     size = (x.shape[2], x.shape[3])
     s = Shape(n, cg * groups, out_c, (kh, kw), stride, padding, dilation, groups, size, (ho, wo))
+    _scratch.start()
     return WEIGHT_GRAD[plan("weight grad", s, strategy)](x, grad, weight_shape, s)
 
 
@@ -746,7 +755,7 @@ def _per_tap_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...],
 
 
 def _scatter_weight_grad_of(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:
-    return _scatter_weight_grad(padded_last(x, s.padding), grad, weight_shape, s.dilation)
+    return _scatter_weight_grad(padded_last(x, s.padding, scratch=True), grad, weight_shape, s.dilation)
 
 
 def _gather_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:

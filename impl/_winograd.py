@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 from torch import Tensor
 
+from . import _scratch
+
 Pair = tuple[int, int]
 
 TRANSFORMS: dict[int, tuple[list[list[float]], list[list[float]], list[list[float]]]] = {
@@ -120,7 +122,7 @@ def _frame(x: Tensor, lay: Layout) -> Tensor:
     n, c = x.shape[:2]
     (h, w), (ph, pw) = lay.size, lay.padding
     rows = max(lay.tiles[0] * lay.m + 2, ph + n * lay.hf)
-    buf = x.new_empty(rows, lay.width, c)
+    buf = _scratch.take((rows, lay.width, c), x)
     buf[:ph] = 0
     buf[ph + n * lay.hf :] = 0
     body = buf[ph : ph + n * lay.hf].view(n, lay.hf, lay.width, c)
@@ -168,12 +170,12 @@ class _Workspace:
         m, a = lay.m, lay.m + 2
         tiles = max(b.groups * b.rows for b in blocks) * lay.tiles[1]
         self.row = lay.width * c
-        self.rows = like.new_empty(tiles // lay.tiles[1] * a * self.row)  # B^T along the rows
-        self.cols = like.new_empty(a * a * tiles * c)  # their columns, gathered
-        self.v = like.new_empty(a * a * tiles * c)  # B^T along the columns
-        self.prod = like.new_empty(a * a * tiles * out_c)  # the products
-        self.half = like.new_empty(m * a * tiles * out_c)  # A^T along v
-        self.out = like.new_empty(m * m * tiles * out_c)  # A^T along u
+        self.rows = _scratch.take((tiles // lay.tiles[1] * a * self.row,), like)  # B^T along the rows
+        self.cols = _scratch.take((a * a * tiles * c,), like)  # their columns, gathered
+        self.v = _scratch.take((a * a * tiles * c,), like)  # B^T along the columns
+        self.prod = _scratch.take((a * a * tiles * out_c,), like)  # the products
+        self.half = _scratch.take((m * a * tiles * out_c,), like)  # A^T along v
+        self.out = _scratch.take((m * m * tiles * out_c,), like)  # A^T along u
 
     @staticmethod
     def take(buffer: Tensor, *shape: int) -> Tensor:
@@ -248,6 +250,7 @@ def conv2d(
     size and dtype (the tiles an earlier call kept: no fresh pages to fault in every step)."""
     n, c, out_c = x.shape[0], x.shape[1], weight.shape[0]
     lay = layout(n, (x.shape[2], x.shape[3]), padding, m)
+    _scratch.start()  # an entry point: its callers hold no temporaries
     bt, at, _ = _matrices(m, x)
     a, tw = m + 2, lay.tiles[1]
     frame, u, blocks = _frame(x, lay), transformed_weight(weight, m), _blocks(lay)
@@ -277,7 +280,7 @@ def _grad_frame(grad: Tensor, lay: Layout) -> Tensor:
     n, out_c = grad.shape[:2]
     (ho, wo), (rows, tw), m = lay.out, lay.tiles, lay.m
     height = max(rows * m, n * lay.hf)
-    buf = grad.new_empty(height, tw * m, out_c)
+    buf = _scratch.take((height, tw * m, out_c), grad)
     buf[n * lay.hf :] = 0
     body = buf[: n * lay.hf].view(n, lay.hf, tw * m, out_c)
     body[:, ho:] = 0
@@ -293,6 +296,7 @@ def weight_grad(x: Tensor | Tiles, grad: Tensor, padding: Pair, m: int) -> Tenso
     n, c, h, w = x.shape
     out_c = grad.shape[1]
     lay = layout(n, (h, w), padding, m)
+    _scratch.start()  # an entry point: its callers hold no temporaries
     bt, at, _ = _matrices(m, grad)
     a, tw = m + 2, lay.tiles[1]
     frame = None if isinstance(x, Tiles) else _frame(x, lay)
