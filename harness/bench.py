@@ -36,9 +36,10 @@ from impl.app.checkpoint import atomic_write
 from impl.app.config import DEFAULT_BATCH_SIZE
 from impl.models import course_network, unet
 
-from . import bench_conv, bench_profile
-from .bench_conv import LAST, medians
+from . import bench_conv, bench_profile, bench_timing
+from .bench_conv import LAST
 from .bench_report import markdown
+from .bench_timing import medians
 from .check.command import check
 
 
@@ -256,6 +257,7 @@ def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool =
     profile: list[dict[str, Any]] = []
     gemm: dict[int, float] = {}
     previous = torch.get_num_threads()
+    bench_timing.ROUNDS.update(measured=0, disturbed=0)
     steps = [batches[0]] + ([DEFAULT_BATCH_SIZE] if DEFAULT_BATCH_SIZE != batches[0] else [])
     try:
         for threads in threads_list:
@@ -288,6 +290,7 @@ def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool =
         "margins": bench_conv.suite_margins(10 if quick else SUITE_TRIALS),
         "scaling": scaling,
         "profile": profile,
+        "rounds": dict(bench_timing.ROUNDS),
     }
     return result | {"check": check_times(quick)}
 

@@ -32,6 +32,7 @@ def test_bench_quick_writes_table_and_json(tmp_path, capsys):
     assert "| case | threads | impl | reference | ratio | channels-last reference | ratio |" in text
     assert "GFLOP/s" in text and "## Targets (issue 20)" in text and "## Rounding error in float32" in text
     assert "## Targets (issue 29)" in text and "### nearest, batch 16: impl" in text  # one thread: no efficiency
+    assert re.search(r"Timed rounds: \d+, of which \d+ were disturbed", text)
     rows = json.loads(records.read_text())
     assert {"case", "impl_ms", "reference_ms", "ratio", "reference_cl_ms", "ratio_cl", "flops"} <= set(rows[0])
     cases = [r["case"] for r in rows]
