@@ -117,6 +117,10 @@ class Conv2d(_ConvNd):
         ``H_out = floor((H + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1``.
         Weight: (C_out, C_in / groups, kh, kw).
 
+    For backward, a layer in training mode (the default) keeps what its weight gradient would
+    otherwise compute again (Winograd's transformed input, where the engine runs Winograd);
+    after ``eval()`` it keeps only its input, less memory for an inference, backward still exact.
+
     Example:
         >>> conv = Conv2d(3, 48, 3, stride=2, padding=1)
         >>> conv(torch.empty(8, 3, 32, 32).normal_()).shape
