@@ -118,9 +118,8 @@ def torch_profile(ref: Any, batch: int, steps: int, size: int = 32) -> Clock:
             step()
     clock: Clock = defaultdict(float)
     for event in prof.key_averages():
-        if event.self_cpu_time_total > 0:
-            direction = "backward" if "backward" in event.key.lower() else "forward"
-            clock[(event.key, direction)] += event.self_cpu_time_total / 1e3 / steps
+        direction = "backward" if "backward" in event.key.lower() else "forward"
+        clock[(event.key, direction)] += event.self_cpu_time_total / 1e3 / steps
     return dict(clock)
 
 

@@ -206,6 +206,8 @@ def test_parallel_efficiency_and_issue_29_targets_are_rows():
     two = {**record("training step unet, batch 16, 32x32", 5.0, 5.0, cl_ms=6.0), "threads": 2}
     layer = {**record("ReLU() fwd+bwd, batch 2", 1.0, 1.0), "threads": 2}  # no 1-thread record: no row
     (eff,) = bench_parallel.efficiencies([one, two, layer])
+    layer_one = record("ReLU() fwd+bwd, batch 2", 1.0, 1.0)  # an efficiency, but no target: not a step
+    assert [r["name"] for r in bench_parallel.targets([layer_one, layer])] == []
     assert eff == dict(case=one["case"], threads=2, impl=0.8, torch=1.0, **{"torch channels-last": 0.75})
     predict = record("predict unet 512x512", 9, 10)
     rows = {(r["name"], r["threads"]): r for r in bench_parallel.targets([one, two, predict])}
