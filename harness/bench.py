@@ -3,12 +3,15 @@
 Each case times the same work on impl and on two torch references, the torch.nn twin on
 contiguous tensors (as a network given an ordinary batch runs) and the same twin on channels-last
 tensors and weights (torch's faster configuration for convolutions): warm-up, then ``repeats``
-rounds that run the three in turn; medians, and the impl/reference ratios against both. Layer
+rounds that run the three in turn (rounds other processes disturbed measured again,
+:mod:`harness.bench_timing`); medians, and the impl/reference ratios against both. Layer
 cases run forward + backward with the input gradient on every side (the reference input requires
 grad, as inside a network). Peak memory of a training step is measured in a fresh subprocess per
 side (resident memory sampled over the steps, above what the process held before them). The 3x3
-stride-1 convolutions have their own sections (:mod:`harness.bench_conv`); the targets and the
-Markdown are :mod:`harness.bench_report`'s.
+stride-1 convolutions have their own sections (:mod:`harness.bench_conv`); where each training
+step's time goes, per operation, is :mod:`harness.bench_profile`'s; the targets and the Markdown
+are :mod:`harness.bench_report`'s (issue 29's and the parallel efficiencies:
+:mod:`harness.bench_parallel`).
 """
 
 from __future__ import annotations
