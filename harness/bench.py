@@ -3,12 +3,15 @@
 Each case times the same work on impl and on two torch references, the torch.nn twin on
 contiguous tensors (as a network given an ordinary batch runs) and the same twin on channels-last
 tensors and weights (torch's faster configuration for convolutions): warm-up, then ``repeats``
-rounds that run the three in turn; medians, and the impl/reference ratios against both. Layer
+rounds that run the three in turn (rounds other processes disturbed measured again,
+:mod:`harness.bench_timing`); medians, and the impl/reference ratios against both. Layer
 cases run forward + backward with the input gradient on every side (the reference input requires
 grad, as inside a network). Peak memory of a training step is measured in a fresh subprocess per
 side (resident memory sampled over the steps, above what the process held before them). The 3x3
-stride-1 convolutions have their own sections (:mod:`harness.bench_conv`); the targets and the
-Markdown are :mod:`harness.bench_report`'s.
+stride-1 convolutions have their own sections (:mod:`harness.bench_conv`); where each training
+step's time goes, per operation, is :mod:`harness.bench_profile`'s; the targets and the Markdown
+are :mod:`harness.bench_report`'s (issue 29's and the parallel efficiencies:
+:mod:`harness.bench_parallel`).
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ from impl.app.checkpoint import atomic_write
 from impl.app.config import DEFAULT_BATCH_SIZE
 from impl.models import course_network, unet
 
-from . import bench_conv
+from . import bench_conv, bench_profile, bench_timing
 from .bench_class import class_times
-from .bench_conv import LAST, medians
+from .bench_conv import LAST
 from .bench_report import markdown
+from .bench_timing import medians
 from .check.command import check
 
 
@@ -151,8 +155,9 @@ def step_case(name: str, batch: int, repeats: int, threads: int, size: int = 32)
 
 
 def predict_case(name: str, repeats: int, threads: int, size: int = 512) -> Record:
-    """Inference on one size x size image (impl forward; the references under no_grad)."""
+    """Inference on one size x size image (impl forward in eval mode; the references under no_grad)."""
     net, ref = _networks(name)
+    net.eval()
     last = _channels_last(ref)
     x = torch.rand(1, 3, size, size)
     xl = _last(x)
@@ -213,6 +218,19 @@ def scaling_case(batch: int = 128, steps: int = 10) -> dict[str, float]:
     return rates
 
 
+PROFILED = ("nearest", "transpose", "unet")
+
+
+def profile_case(threads: int, quick: bool) -> list[dict[str, Any]]:
+    """Per-operation profile of each network's training step at the training runs' batch
+    (``quick``: the course network with nearest upsampling, one step)."""
+    rows = []
+    for name in PROFILED[:1] if quick else PROFILED:
+        net, ref = _networks(name)
+        rows += bench_profile.profile_rows(name, net, ref, DEFAULT_BATCH_SIZE, 1 if quick else 10, threads)
+    return rows
+
+
 def machine() -> str:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -240,8 +258,10 @@ def conv_sections(batches: list[int], repeats: int, threads: int, quick: bool) -
 def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool = False) -> dict[str, Any]:
     records: list[Record] = []
     strategies: list[dict[str, Any]] = []
+    profile: list[dict[str, Any]] = []
     gemm: dict[int, float] = {}
     previous = torch.get_num_threads()
+    bench_timing.ROUNDS.update(measured=0, disturbed=0)
     steps = [batches[0]] + ([DEFAULT_BATCH_SIZE] if DEFAULT_BATCH_SIZE != batches[0] else [])
     try:
         for threads in threads_list:
@@ -258,6 +278,7 @@ def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool =
                     records.append(step_case(name, batch, repeats, threads))
             for name in ("nearest",) + (() if quick else ("transpose", "unet")):
                 records.append(predict_case(name, repeats, threads, size=128 if quick else 512))
+            profile += profile_case(threads, quick)
     finally:
         torch.set_num_threads(previous)
     for name in ("nearest",) + (() if quick else ("transpose", "unet")):
@@ -272,6 +293,8 @@ def run(threads_list: list[int], batches: list[int], repeats: int, quick: bool =
         "errors": errors,
         "margins": bench_conv.suite_margins(10 if quick else SUITE_TRIALS),
         "scaling": scaling,
+        "profile": profile,
+        "rounds": dict(bench_timing.ROUNDS),
     }
     result["check"] = check_times(quick)
     if not quick:  # a few minutes: the class at 1 and 2 jobs

@@ -8,9 +8,7 @@ multiply-adds (2 * pixels * C * O * 9 per direction) over the time taken.
 from __future__ import annotations
 
 import random
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,6 +17,7 @@ import impl
 import reference
 from impl import _gemm
 
+from .bench_timing import medians
 from .parity import error_and_tolerance, tolerance
 
 UNET_CONVS = [(3, 48, 32), (96, 48, 32), (48, 48, 16), (96, 48, 16), (48, 48, 8), (96, 48, 8), (48, 48, 4)]
@@ -34,21 +33,6 @@ STRATEGIES = ("per tap", "patches", "winograd 2x2", "winograd 4x4")
 one, when it is another): the direct per-tap and patch products, Winograd's two tiles."""
 
 LAST = torch.channels_last
-
-
-def medians(fns: Sequence[Callable[[], object]], repeats: int) -> list[float]:
-    """Milliseconds, the median of ``repeats`` rounds that run every function in turn (after two
-    warm-up rounds): each round sees the same machine state for all of them."""
-    for _ in range(2):
-        for f in fns:
-            f()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for f, t in zip(fns, times):
-            start = time.perf_counter()
-            f()
-            t.append(time.perf_counter() - start)
-    return [statistics.median(t) * 1e3 for t in times]
 
 
 def direct_flops(batch: int, c: int, out_c: int, size: int) -> float:

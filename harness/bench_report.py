@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import bench_class
+from . import bench_class, bench_parallel
 
 CASE_TARGET = 1.0
 """Every time case: impl at most torch's time (the earlier performance issue's bar)."""
@@ -196,6 +196,19 @@ def _margins(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rounds(result: dict[str, Any]) -> list[str]:
+    """How many timed rounds other processes disturbed (:mod:`harness.bench_timing`)."""
+    rounds = result.get("rounds")
+    if not rounds:
+        return []
+    return [
+        f"Timed rounds: {rounds['measured']}, of which {rounds['disturbed']} were disturbed (other processes",
+        "took more than a tenth of a CPU meanwhile) and measured again; each median is over the least",
+        "disturbed rounds.",
+        "",
+    ]
+
+
 def markdown(result: dict[str, Any]) -> str:
     rows = result["records"]
     time_rows = [r for r in rows if r["unit"] == "ms"]
@@ -212,8 +225,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"Worst time ratio (contiguous twin): **{worst:.2f}**; every case's bar: at most {CASE_TARGET}"
         f" (✗ above), peak memory at most {PEAK_TARGET}.",
         "",
+        *_rounds(result),
         *_targets(result),
         "",
+        *bench_parallel.markdown(result),
         "## Cases",
         "",
         *_cases(rows),

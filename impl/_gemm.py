@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 from torch import Tensor
 
-from . import _winograd
+from . import _scratch, _winograd
 
 Pair = tuple[int, int]
 
@@ -56,22 +56,24 @@ out a block's input and output take 3 MiB, well inside the L3 cache (measured on
 
 
 def padded(x: Tensor, padding: Pair, size: Pair | None = None) -> Tensor:
-    """(C, N, Hp, Wp) zero-padded, channel-first copy of (N, C, H, W) ``x``; ``size`` (Hp, Wp)
-    may ask for extra zero rows/columns at the bottom/right."""
+    """(C, N, Hp, Wp) zero-padded, channel-first copy of (N, C, H, W) ``x``, a temporary of the
+    engine's arena (:mod:`impl._scratch`); ``size`` (Hp, Wp) may ask for extra zero rows/columns
+    at the bottom/right."""
     n, c, h, w = x.shape
     hp, wp = size or (h + 2 * padding[0], w + 2 * padding[1])
-    xp = x.new_zeros(c, n, hp, wp)
+    xp = _scratch.take((c, n, hp, wp), x).zero_()
     xp[:, :, padding[0] : padding[0] + h, padding[1] : padding[1] + w] = x.transpose(0, 1)
     return xp
 
 
-def padded_last(x: Tensor, padding: Pair, size: Pair | None = None) -> Tensor:
+def padded_last(x: Tensor, padding: Pair, size: Pair | None = None, scratch: bool = False) -> Tensor:
     """(N, Hp, Wp, C) zero-padded, channels-last copy of (N, C, H, W) ``x``; ``size`` (Hp, Wp)
-    may ask for extra zero rows/columns at the bottom/right. Only the border is zeroed."""
+    may ask for extra zero rows/columns at the bottom/right. Only the border is zeroed. ``scratch``:
+    a temporary of the engine's arena (:mod:`impl._scratch`)."""
     n, c, h, w = x.shape
     hp, wp = size or (h + 2 * padding[0], w + 2 * padding[1])
     top, left = padding
-    xp = x.new_empty(n, hp, wp, c)
+    xp = _scratch.take((n, hp, wp, c), x) if scratch else x.new_empty(n, hp, wp, c)
     xp[:, :top] = 0
     xp[:, top + h :] = 0
     xp[:, top : top + h, :left] = 0
@@ -91,14 +93,14 @@ up to this size, slower beyond it (48 -> 48 channels at 16x16, batch 16: 1.8M fl
 def _patches(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, out: Pair) -> Tensor:
     """(N*Ho*Wo, kh*kw*C) patches of (N, C, H, W) ``x``, channels-last: row (n, y, x), column (i, j, c)."""
     n, c = x.shape[:2]
-    xp = padded_last(x, padding)
+    xp = padded_last(x, padding, scratch=True)
     sn, sh, sw, sc = xp.stride()
     view = xp.as_strided(
         (n, out[0], out[1], kernel[0], kernel[1], c),
         (sn, stride[0] * sh, stride[1] * sw, dilation[0] * sh, dilation[1] * sw, sc),
         xp.storage_offset(),
     )
-    return view.reshape(n * out[0] * out[1], kernel[0] * kernel[1] * c)
+    return _scratch.take(view.shape, x).copy_(view).view(n * out[0] * out[1], -1)
 
 
 def _taps(kernel: Pair, dilation: Pair, wp: int) -> list[int]:
@@ -345,8 +347,8 @@ def _phases(x: Tensor, padding: Pair, stride: Pair) -> tuple[Tensor, Pair]:
     sh, sw = stride
     hq, wq = _phase_frame((h, w), padding, stride)
     if stride == (1, 1):
-        return padded_last(x, padding, (hq, wq)).view(1, -1, c), (hq, wq)
-    xs = x.new_empty(sh, sw, n, hq, wq, c)  # each phase copied straight from x: one pass less
+        return padded_last(x, padding, (hq, wq), scratch=True).view(1, -1, c), (hq, wq)
+    xs = _scratch.take((sh, sw, n, hq, wq, c), x)  # each phase copied straight from x: one pass less
     for a, (y0, r0, ny) in enumerate(_phase_span(h, padding[0], sh)):
         for b, (x0, c0, nx) in enumerate(_phase_span(w, padding[1], sw)):
             phase = xs[a, b]  # only its padding zeroed (a phase that holds only padding: all of it)
@@ -414,7 +416,7 @@ def _frame(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair)
     lead = ph * wf + pw
     taps = [(0, lead + (i * dh - ph) * wf + j * dw - pw) for i in range(kh) for j in range(kw)]
     body = n * hf * wf
-    data = x.new_empty(body + max(off for _, off in taps), c)
+    data = _scratch.take((body + max(off for _, off in taps), c), x)
     data[:lead] = 0
     data[lead + body :] = 0
     images = data[lead : lead + body].view(n, hf, wf, c)
@@ -443,23 +445,38 @@ def _tap_conv(
     return y.view(n, hq, wq, out_c)[:, : out[0], : out[1]].permute(0, 3, 1, 2)
 
 
-def _tap_input_grad(grad: Tensor, weight: Tensor, stride: Pair, padding: Pair, dilation: Pair, size: Pair) -> Tensor:
+def _tap_input_grad(
+    grad: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair, dilation: Pair, size: Pair
+) -> Tensor:
     """Adjoint of :func:`_tap_conv`: each tap's product (gradient rows) @ (O, C) weights is added
-    into the rows of its phase it was read from; the phases are then put back together and the
-    padding cropped. Returns the (N, C, *size) channels-last view."""
+    into the rows of its phase it was read from (the phases start at the bias, or zero); the
+    phases are then put back together and the padding cropped. Returns the (N, C, *size)
+    channels-last view."""
     n, out_c = grad.shape[:2]
     c, (kh, kw), (sh, sw) = weight.shape[1], weight.shape[2:], stride
     hq, wq = _phase_frame(size, padding, stride)
-    g = padded_last(grad, (0, 0), (hq, wq)).view(-1, out_c)  # zero beyond the valid outputs
+    g = padded_last(grad, (0, 0), (hq, wq), scratch=True).view(-1, out_c)  # zero beyond the outputs
     taps = _phase_taps((kh, kw), stride, dilation, wq)
     m = g.shape[0] - max(off for _, off in taps)
     w = weight.permute(2, 3, 0, 1).reshape(kh * kw, out_c, c)  # tap t: (O, C)
-    gx = grad.new_zeros(sh * sw, g.shape[0], c)
+    # at stride 1 the single phase, put back together, is a view of it: the output itself
+    phases = grad.new_empty if stride == (1, 1) else lambda *shape: _scratch.take(shape, grad)
+    gx = _filled(phases(sh * sw, g.shape[0], c), bias)
     for rows in _blocks(m, "input grad"):
         for t, (phase, off) in enumerate(taps):
             gx[phase][_shifted(rows, off)].addmm_(g[rows], w[t])
     full = gx.view(sh, sw, n, hq, wq, c).permute(2, 3, 0, 4, 1, 5).reshape(n, hq * sh, wq * sw, c)
     return full[:, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]].permute(0, 3, 1, 2)
+
+
+def _filled(buffer: Tensor, bias: Tensor | None, channel_dim: int = -1) -> Tensor:
+    """``buffer`` set to ``bias`` along ``channel_dim`` (a transposed convolution's products are
+    added onto it: no pass of their own to add it afterwards), or to zero."""
+    if bias is None:
+        return buffer.zero_()
+    shape = [1] * buffer.dim()
+    shape[channel_dim] = -1
+    return buffer.copy_(bias.view(shape))
 
 
 def _gather_conv(xp: Tensor, weight: Tensor, bias: Tensor | None, dilation: Pair) -> Tensor:
@@ -486,7 +503,8 @@ def _scatter_conv(xl: Tensor, weight: Tensor, dilation: Pair) -> Tensor:
     offs = _taps((kh, kw), dilation, xl.shape[2])
     length = xf.shape[1]
     m = length - offs[-1]
-    y = weight.permute(2, 3, 0, 1).reshape(kh * kw * out_c, c) @ xf
+    wt = weight.permute(2, 3, 0, 1).reshape(kh * kw * out_c, c)
+    y = _scratch.take((kh * kw * out_c, length), xl).addmm_(wt, xf, beta=0)
     out = xl.new_empty(out_c, length)
     head = out[:, :m]
     head.copy_(y[:out_c, :m])
@@ -503,7 +521,7 @@ def _tap_weight_grad(
     (its phase's shifted input rows)^T @ (gradient rows), (C, O)."""
     out_c, c, kh, kw = weight_shape
     xs, (hq, wq), taps, m = _frame(x, (kh, kw), stride, padding, dilation)
-    g = padded_last(grad, (0, 0), (hq, wq)).view(-1, out_c)  # zero beyond the valid outputs
+    g = padded_last(grad, (0, 0), (hq, wq), scratch=True).view(-1, out_c)  # zero beyond the outputs
     gw = g.new_empty(kh * kw, c, out_c)
     for b, rows in enumerate(_blocks(m, "weight grad")):
         for t, (phase, off) in enumerate(taps):
@@ -548,6 +566,13 @@ def _padded_size(s: Shape) -> Pair:
     return s.size[0] + 2 * s.padding[0], s.size[1] + 2 * s.padding[1]
 
 
+def _forward_shape(x: Tensor, weight: Tensor, stride: Pair, padding: Pair, dilation: Pair, groups: int) -> Shape:
+    n, c, h, w = x.shape
+    out_c, kernel = weight.shape[0], (weight.shape[2], weight.shape[3])
+    out = _out_size((h, w), kernel, stride, padding, dilation)
+    return Shape(n, c, out_c, kernel, stride, padding, dilation, groups, (h, w), out)
+
+
 def conv2d(
     x: Tensor,
     weight: Tensor,
@@ -560,11 +585,33 @@ def conv2d(
 ) -> Tensor:
     """Cross-correlation of (N, C, H, W) ``x`` with (O, C/g, kh, kw) ``weight``; ``strategy``
     forces one of :func:`strategies` (tests), else :func:`plan` chooses."""
-    n, c, h, w = x.shape
-    out_c, kernel = weight.shape[0], (weight.shape[2], weight.shape[3])
-    out = _out_size((h, w), kernel, stride, padding, dilation)
-    s = Shape(n, c, out_c, kernel, stride, padding, dilation, groups, (h, w), out)
+    s = _forward_shape(x, weight, stride, padding, dilation, groups)
+    _scratch.start()
     return FORWARD[plan("forward", s, strategy)](x, weight, bias, s)
+
+
+def conv2d_keeping(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+    earlier: Tensor | _winograd.Tiles | None = None,
+) -> tuple[Tensor, Tensor | _winograd.Tiles]:
+    """:func:`conv2d` and what :func:`conv2d_weight_grad` will read for it: where Winograd's
+    same tile computes both directions, the forward's transformed input tiles (the weight
+    gradient then skips transforming the input again), written over ``earlier`` tiles of
+    the same size that are no longer needed; else ``x`` itself."""
+    s = _forward_shape(x, weight, stride, padding, dilation, groups)
+    strategy = plan("forward", s)
+    _scratch.start()
+    if strategy.startswith("winograd") and plan("weight grad", s) == strategy:
+        reuse = earlier.v if isinstance(earlier, _winograd.Tiles) else None
+        out, tiles = _winograd.conv2d(x, weight, bias, padding, int(strategy[-1]), keep=True, reuse=reuse)
+        return out, tiles  # type: ignore[return-value]
+    return FORWARD[strategy](x, weight, bias, s), x
 
 
 def _patches_conv(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
@@ -581,7 +628,7 @@ def _per_tap_conv(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> T
 
 def _scatter_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
     """Few outputs, stride 1: channel-first (O, N*Hp*Wp)."""
-    out = _scatter_conv(padded_last(x, s.padding), weight, s.dilation)
+    out = _scatter_conv(padded_last(x, s.padding, scratch=True), weight, s.dilation)
     if bias is not None:
         out += bias.view(-1, 1)
     return _output(out, s.n, _padded_size(s), s.out)
@@ -601,7 +648,7 @@ def _gather_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) ->
 
 
 def _winograd_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape, m: int) -> Tensor:
-    return _winograd.conv2d(x, weight, bias, s.padding, m)
+    return _winograd.conv2d(x, weight, bias, s.padding, m)[0]
 
 
 def _grouped_forward(x: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
@@ -621,47 +668,50 @@ def conv2d_input_grad(
     groups: int,
     size: Pair,
     strategy: str | None = None,
+    bias: Tensor | None = None,
 ) -> Tensor:
     """Adjoint of :func:`conv2d` in ``x`` for an input of spatial ``size``: (N, O, Ho, Wo)
-    ``grad`` to (N, C, *size). Also the forward of the transposed convolution."""
+    ``grad`` to (N, C, *size). Also the forward of the transposed convolution, whose ``bias``
+    (C,) is added to every output."""
     n, out_c, ho, wo = grad.shape
     c, kernel = weight.shape[1] * groups, (weight.shape[2], weight.shape[3])
     s = Shape(n, c, out_c, kernel, stride, padding, dilation, groups, tuple(size), (ho, wo))  # type: ignore[arg-type]
-    return INPUT_GRAD[plan("input grad", s, strategy)](grad, weight, s)
+    _scratch.start()
+    return INPUT_GRAD[plan("input grad", s, strategy)](grad, weight, bias, s)
 
 
-def _flipped_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
+def _flipped_input_grad(grad: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
     """Stride 1: the full correlation of the gradient with the flipped kernel, channels swapped."""
     full = (s.dilation[0] * (s.kernel[0] - 1) - s.padding[0], s.dilation[1] * (s.kernel[1] - 1) - s.padding[1])
-    return conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, (1, 1), full, s.dilation, 1)
+    return conv2d(grad, weight.flip(2, 3).transpose(0, 1), bias, (1, 1), full, s.dilation, 1)
 
 
-def _winograd_input_grad(grad: Tensor, weight: Tensor, s: Shape, m: int) -> Tensor:
+def _winograd_input_grad(grad: Tensor, weight: Tensor, bias: Tensor | None, s: Shape, m: int) -> Tensor:
     """The full correlation with the flipped kernel (as ``'flipped'``), by F(m x m, 3 x 3)."""
     full = (2 - s.padding[0], 2 - s.padding[1])
-    return _winograd.conv2d(grad, weight.flip(2, 3).transpose(0, 1), None, full, m)
+    return _winograd.conv2d(grad, weight.flip(2, 3).transpose(0, 1), bias, full, m)[0]
 
 
-def _per_tap_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
-    return _tap_input_grad(grad, weight, s.stride, s.padding, s.dilation, s.size)
+def _per_tap_input_grad(grad: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
+    return _tap_input_grad(grad, weight, bias, s.stride, s.padding, s.dilation, s.size)
 
 
-def _gather_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
+def _gather_input_grad(grad: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
     g = grad.permute(0, 2, 3, 1).reshape(-1, s.out_c).t()  # (O, N*Ho*Wo): a view of a channels-last gradient
-    return _col2im(g, weight, s)
+    return _col2im(g, weight, bias, s)
 
 
-def _grouped_input_grad(grad: Tensor, weight: Tensor, s: Shape) -> Tensor:
-    return _col2im(grad.transpose(0, 1).reshape(s.out_c, s.rows), weight, s)
+def _grouped_input_grad(grad: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
+    return _col2im(grad.transpose(0, 1).reshape(s.out_c, s.rows), weight, bias, s)
 
 
-def _col2im(g: Tensor, weight: Tensor, s: Shape) -> Tensor:
+def _col2im(g: Tensor, weight: Tensor, bias: Tensor | None, s: Shape) -> Tensor:
     """The transposed gathered product (C*kh*kw, N*Ho*Wo), each kernel tap scatter-added into the
-    padded frame."""
+    padded frame (which starts at the bias, or zero)."""
     (kh, kw), (ho, wo), groups = s.kernel, s.out, s.groups
     cols = weight.reshape(groups, s.out_c // groups, -1).transpose(1, 2) @ _grouped(g, groups)
     cols = cols.view(s.c, kh, kw, s.n, ho, wo)
-    xp = g.new_zeros(s.c, s.n, *_padded_size(s))
+    xp = _filled(g.new_empty(s.c, s.n, *_padded_size(s)), bias, channel_dim=0)
     stride, padding, dilation = s.stride, s.padding, s.dilation
     for i in range(kh):
         for j in range(kw):
@@ -672,7 +722,7 @@ def _col2im(g: Tensor, weight: Tensor, s: Shape) -> Tensor:
 
 
 def conv2d_weight_grad(
-    x: Tensor,
+    x: Tensor | _winograd.Tiles,
     grad: Tensor,
     weight_shape: tuple[int, ...],
     stride: Pair,
@@ -682,11 +732,15 @@ def conv2d_weight_grad(
     strategy: str | None = None,
 ) -> Tensor:
     """Gradient of :func:`conv2d` w.r.t. its weight. The output positions are those of ``grad``
-    (so a transposed convolution's extra output_padding rows are simply never read)."""
+    (so a transposed convolution's extra output_padding rows are simply never read). ``x`` may
+    be the tiles :func:`conv2d_keeping` kept in its stead (their Winograd tile then computes it)."""
+    if isinstance(x, _winograd.Tiles):
+        return _winograd.weight_grad(x, grad, x.padding, x.m)  # an entry point of the arena too
     out_c, cg, kh, kw = weight_shape
     n, _, ho, wo = grad.shape
     size = (x.shape[2], x.shape[3])
     s = Shape(n, cg * groups, out_c, (kh, kw), stride, padding, dilation, groups, size, (ho, wo))
+    _scratch.start()
     return WEIGHT_GRAD[plan("weight grad", s, strategy)](x, grad, weight_shape, s)
 
 
@@ -701,7 +755,7 @@ def _per_tap_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...],
 
 
 def _scatter_weight_grad_of(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:
-    return _scatter_weight_grad(padded_last(x, s.padding), grad, weight_shape, s.dilation)
+    return _scatter_weight_grad(padded_last(x, s.padding, scratch=True), grad, weight_shape, s.dilation)
 
 
 def _gather_weight_grad(x: Tensor, grad: Tensor, weight_shape: tuple[int, ...], s: Shape) -> Tensor:

@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 from torch import Tensor
 
+from . import _scratch
+
 Pair = tuple[int, int]
 
 TRANSFORMS: dict[int, tuple[list[list[float]], list[list[float]], list[list[float]]]] = {
@@ -120,7 +122,7 @@ def _frame(x: Tensor, lay: Layout) -> Tensor:
     n, c = x.shape[:2]
     (h, w), (ph, pw) = lay.size, lay.padding
     rows = max(lay.tiles[0] * lay.m + 2, ph + n * lay.hf)
-    buf = x.new_empty(rows, lay.width, c)
+    buf = _scratch.take((rows, lay.width, c), x)
     buf[:ph] = 0
     buf[ph + n * lay.hf :] = 0
     body = buf[ph : ph + n * lay.hf].view(n, lay.hf, lay.width, c)
@@ -168,12 +170,12 @@ class _Workspace:
         m, a = lay.m, lay.m + 2
         tiles = max(b.groups * b.rows for b in blocks) * lay.tiles[1]
         self.row = lay.width * c
-        self.rows = like.new_empty(tiles // lay.tiles[1] * a * self.row)  # B^T along the rows
-        self.cols = like.new_empty(a * a * tiles * c)  # their columns, gathered
-        self.v = like.new_empty(a * a * tiles * c)  # B^T along the columns
-        self.prod = like.new_empty(a * a * tiles * out_c)  # the products
-        self.half = like.new_empty(m * a * tiles * out_c)  # A^T along v
-        self.out = like.new_empty(m * m * tiles * out_c)  # A^T along u
+        self.rows = _scratch.take((tiles // lay.tiles[1] * a * self.row,), like)  # B^T along the rows
+        self.cols = _scratch.take((a * a * tiles * c,), like)  # their columns, gathered
+        self.v = _scratch.take((a * a * tiles * c,), like)  # B^T along the columns
+        self.prod = _scratch.take((a * a * tiles * out_c,), like)  # the products
+        self.half = _scratch.take((m * a * tiles * out_c,), like)  # A^T along v
+        self.out = _scratch.take((m * m * tiles * out_c,), like)  # A^T along u
 
     @staticmethod
     def take(buffer: Tensor, *shape: int) -> Tensor:
@@ -184,9 +186,12 @@ class _Workspace:
         return buffer[:size].view(shape)
 
 
-def _input_tiles(frame: Tensor, lay: Layout, block: _Block, bt: Tensor, ws: _Workspace) -> Tensor:
+def _input_tiles(
+    frame: Tensor, lay: Layout, block: _Block, bt: Tensor, ws: _Workspace, kept: Tensor | None = None
+) -> Tensor:
     """B^T d B of the block's tiles: (groups * a*a, tiles of a sub-block, C), position (v, u)
-    within each sub-block."""
+    within each sub-block; written into the block's part of ``kept`` (:func:`_kept_block`) when
+    given, else into the workspace."""
     m, a, tw = lay.m, lay.m + 2, lay.tiles[1]
     (k, g, kb), row = block, ws.row
     c = row // lay.width
@@ -194,8 +199,33 @@ def _input_tiles(frame: Tensor, lay: Layout, block: _Block, bt: Tensor, ws: _Wor
     rows = ws.take(ws.rows, g * kb, a, row).baddbmm_(bt.expand(g * kb, a, a), windows, beta=0)
     cols = ws.take(ws.cols, g, a, a, kb, tw, c)  # (sub-block, j, u, kb, tw, C): each tile's columns
     cols.copy_(rows.as_strided(cols.shape, (kb * a * row, c, row, a * row, m * c, 1), rows.storage_offset()))
-    v = ws.take(ws.v, g, a, a * kb * tw * c).baddbmm_(bt.expand(g, a, a), cols.view(g, a, -1), beta=0)
+    v = ws.take(ws.v, g, a, a * kb * tw * c) if kept is None else _kept_block(kept, lay, block, c).view(g, a, -1)
+    v.baddbmm_(bt.expand(g, a, a), cols.view(g, a, -1), beta=0)
     return v.view(g * a * a, kb * tw, c)
+
+
+class Tiles(NamedTuple):
+    """The forward's transformed input tiles (B^T d B of every tile), kept for the weight
+    gradient, which then skips building the frame and transforming it again: ``v`` holds each
+    block's (groups * a*a, tiles, C) in turn (:func:`_kept_block`); ``shape`` is the input's."""
+
+    v: Tensor
+    shape: tuple[int, int, int, int]
+    padding: Pair
+    m: int
+
+
+def _kept_buffer(like: Tensor, size: int, reuse: Tensor | None) -> Tensor:
+    fits = reuse is not None and reuse.numel() == size and reuse.dtype == like.dtype and reuse.device == like.device
+    return reuse if fits else like.new_empty(size)  # type: ignore[return-value]
+
+
+def _kept_block(kept: Tensor, lay: Layout, block: _Block, c: int) -> Tensor:
+    """Block ``block``'s part of a kept tile buffer: tile rows [k, k + groups * rows), a*a
+    positions of tw tiles of C channels each, in the layout :func:`_input_tiles` writes."""
+    per_row = (lay.m + 2) ** 2 * lay.tiles[1] * c
+    start, rows = block.k * per_row, block.groups * block.rows
+    return kept[start : start + rows * per_row].view(block.groups * (lay.m + 2) ** 2, block.rows * lay.tiles[1], c)
 
 
 def transformed_weight(weight: Tensor, m: int) -> Tensor:
@@ -205,20 +235,32 @@ def transformed_weight(weight: Tensor, m: int) -> Tensor:
     return (_matrices(m, weight).kernel @ weight.reshape(out_c * c, 9).t()).view(-1, out_c, c).transpose(1, 2)
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: Pair, m: int) -> Tensor:
+def conv2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    padding: Pair,
+    m: int,
+    keep: bool = False,
+    reuse: Tensor | None = None,
+) -> tuple[Tensor, Tiles | None]:
     """Correlation of (N, C, H, W) ``x`` with a (O, C, 3, 3) ``weight``, stride 1, by F(m x m,
-    3 x 3): the (N, O, Ho, Wo) view of a channels-last frame."""
-    n, out_c = x.shape[0], weight.shape[0]
+    3 x 3): the (N, O, Ho, Wo) view of a channels-last frame, and (``keep``) the transformed
+    input tiles for :func:`weight_grad` (else None), written into ``reuse`` where it has their
+    size and dtype (the tiles an earlier call kept: no fresh pages to fault in every step)."""
+    n, c, out_c = x.shape[0], x.shape[1], weight.shape[0]
     lay = layout(n, (x.shape[2], x.shape[3]), padding, m)
+    _scratch.start()  # an entry point: its callers hold no temporaries
     bt, at, _ = _matrices(m, x)
     a, tw = m + 2, lay.tiles[1]
     frame, u, blocks = _frame(x, lay), transformed_weight(weight, m), _blocks(lay)
-    ws, us = _Workspace(x, lay, blocks, x.shape[1], out_c), {1: u, SUBBLOCKS: u.repeat(SUBBLOCKS, 1, 1)}
+    ws, us = _Workspace(x, lay, blocks, c, out_c), {1: u, SUBBLOCKS: u.repeat(SUBBLOCKS, 1, 1)}
+    kept = _kept_buffer(x, lay.tiles[0] * tw * a * a * c, reuse) if keep else None
     y = x.new_empty(lay.tiles[0], m, tw, m, out_c)
     for block in blocks:
         (k, g, kb), t = block, block.rows * tw
         prod = ws.take(ws.prod, g * a * a, t, out_c)  # (sub-block, v, u, tiles, O)
-        prod.baddbmm_(_input_tiles(frame, lay, block, bt, ws), us[g], beta=0)
+        prod.baddbmm_(_input_tiles(frame, lay, block, bt, ws, kept), us[g], beta=0)
         if bias is not None:
             prod.view(g, a * a, t, out_c)[:, ONES * a + ONES] += bias
         half = ws.take(ws.half, g, m, a * t * out_c)  # A^T along v: (sub-block, q, u, tiles * O)
@@ -228,7 +270,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: Pair, m: int
         rows = y[k : k + g * kb].view(g, kb, m, tw, m, out_c)
         rows.copy_(out.view(g, m, m, kb, tw, out_c).permute(0, 3, 2, 4, 1, 5))
     row = tw * m * out_c
-    return y.as_strided((n, *lay.out, out_c), (lay.hf * row, row, out_c, 1)).permute(0, 3, 1, 2)
+    out = y.as_strided((n, *lay.out, out_c), (lay.hf * row, row, out_c, 1)).permute(0, 3, 1, 2)
+    return out, (None if kept is None else Tiles(kept, (n, c, x.shape[2], x.shape[3]), padding, m))
 
 
 def _grad_frame(grad: Tensor, lay: Layout) -> Tensor:
@@ -237,7 +280,7 @@ def _grad_frame(grad: Tensor, lay: Layout) -> Tensor:
     n, out_c = grad.shape[:2]
     (ho, wo), (rows, tw), m = lay.out, lay.tiles, lay.m
     height = max(rows * m, n * lay.hf)
-    buf = grad.new_empty(height, tw * m, out_c)
+    buf = _scratch.take((height, tw * m, out_c), grad)
     buf[n * lay.hf :] = 0
     body = buf[: n * lay.hf].view(n, lay.hf, tw * m, out_c)
     body[:, ho:] = 0
@@ -246,17 +289,20 @@ def _grad_frame(grad: Tensor, lay: Layout) -> Tensor:
     return buf[: rows * m].view(rows, m, tw, m, out_c)
 
 
-def weight_grad(x: Tensor, grad: Tensor, padding: Pair, m: int) -> Tensor:
+def weight_grad(x: Tensor | Tiles, grad: Tensor, padding: Pair, m: int) -> Tensor:
     """Gradient of :func:`conv2d` w.r.t. its (O, C, 3, 3) weight, the adjoint of its steps:
-    ``dW = G^T (sum over tiles of V^T A dY A^T) G``."""
-    n, c = x.shape[:2]
+    ``dW = G^T (sum over tiles of V^T A dY A^T) G``; ``x`` the input, or the tiles its forward
+    kept (``padding`` and ``m`` then theirs)."""
+    n, c, h, w = x.shape
     out_c = grad.shape[1]
-    lay = layout(n, (x.shape[2], x.shape[3]), padding, m)
-    bt, at, _ = _matrices(m, x)
+    lay = layout(n, (h, w), padding, m)
+    _scratch.start()  # an entry point: its callers hold no temporaries
+    bt, at, _ = _matrices(m, grad)
     a, tw = m + 2, lay.tiles[1]
-    frame, gy, blocks = _frame(x, lay), _grad_frame(grad, lay), _blocks(lay)
-    ws = _Workspace(x, lay, blocks, c, out_c)
-    du = x.new_empty(SUBBLOCKS, a * a, c, out_c)  # per sub-block, summed at the end
+    frame = None if isinstance(x, Tiles) else _frame(x, lay)
+    gy, blocks = _grad_frame(grad, lay), _blocks(lay)
+    ws = _Workspace(grad, lay, blocks, c, out_c)
+    du = grad.new_empty(SUBBLOCKS, a * a, c, out_c)  # per sub-block, summed at the end
     for i, block in enumerate(blocks):
         (k, g, kb), t = block, block.rows * tw
         tiles = ws.take(ws.out, g, m, m, kb, tw, out_c)  # (sub-block, q, p, tiles, O): the output transform's
@@ -265,9 +311,12 @@ def weight_grad(x: Tensor, grad: Tensor, padding: Pair, m: int) -> Tensor:
         half.baddbmm_(at.t().expand(g * m, a, m), tiles.view(g * m, m, -1), beta=0)
         dm = ws.take(ws.prod, g, a, a * t * out_c)  # adjoint along v: (sub-block, v, u, ...)
         dm.baddbmm_(at.t().expand(g, a, m), half.view(g, m, -1), beta=0)
-        v = _input_tiles(frame, lay, block, bt, ws)
+        if frame is None:
+            v = _kept_block(x.v, lay, block, c)  # type: ignore[union-attr]
+        else:
+            v = _input_tiles(frame, lay, block, bt, ws)
         acc = du[:g].view(g * a * a, c, out_c)
         acc.baddbmm_(v.transpose(1, 2), dm.view(g * a * a, t, out_c), beta=min(i, 1))  # beta=0: du starts empty
     du = du[0] if blocks[0].groups == 1 else du.sum(0)  # one sub-block: a single block, du[1] unused
     # G^T dU G: the kernel transform's adjoint
-    return (du.view(a * a, c * out_c).t() @ _matrices(m, x).kernel).view(c, out_c, 3, 3).transpose(0, 1)
+    return (du.view(a * a, c * out_c).t() @ _matrices(m, grad).kernel).view(c, out_c, 3, 3).transpose(0, 1)

@@ -10,7 +10,8 @@ from .module import Module
 
 
 class _Elementwise(Module):
-    """``forward`` computes ``(out, saved)``; ``backward`` is ``grad * derivative(saved)``."""
+    """``forward`` computes ``(out, saved)``; ``backward`` is ``grad * derivative(saved)``, the
+    product written into the derivative, a new tensor (one temporary less per backward)."""
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
@@ -25,12 +26,18 @@ class _Elementwise(Module):
 
     def backward(self, grad_output: Tensor) -> Tensor:
         saved = self._require_saved()
+        self._check_grad_shape(grad_output, saved)
+        derivative = self._derivative(saved)
+        if derivative.dtype != grad_output.dtype:  # the product's dtype is the promoted one
+            return grad_output * derivative
+        return derivative.mul_(grad_output)
+
+    def _check_grad_shape(self, grad_output: Tensor, saved: Tensor) -> None:
         if grad_output.shape != saved.shape:
             raise ShapeError(
                 f"{type(self).__name__}.backward: grad_output must have the output's shape "
                 f"{tuple(saved.shape)}, got {tuple(grad_output.shape)}"
             )
-        return grad_output * self._derivative(saved)
 
 
 class ReLU(_Elementwise):
@@ -42,8 +49,9 @@ class ReLU(_Elementwise):
         return out, out
 
     def _derivative(self, out: Tensor) -> Tensor:
-        # float 0/1 rather than a bool mask: a bool operand makes the product several times slower
-        return out.ne(0).to(out.dtype)
+        # 1 where the output is positive or NaN, 0 where it is 0, in float operations only: a
+        # comparison's bool mask, and any product with one, take several times longer here
+        return out.nan_to_num(nan=1.0).sign_()
 
 
 class LeakyReLU(_Elementwise):
@@ -61,14 +69,29 @@ class LeakyReLU(_Elementwise):
         self.negative_slope = float(negative_slope)
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        # slope: exactly 1 where x > 0, exactly negative_slope elsewhere (sign(nan) = 0), from
-        # float operations only, in x's memory layout: lerp(s, 1, w) is s at w = 0 and 1 at w = 1
+        if self._by_output:
+            # max(x, s * x) is x where x > 0 and s * x elsewhere for 0 < s <= 1, NaN kept (clamp
+            # propagates it): two passes, and the output (which the next layer holds anyway)
+            # is all backward needs
+            out = (x * self.negative_slope).clamp_(min=x)
+            return out, out
+        # any other slope: x * slope, the slope exactly 1 where x > 0 and exactly s elsewhere
+        # (sign(nan) = 0), from float operations in x's memory layout: lerp(s, 1, w) is s at
+        # w = 0 and 1 at w = 1
         positive = x.sign().clamp_(min=0)
         slope = x.new_full((), self.negative_slope).lerp(x.new_ones(()), positive)
         return x * slope, slope
 
-    def _derivative(self, slope: Tensor) -> Tensor:
-        return slope
+    @property
+    def _by_output(self) -> bool:
+        return 0 < self.negative_slope <= 1
+
+    def _derivative(self, saved: Tensor) -> Tensor:
+        if self._by_output:
+            # the output is positive exactly where x is (s > 0), and sign(nan) = 0 gives NaN the
+            # slope, as torch; clamp_(min=s) maps the signs {1, 0, -1} to {1, s, s}
+            return saved.sign().clamp_(min=self.negative_slope)
+        return saved.clone()  # the saved slope: backward writes into what this returns
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}" if self.negative_slope != 0.01 else ""

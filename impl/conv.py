@@ -117,6 +117,10 @@ class Conv2d(_ConvNd):
         ``H_out = floor((H + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1``.
         Weight: (C_out, C_in / groups, kh, kw).
 
+    For backward, a layer in training mode (the default) keeps what its weight gradient would
+    otherwise compute again (Winograd's transformed input, where the engine runs Winograd);
+    after ``eval()`` it keeps only its input, less memory for an inference, backward still exact.
+
     Example:
         >>> conv = Conv2d(3, 48, 3, stride=2, padding=1)
         >>> conv(torch.empty(8, 3, 32, 32).normal_()).shape
@@ -165,8 +169,13 @@ class Conv2d(_ConvNd):
                     f"Conv2d: padded input size {tuple(padded.shape[2:])} (padding {padding}) is "
                     f"smaller than the dilated kernel {self.kernel_size}, dilation {self.dilation}"
                 )
-        out = F.conv2d(padded, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
-        self._saved = (padded, x.shape, out.shape, batched)
+        args = (self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        if self.training:  # backward will follow: keep what the weight gradient would recompute
+            earlier = self._saved[0] if self._saved is not None else None  # backward no longer reads it
+            out, kept = F.conv2d_keeping(padded, *args, earlier)
+        else:
+            out, kept = F.conv2d(padded, *args), padded
+        self._saved = (kept, x.shape, out.shape, batched)
         return out if batched else out.squeeze(0)
 
     def _check_padding(self, x: Tensor) -> Tensor:
@@ -181,17 +190,15 @@ class Conv2d(_ConvNd):
         return x
 
     def backward(self, grad_output: Tensor) -> Tensor:
-        padded, x_shape, out_shape, batched = self._require_saved()
+        kept, x_shape, out_shape, batched = self._require_saved()
         g = self._check_grad(grad_output, out_shape, batched)
         padding = self._engine_padding or (0, 0)
         self._grads["weight"] += F.conv2d_weight_grad(
-            padded, g, self.weight.shape, self.stride, padding, self.dilation, self.groups
+            kept, g, self.weight.shape, self.stride, padding, self.dilation, self.groups
         )
         if self.bias is not None:
             self._grads["bias"] += F.bias_grad(g)
-        gx = F.conv_transpose2d(
-            g, self.weight, None, self.stride, padding, self.dilation, self.groups, padded.shape[2:]
-        )
+        gx = F.conv_transpose2d(g, self.weight, None, self.stride, padding, self.dilation, self.groups, kept.shape[2:])
         if self._engine_padding is None:
             gx = F.pad_backward(gx, x_shape, self._pad4, self.padding_mode)
         return gx if batched else gx.squeeze(0)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from . import _exact, _gemm
+from . import _exact, _gemm, _winograd
 from ._gemm import BLOCK_ROWS as BLOCK_ROWS  # the engine's row block, public for the benchmark
 
 Pair = tuple[int, int]
@@ -33,6 +33,25 @@ def conv2d(
     if _exact.conv2d_applies(x, weight, groups):
         return _exact.conv2d(x, weight, bias, stride, padding, dilation)
     return _gemm.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d_keeping(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+    earlier: Tensor | _winograd.Tiles | None = None,
+) -> tuple[Tensor, Tensor | _winograd.Tiles]:
+    """:func:`conv2d` and what :func:`conv2d_weight_grad` should be given for it: ``x``, or
+    what the forward computed from ``x`` that the weight gradient would compute again (the
+    engine's choice, :func:`impl._gemm.conv2d_keeping`; ``earlier``: what an earlier call
+    returned, whose memory it may reuse)."""
+    if _exact.conv2d_applies(x, weight, groups):
+        return _exact.conv2d(x, weight, bias, stride, padding, dilation), x
+    return _gemm.conv2d_keeping(x, weight, bias, stride, padding, dilation, groups, earlier)
 
 
 def transposed_size(size: Sequence[int], kernel: Sequence[int], stride: Pair, padding: Pair, dilation: Pair) -> Pair:
@@ -59,14 +78,11 @@ def conv_transpose2d(
     extra = (output_size[0] - reach[0], output_size[1] - reach[1])
     if _exact.conv_transpose2d_applies(y, weight, groups, stride, extra):
         return _exact.conv_transpose2d(y, weight, bias, stride, padding, dilation, output_size)
-    out = _gemm.conv2d_input_grad(y, weight, stride, padding, dilation, groups, output_size)
-    if bias is not None:
-        out = out + bias.view(1, -1, 1, 1)
-    return out
+    return _gemm.conv2d_input_grad(y, weight, stride, padding, dilation, groups, output_size, bias=bias)
 
 
 def conv2d_weight_grad(
-    x: Tensor,
+    x: Tensor | _winograd.Tiles,
     grad_out: Tensor,
     weight_shape: tuple[int, ...],
     stride: Pair,
@@ -75,7 +91,8 @@ def conv2d_weight_grad(
     groups: int,
 ) -> Tensor:
     """Gradient of :func:`conv2d` w.r.t. its weight: ``grad_out`` times the input patches,
-    summed over the batch and the output positions (those of ``grad_out``)."""
+    summed over the batch and the output positions (those of ``grad_out``); ``x`` the input or
+    what :func:`conv2d_keeping` returned in its stead."""
     return _gemm.conv2d_weight_grad(x, grad_out, weight_shape, stride, padding, dilation, groups)
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness import bench, bench_report
+from harness import bench, bench_parallel, bench_profile, bench_report
 from n2n import cli
 from n2n.cli import main
 
@@ -31,6 +31,8 @@ def test_bench_quick_writes_table_and_json(tmp_path, capsys):
     text = out.read_text()
     assert "| case | threads | impl | reference | ratio | channels-last reference | ratio |" in text
     assert "GFLOP/s" in text and "## Targets (issue 20)" in text and "## Rounding error in float32" in text
+    assert "## Targets (issue 29)" in text and "### nearest, batch 16: impl" in text  # one thread: no efficiency
+    assert re.search(r"Timed rounds: \d+, of which \d+ were disturbed", text)
     rows = json.loads(records.read_text())
     assert {"case", "impl_ms", "reference_ms", "ratio", "reference_cl_ms", "ratio_cl", "flops"} <= set(rows[0])
     cases = [r["case"] for r in rows]
@@ -197,3 +199,66 @@ def test_the_full_bench_covers_every_3x3_stride_1_convolution_of_both_networks(m
     errors = bench._error_shapes([64], quick=False)
     assert set(errors) == set(unet) | {(bench.DEFAULT_BATCH_SIZE, *c) for c in bench.bench_conv.COURSE_CONVS}
     assert len(errors) == len(set(errors))  # a convolution both networks have is measured once
+
+
+def test_parallel_efficiency_and_issue_29_targets_are_rows():
+    one, two = record("training step unet, batch 16, 32x32", 8.0, 10.0, cl_ms=9.0), None
+    two = {**record("training step unet, batch 16, 32x32", 5.0, 5.0, cl_ms=6.0), "threads": 2}
+    layer = {**record("ReLU() fwd+bwd, batch 2", 1.0, 1.0), "threads": 2}  # no 1-thread record: no row
+    (eff,) = bench_parallel.efficiencies([one, two, layer])
+    layer_one = record("ReLU() fwd+bwd, batch 2", 1.0, 1.0)  # an efficiency, but no target: not a step
+    assert [r["name"] for r in bench_parallel.targets([layer_one, layer])] == []
+    assert eff == dict(case=one["case"], threads=2, impl=0.8, torch=1.0, **{"torch channels-last": 0.75})
+    predict = record("predict unet 512x512", 9, 10)
+    rows = {(r["name"], r["threads"]): r for r in bench_parallel.targets([one, two, predict])}
+    step = "training step unet, batch 16, 32x32: time ratio"
+    assert rows[(step, 1)] == dict(name=step, threads=1, bar=0.9, measured=0.8, kind="at most", met=True)
+    assert rows[("training step unet, batch 16, 32x32: time ratio", 2)]["met"] is False  # 1.0 > 0.9
+    assert rows[("predict unet 512x512: time ratio", 1)]["met"] is True
+    efficiency = rows[("training step unet, batch 16, 32x32: parallel efficiency", 2)]
+    assert efficiency["kind"] == "at least" and efficiency["bar"] == pytest.approx(0.95) and not efficiency["met"]
+    text = "\n".join(bench_parallel.markdown({"records": [one, two], "profile": []}))
+    assert "| training step unet, batch 16, 32x32 | 2 | 0.80 | 1.00 | 0.75 | -0.20 |" in text
+    assert "| training step unet, batch 16, 32x32: parallel efficiency | 2 | at least 0.95 | 0.80 | **no** |" in text
+    assert bench_parallel.markdown({"records": [], "profile": []}) == []
+
+
+def _profile_row(side, op, direction, threads, ms):
+    return dict(network="unet", batch=16, threads=threads, side=side, op=op, direction=direction, ms=ms)
+
+
+def test_profile_tables_keep_the_costliest_operations_and_sum_the_rest(monkeypatch):
+    monkeypatch.setattr(bench_parallel, "PROFILE_ROWS", 1)
+    rows = [
+        _profile_row("impl", "conv", "forward", 1, 4.0),
+        _profile_row("impl", "conv", "forward", 2, 2.5),
+        _profile_row("impl", "relu", "backward", 1, 1.0),
+        _profile_row("impl", "relu", "backward", 2, 1.0),
+        _profile_row("impl", "step", "", 1, 6.0),
+        _profile_row("impl", "step", "", 2, 4.0),
+        _profile_row("torch", "aten::mm", "forward", 1, 3.0),
+        _profile_row("torch", "aten::mm", "forward", 2, 1.5),
+    ]
+    text = "\n".join(bench_parallel.markdown({"records": [], "profile": rows}))
+    assert "### unet, batch 16: impl" in text and "### unet, batch 16: torch" in text
+    assert "| conv forward | 4.00 | 2.50 | 0.80 |" in text
+    assert "| 1 other operations | 1.00 | 1.00 | 0.50 |" in text
+    assert "| whole step | 6.00 | 4.00 | 0.75 |" in text
+    assert "| sum of the above | 3.00 | 1.50 | 1.00 |" in text  # torch: no whole-step row of its own
+
+
+def test_the_profile_times_every_layer_of_impl_in_each_direction_and_torch_by_operation():
+    net, ref = bench._networks("unet")
+    rows = bench_profile.profile_rows("unet", net, ref, batch=2, steps=1, threads=1)
+    impl_ops = {(r["op"], r["direction"]) for r in rows if r["side"] == "impl"}
+    assert ("LeakyReLU(negative_slope=0.1) at 32x32", "backward") in impl_ops
+    assert ("MaxPool2d(kernel_size=(2, 2)) at 8x8", "forward") in impl_ops
+    assert ("Conv2d(48, 3, kernel_size=(1, 1)) at 32x32", "backward") in impl_ops
+    assert {("rest", ""), ("step", "")} <= impl_ops
+    impl_ms = {(r["op"], r["direction"]): r["ms"] for r in rows if r["side"] == "impl"}
+    parts = sum(ms for key, ms in impl_ms.items() if key != ("step", ""))
+    assert parts == pytest.approx(impl_ms[("step", "")])  # one step: the parts add up to it
+    torch_ops = {r["op"] for r in rows if r["side"] == "torch"}
+    assert "aten::convolution_backward" in torch_ops
+    # the profiled copy leaves the network itself as it was
+    assert type(net.modules[0]).__name__ == "Sequential" and "Timed" not in repr(net)

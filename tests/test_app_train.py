@@ -155,6 +155,18 @@ def test_impl_and_reference_start_equal_and_train_alike():
         torch.testing.assert_close(impl_backend.state_dict()[k], v, rtol=1e-4, atol=1e-6)
 
 
+def test_impl_backend_infers_in_eval_mode_and_trains_in_training_mode():
+    """Inference needs no backward: the network runs it in eval mode (its convolutions keep their
+    input, not what a training step keeps for the weight gradient) and trains in training mode."""
+    config = tiny()
+    backend = ImplBackend(config)
+    x, t = BatchStream(config).next_batch()
+    backend.forward(x)
+    assert not backend.net.training and not backend.net.modules[0].training
+    backend.train_step(x, t, 1e-3)
+    assert backend.net.training and backend.net.modules[0].training
+
+
 @pytest.mark.parametrize("factory", [ImplBackend, TorchBackend])
 def test_sgd_backend_and_optimizer_state_round_trip(factory):
     config = tiny(optimizer="sgd", lr=0.1, lr_schedule="none")

@@ -145,6 +145,10 @@ def winograd_matches_torch(n, c, out_c, size, padding, tile, channels_last, dtyp
     with torch.no_grad():
         assert_close("forward", _gemm.conv2d(x, w, b, *args, strategy), y.detach(), k)
         assert_close("weight gradient", _gemm.conv2d_weight_grad(x, grad, w.shape, *args, strategy), gw, k)
+        y_kept, tiles = impl._winograd.conv2d(x, w, b, padding, tile, keep=True)  # the forward's tiles
+        assert torch.equal(y_kept, _gemm.conv2d(x, w, b, *args, strategy))
+        from_tiles = _gemm.conv2d_weight_grad(tiles, grad, w.shape, *args)
+        assert_close("weight gradient from the kept tiles", from_tiles, gw, k)
         if max(padding) <= 2:
             assert_close("input gradient", _gemm.conv2d_input_grad(grad, w, *args, size, strategy), gx, k)
 
@@ -246,6 +250,25 @@ def test_winograd_blocks_partition_the_tile_rows(rows, tw, block_tiles, monkeypa
 @given(S.winograd_configs(), S.dtypes, S.seeds)
 def test_winograd_hypothesis(config, dtype, seed):
     winograd_matches_torch(**config, dtype=dtype, seed=seed)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "eval"])
+def test_a_training_layer_keeps_winograd_tiles_for_its_weight_gradient(training, monkeypatch):
+    """Where Winograd computes the forward and the weight gradient with one tile, a layer in
+    training mode keeps the forward's transformed input instead of the input (the weight
+    gradient reads it); in eval mode it keeps the input. Both match torch."""
+    monkeypatch.setattr(impl._gemm, "WINOGRAD_PIXELS", 1)
+    monkeypatch.setattr(impl._gemm, "WINOGRAD_CHANNELS", 2)
+    monkeypatch.setattr(impl._gemm, "PATCH_FLOATS", 0)
+    kw = dict(in_channels=5, out_channels=4, kernel_size=3, padding=1)
+    layer, ref = pair_of(kw)
+    layer.train(training)
+    x = S.tensors((2, 5, 9, 10), torch.float64, seed=8)
+    s = _gemm.Shape(2, 5, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1, (9, 10), (9, 10))
+    assert _gemm.plan("forward", s) == _gemm.plan("weight grad", s) == "winograd 4x4"
+    assert_parity(layer, ref, x)
+    kept = layer._saved[0]
+    assert isinstance(kept, impl._winograd.Tiles) == training and kept.shape == x.shape
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -37,6 +37,7 @@ def test_strategies(channels, sdo, block_rows, patch_floats, winograd, monkeypat
     if winograd:
         monkeypatch.setattr(impl._gemm, "WINOGRAD_CHANNELS", 1)
         monkeypatch.setattr(impl._gemm, "WINOGRAD_SIZE", 1)
+        monkeypatch.setattr(impl._gemm, "WINOGRAD_PIXELS", 1)
     stride, dilation, output_padding = sdo
     x = S.tensors((2, channels[0], 5, 4), torch.float64, seed=9).contiguous(memory_format=torch.channels_last)
     kw = dict(kernel_size=3, stride=stride, padding=1, output_padding=output_padding, dilation=dilation)

@@ -21,7 +21,7 @@ def test_activation_parity(name, kw, shape, dtype):
     assert_parity(getattr(impl, name)(**kw), getattr(reference, name)(**kw), S.tensors(shape, dtype, seed=1))
 
 
-SLOPES = [("LeakyReLU", {"negative_slope": s}) for s in (0.0, -0.5, 1.5)]
+SLOPES = [("LeakyReLU", {"negative_slope": s}) for s in (0.0, -0.5, 1.0, 1.5)]  # 1.0: max(x, s x) still applies
 
 
 @pytest.mark.parametrize("name,kw", ACTIVATIONS + SLOPES)
@@ -35,6 +35,19 @@ def test_activation_special_values(name, kw):
     assert_parity(getattr(impl, name)(**kw), getattr(reference, name)(**kw), x)
     nan = torch.tensor([float("nan")])
     assert getattr(impl, name)(**kw)(nan).isnan().all()
+
+
+@pytest.mark.parametrize("name,kw", ACTIVATIONS + SLOPES)
+def test_backward_promotes_a_gradient_of_another_dtype(name, kw):
+    """The product is written into the derivative only where it has the gradient's dtype: a
+    float64 gradient of a float32 activation gives a float64 input gradient, as the product would."""
+    mod = getattr(impl, name)(**kw)
+    x = S.tensors((2, 3), torch.float32, seed=3)
+    mod(x)
+    g = S.tensors((2, 3), torch.float64, seed=4)
+    got = mod.backward(g)
+    assert got.dtype == torch.float64
+    assert torch.equal(got, g * mod.backward(torch.ones(2, 3)).double())
 
 
 @pytest.mark.parametrize("name,kw", ACTIVATIONS)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import impl
-from impl import _gemm
+from impl import _gemm, _scratch
 from tests.helpers import assert_close, assert_parity
 from tests.registry import (
     PRODUCT,
@@ -94,14 +94,21 @@ def test_forced_strategy_matches_torch(case, direction, strategy, dtype):
     grad = torch.randn(y.shape, generator=g, dtype=dtype)
     gx, gw = torch.autograd.grad(y, (x, w), grad)
     x, w = x.detach(), w.detach()
+    computes = {
+        "forward": lambda: _gemm.conv2d(x, w, b, stride, padding, (1, 1), 1, strategy),
+        "input grad": lambda: _gemm.conv2d_input_grad(grad, w, stride, padding, (1, 1), 1, size, strategy),
+        "weight grad": lambda: _gemm.conv2d_weight_grad(x, grad, w.shape, stride, padding, (1, 1), 1, strategy),
+    }
+    expected = {"forward": y, "input grad": gx, "weight grad": gw}[direction]
     with torch.no_grad():
-        if direction == "forward":
-            actual, expected = _gemm.conv2d(x, w, b, stride, padding, (1, 1), 1, strategy), y
-        elif direction == "input grad":
-            actual, expected = _gemm.conv2d_input_grad(grad, w, stride, padding, (1, 1), 1, size, strategy), gx
-        else:
-            actual, expected = _gemm.conv2d_weight_grad(x, grad, w.shape, stride, padding, (1, 1), 1, strategy), gw
-    assert_close(f"{direction} by {strategy!r}", actual, expected.detach(), max(x.numel(), y.numel()))
+        actual = computes[direction]()
+        assert_close(f"{direction} by {strategy!r}", actual, expected.detach(), max(x.numel(), y.numel()))
+        # the scratch arena holds only temporaries: NaN there changes neither this result nor the next
+        first = actual.clone()
+        for arena in _scratch._ARENAS.values():
+            arena.fill_(float("nan"))
+        assert torch.equal(actual, first), "the result lies in the scratch arena"
+        assert torch.equal(computes[direction](), first)
 
 
 def test_a_strategy_that_cannot_compute_the_shape_is_refused():

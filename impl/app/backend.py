@@ -117,6 +117,7 @@ class ImplBackend:
     def train_step(self, inputs: Tensor, targets: Tensor, lr: float) -> float:
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
+        self.net.train()
         loss = self.loss(self.net(inputs.to(self.device)), targets.to(self.device))
         self.net.backward(self.loss.backward())
         if self.reduce_gradients is not None:
@@ -125,7 +126,8 @@ class ImplBackend:
         return loss.item()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x.to(self.device))
+        # eval mode: no backward follows, so a convolution keeps its input, not the larger Winograd tiles
+        return self.net.eval()(x.to(self.device))
 
     def state_dict(self) -> dict[str, Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
