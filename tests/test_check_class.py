@@ -75,7 +75,8 @@ def _class_cell(report: dict, block: str) -> str:
         return "error"
     if any(f["block"] == block for f in report["findings"]):
         return "FAIL"
-    return "pass" if any(v.split()[0] == "pass" for v in values) else "not checked"
+    numbers = [v for k, v in report["table"].get(block, {}).items() if k != "rule"]  # the rule compares nothing
+    return "pass" if any(v.split()[0] == "pass" for v in numbers) else "not checked"
 
 
 def test_every_row_matches_its_submissions_report(checked):

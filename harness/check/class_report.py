@@ -29,7 +29,9 @@ def block_cell(cells: dict[str, str]) -> str:
     """A block's class cell: FAIL or error if any of its columns says so, else pass if any check
     passed (a column the target does not support, say dilation, leaves the rest a pass; the
     page's tooltip and the submission's report name it), else not checked."""
-    return min((cell(v) for v in cells.values()), key=CELL_ORDER.index, default="not checked")
+    numbers = [cell(v) for k, v in cells.items() if k != "rule"]  # the course rule compares no numbers
+    value = min(numbers, key=CELL_ORDER.index, default="not checked")
+    return "FAIL" if cells.get("rule") == "FAIL" else value
 
 
 def _block(record: dict[str, Any], block: str) -> str:
