@@ -76,6 +76,8 @@ def _class_cell(report: dict, block: str) -> str:
     if any(f["block"] == block for f in report["findings"]):
         return "FAIL"
     numbers = [v for k, v in report["table"].get(block, {}).items() if k != "rule"]  # the rule compares nothing
+    if numbers == ["absent"]:
+        return "absent"
     return "pass" if any(v.split()[0] == "pass" for v in numbers) else "not checked"
 
 

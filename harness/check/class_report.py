@@ -14,9 +14,10 @@ from typing import Any
 from .worker import ALIASES
 
 # a block's class cell is the first of these its cells hold
-CELL_ORDER = ("FAIL", "error", "pass", "not checked")
+CELL_ORDER = ("FAIL", "error", "pass", "not checked", "absent")
 CELL_OF = {"FAIL": "FAIL", "error": "error", "crash": "error", "timeout": "error"}
 CELL_OF |= {"unsupported": "not checked", "blocked": "not checked", "not checked": "not checked", "-": "not checked"}
+CELL_OF |= {"absent": "absent"}  # the target has no such block
 BLOCK_ORDER = [*ALIASES, "course network"]
 
 
