@@ -598,6 +598,13 @@ def conv2d(
     return FORWARD[plan("forward", s, strategy)](x, weight, bias, s)
 
 
+KEPT_FLOATS = 1 << 22
+"""Largest transformed input a training layer keeps for its weight gradient, in elements (16 MiB
+of float32): the tiles take about 2.3 times the input they replace, held from the forward to the
+backward, and n2n bench's peak memory bar holds for the U-Net at batch 64 only with its top
+level's (58 MiB) left to be computed again."""
+
+
 def conv2d_keeping(
     x: Tensor,
     weight: Tensor,
@@ -609,14 +616,16 @@ def conv2d_keeping(
     earlier: Tensor | _winograd.Tiles | None = None,
 ) -> tuple[Tensor, Tensor | _winograd.Tiles]:
     """:func:`conv2d` and what :func:`conv2d_weight_grad` will read for it: where Winograd's
-    same tile computes both directions, the forward's transformed input tiles (the weight
-    gradient then skips transforming the input again), written over ``earlier`` tiles of
-    the same size that are no longer needed; else ``x`` itself."""
+    same tile computes both directions and its tiles are within :data:`KEPT_FLOATS`, the
+    forward's transformed input tiles (the weight gradient then skips transforming the input
+    again), written over ``earlier`` tiles of the same size that are no longer needed; else
+    ``x`` itself."""
     s = _forward_shape(x, weight, stride, padding, dilation, groups)
     strategy = plan("forward", s)
     _scratch.start()
     x, weight, bias = _plain(x, weight, bias)
-    if strategy.startswith("winograd") and plan("weight grad", s) == strategy:
+    keep = strategy.startswith("winograd") and plan("weight grad", s) == strategy
+    if keep and _winograd.kept_size(x.shape, padding, int(strategy[-1])) <= KEPT_FLOATS:
         reuse = earlier.v if isinstance(earlier, _winograd.Tiles) else None
         out, tiles = _winograd.conv2d(x, weight, bias, padding, int(strategy[-1]), keep=True, reuse=reuse)
         return out, tiles  # type: ignore[return-value]

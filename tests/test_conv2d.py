@@ -269,6 +269,14 @@ def test_a_training_layer_keeps_winograd_tiles_for_its_weight_gradient(training,
     assert_parity(layer, ref, x)
     kept = layer._saved[0]
     assert isinstance(kept, impl._winograd.Tiles) == training and kept.shape == x.shape
+    if training:
+        size = impl._winograd.kept_size(x.shape, (1, 1), 4)
+        assert kept.v.numel() == size
+        for limit, keeps in ((size, True), (size - 1, False)):  # one element too many: the input kept
+            monkeypatch.setattr(impl._gemm, "KEPT_FLOATS", limit)
+            layer, ref = pair_of(kw)
+            assert_parity(layer, ref, x)
+            assert isinstance(layer._saved[0], impl._winograd.Tiles) == keeps
 
 
 def winograd_everywhere(monkeypatch):
