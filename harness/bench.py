@@ -108,7 +108,8 @@ def layer_cases(batch: int, repeats: int, threads: int) -> list[Record]:
         for i, (mod, rmod) in enumerate(zip(net, ref)):
             out = mod(x)
             g = torch.randn(out.shape)
-            xr, xl = x.clone().requires_grad_(True), _last(x).requires_grad_(True)
+            # detach: x itself is impl's input, and _last returns it as it is when it is channels-last
+            xr, xl = x.clone().requires_grad_(True), _last(x).detach().requires_grad_(True)
             gl, rlast = _last(g), _channels_last(rmod)
 
             def run_impl(mod: Any = mod, x: Any = x, g: Any = g) -> None:

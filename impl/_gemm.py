@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from torch import Tensor
 
@@ -566,6 +566,13 @@ def _padded_size(s: Shape) -> Pair:
     return s.size[0] + 2 * s.padding[0], s.size[1] + 2 * s.padding[1]
 
 
+def _plain(*tensors: Tensor | None) -> list[Any]:
+    """The engine's operands without autograd history: it computes every gradient itself, and
+    writing a tracked tensor into memory it keeps from call to call (:mod:`impl._scratch`, the
+    kept Winograd tiles) would chain one call's autograd graph to the next."""
+    return [None if t is None else t.detach() for t in tensors]
+
+
 def _forward_shape(x: Tensor, weight: Tensor, stride: Pair, padding: Pair, dilation: Pair, groups: int) -> Shape:
     n, c, h, w = x.shape
     out_c, kernel = weight.shape[0], (weight.shape[2], weight.shape[3])
@@ -587,7 +594,15 @@ def conv2d(
     forces one of :func:`strategies` (tests), else :func:`plan` chooses."""
     s = _forward_shape(x, weight, stride, padding, dilation, groups)
     _scratch.start()
+    x, weight, bias = _plain(x, weight, bias)
     return FORWARD[plan("forward", s, strategy)](x, weight, bias, s)
+
+
+KEPT_FLOATS = 1 << 22
+"""Largest transformed input a training layer keeps for its weight gradient, in elements (16 MiB
+of float32): the tiles take about 2.3 times the input they replace, held from the forward to the
+backward, and n2n bench's peak memory bar holds for the U-Net at batch 64 only with its top
+level's (58 MiB) left to be computed again."""
 
 
 def conv2d_keeping(
@@ -601,13 +616,16 @@ def conv2d_keeping(
     earlier: Tensor | _winograd.Tiles | None = None,
 ) -> tuple[Tensor, Tensor | _winograd.Tiles]:
     """:func:`conv2d` and what :func:`conv2d_weight_grad` will read for it: where Winograd's
-    same tile computes both directions, the forward's transformed input tiles (the weight
-    gradient then skips transforming the input again), written over ``earlier`` tiles of
-    the same size that are no longer needed; else ``x`` itself."""
+    same tile computes both directions and its tiles are within :data:`KEPT_FLOATS`, the
+    forward's transformed input tiles (the weight gradient then skips transforming the input
+    again), written over ``earlier`` tiles of the same size that are no longer needed; else
+    ``x`` itself."""
     s = _forward_shape(x, weight, stride, padding, dilation, groups)
     strategy = plan("forward", s)
     _scratch.start()
-    if strategy.startswith("winograd") and plan("weight grad", s) == strategy:
+    x, weight, bias = _plain(x, weight, bias)
+    keep = strategy.startswith("winograd") and plan("weight grad", s) == strategy
+    if keep and _winograd.kept_size(x.shape, padding, int(strategy[-1])) <= KEPT_FLOATS:
         reuse = earlier.v if isinstance(earlier, _winograd.Tiles) else None
         out, tiles = _winograd.conv2d(x, weight, bias, padding, int(strategy[-1]), keep=True, reuse=reuse)
         return out, tiles  # type: ignore[return-value]
@@ -677,6 +695,7 @@ def conv2d_input_grad(
     c, kernel = weight.shape[1] * groups, (weight.shape[2], weight.shape[3])
     s = Shape(n, c, out_c, kernel, stride, padding, dilation, groups, tuple(size), (ho, wo))  # type: ignore[arg-type]
     _scratch.start()
+    grad, weight, bias = _plain(grad, weight, bias)
     return INPUT_GRAD[plan("input grad", s, strategy)](grad, weight, bias, s)
 
 
@@ -734,6 +753,7 @@ def conv2d_weight_grad(
     """Gradient of :func:`conv2d` w.r.t. its weight. The output positions are those of ``grad``
     (so a transposed convolution's extra output_padding rows are simply never read). ``x`` may
     be the tiles :func:`conv2d_keeping` kept in its stead (their Winograd tile then computes it)."""
+    (grad,) = _plain(grad)
     if isinstance(x, _winograd.Tiles):
         return _winograd.weight_grad(x, grad, x.padding, x.m)  # an entry point of the arena too
     out_c, cg, kh, kw = weight_shape
@@ -741,6 +761,7 @@ def conv2d_weight_grad(
     size = (x.shape[2], x.shape[3])
     s = Shape(n, cg * groups, out_c, (kh, kw), stride, padding, dilation, groups, size, (ho, wo))
     _scratch.start()
+    (x,) = _plain(x)
     return WEIGHT_GRAD[plan("weight grad", s, strategy)](x, grad, weight_shape, s)
 
 

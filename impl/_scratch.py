@@ -26,8 +26,7 @@ LIMIT = 1 << 20
 """Largest temporary taken from the arena, in elements (4 MiB of float32): the many small and
 middling temporaries of a training step come from it; larger ones (the U-Net's top level at
 batch 64, an inference on a large image) stay fresh allocations, so that the arena, memory held
-between calls, stays small beside the activations of a training step (n2n bench measures the
-peak)."""
+between calls, stays small beside a step's activations (n2n bench measures the peak)."""
 
 _ARENAS: dict[tuple[str, str], Tensor] = {}
 _USED: dict[tuple[str, str], int] = {}
@@ -48,9 +47,11 @@ def take(shape: Sequence[int], like: Tensor) -> Tensor:
     key = (str(like.dtype), str(like.device))
     arena, used = _ARENAS.get(key), _USED.get(key, 0)
     if arena is None or used + numel > arena.numel():
-        # what this call has taken stays where it is (its views keep the old arena alive); the
-        # next call finds room for all of it at the start of the new one
-        arena = _ARENAS[key] = like.new_empty(used + numel)
-        used = arena.numel() - numel
+        # what this call has taken stays where it is (its views keep the old arena alive), this
+        # temporary goes where it would have gone had the new arena been there from the start,
+        # and the next call finds room for all of it; doubling: only a few sizes (each left
+        # to the allocator, which may keep their memory) on the way to the largest call's
+        size = max(used + numel, 2 * arena.numel() if arena is not None else 0)
+        arena = _ARENAS[key] = like.new_empty(size)
     _USED[key] = used + numel
     return arena[used : used + numel].view(shape)

@@ -24,6 +24,7 @@ the next one's top padding; tile rows run over the whole frame, so one block may
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from torch import Tensor
@@ -215,6 +216,13 @@ class Tiles(NamedTuple):
     m: int
 
 
+def kept_size(shape: Sequence[int], padding: Pair, m: int) -> int:
+    """Elements of the tiles :func:`conv2d` keeps for an (N, C, H, W) input."""
+    n, c, h, w = shape
+    lay = layout(n, (h, w), padding, m)
+    return lay.tiles[0] * lay.tiles[1] * (m + 2) ** 2 * c
+
+
 def _kept_buffer(like: Tensor, size: int, reuse: Tensor | None) -> Tensor:
     fits = reuse is not None and reuse.numel() == size and reuse.dtype == like.dtype and reuse.device == like.device
     return reuse if fits else like.new_empty(size)  # type: ignore[return-value]
@@ -255,7 +263,7 @@ def conv2d(
     a, tw = m + 2, lay.tiles[1]
     frame, u, blocks = _frame(x, lay), transformed_weight(weight, m), _blocks(lay)
     ws, us = _Workspace(x, lay, blocks, c, out_c), {1: u, SUBBLOCKS: u.repeat(SUBBLOCKS, 1, 1)}
-    kept = _kept_buffer(x, lay.tiles[0] * tw * a * a * c, reuse) if keep else None
+    kept = _kept_buffer(x, kept_size(x.shape, padding, m), reuse) if keep else None
     y = x.new_empty(lay.tiles[0], m, tw, m, out_c)
     for block in blocks:
         (k, g, kb), t = block, block.rows * tw

@@ -155,6 +155,7 @@ class Conv2d(_ConvNd):
         else:
             self.padding = pair(padding, "padding", minimum=0)
             self._pad4 = (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
+        self._released: Any = None  # what a backward has done with (see forward)
         top, bottom, left, right = self._pad4
         # Symmetric zero padding is part of the GEMM engine's padded copy; anything else is padded here.
         self._engine_padding = (top, left) if padding_mode == "zeros" and (top, left) == (bottom, right) else None
@@ -171,8 +172,8 @@ class Conv2d(_ConvNd):
                 )
         args = (self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
         if self.training:  # backward will follow: keep what the weight gradient would recompute
-            earlier = self._saved[0] if self._saved is not None else None  # backward no longer reads it
-            out, kept = F.conv2d_keeping(padded, *args, earlier)
+            out, kept = F.conv2d_keeping(padded, *args, self._released)
+            self._released = None
         else:
             out, kept = F.conv2d(padded, *args), padded
         self._saved = (kept, x.shape, out.shape, batched)
@@ -196,6 +197,9 @@ class Conv2d(_ConvNd):
         self._grads["weight"] += F.conv2d_weight_grad(
             kept, g, self.weight.shape, self.stride, padding, self.dilation, self.groups
         )
+        # the next forward may write its own over what this one kept (a backward after it reads
+        # that forward's): memory it need not take afresh
+        self._released = kept
         if self.bias is not None:
             self._grads["bias"] += F.bias_grad(g)
         gx = F.conv_transpose2d(g, self.weight, None, self.stride, padding, self.dilation, self.groups, kept.shape[2:])

@@ -269,6 +269,53 @@ def test_a_training_layer_keeps_winograd_tiles_for_its_weight_gradient(training,
     assert_parity(layer, ref, x)
     kept = layer._saved[0]
     assert isinstance(kept, impl._winograd.Tiles) == training and kept.shape == x.shape
+    if training:
+        size = impl._winograd.kept_size(x.shape, (1, 1), 4)
+        assert kept.v.numel() == size
+        for limit, keeps in ((size, True), (size - 1, False)):  # one element too many: the input kept
+            monkeypatch.setattr(impl._gemm, "KEPT_FLOATS", limit)
+            layer, ref = pair_of(kw)
+            assert_parity(layer, ref, x)
+            assert isinstance(layer._saved[0], impl._winograd.Tiles) == keeps
+
+
+def winograd_everywhere(monkeypatch):
+    monkeypatch.setattr(impl._gemm, "WINOGRAD_PIXELS", 1)
+    monkeypatch.setattr(impl._gemm, "WINOGRAD_CHANNELS", 2)
+    monkeypatch.setattr(impl._gemm, "PATCH_FLOATS", 0)
+
+
+def test_a_forward_reuses_the_tiles_only_after_a_backward_released_them(monkeypatch):
+    """What a training forward keeps is written over only once a backward has used it: a second
+    forward before any backward takes fresh memory, so the first forward's state stays intact
+    (a caller may restore it and run its backward, as the gradcheck helper does)."""
+    winograd_everywhere(monkeypatch)
+    layer = impl.Conv2d(5, 4, 3, padding=1).double()
+    x, g = S.tensors((2, 5, 9, 10), torch.float64, seed=8), S.tensors((2, 4, 9, 10), torch.float64, seed=9)
+    layer(x)
+    first = layer._saved
+    before = first[0].v.clone()
+    layer(x + 1)  # no backward in between: its own tiles
+    assert layer._saved[0].v.data_ptr() != first[0].v.data_ptr() and torch.equal(first[0].v, before)
+    second = layer._saved[0].v.data_ptr()
+    layer.backward(g)  # done with the second forward's tiles
+    layer(x)
+    assert layer._saved[0].v.data_ptr() == second
+
+
+def test_the_engine_ignores_autograd_history_of_its_operands(monkeypatch):
+    """The engine keeps memory from call to call (the scratch arena, a training layer's tiles):
+    operands that require grad compute as plain tensors, call after call, and the results carry
+    no autograd history (impl computes its gradients itself)."""
+    winograd_everywhere(monkeypatch)
+    layer = impl.Conv2d(5, 4, 3, padding=1).double()
+    x = S.tensors((2, 5, 9, 10), torch.float64, seed=8).requires_grad_(True)
+    g = S.tensors((2, 4, 9, 10), torch.float64, seed=9).requires_grad_(True)
+    for _ in range(3):
+        y = layer(x)
+        gx = layer.backward(g)
+        assert y.grad_fn is None and gx.grad_fn is None
+        assert not any(a.requires_grad for a in impl._scratch._ARENAS.values())
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
