@@ -41,6 +41,10 @@ def mismatch(actual: Tensor, expected: Tensor, reduction: int) -> str | None:
     same_special = (actual == expected) | (actual.isnan() & expected.isnan())
     if not bool(same_special[~finite].all()):
         return f"inf/nan where torch has {expected[~finite].tolist()}"
+    special = ~actual[finite].isfinite()
+    if bool(special.any()):  # said as what it is: a NaN is no "error of inf"
+        kind = "NaN" if bool(actual[finite].isnan().any()) else "inf"
+        return f"{kind} at {int(special.sum())} of {special.numel()} values where torch's are finite"
     err, tol = error_and_tolerance(actual[finite], expected[finite], reduction)
     return None if err <= tol else f"max abs error {err:.3e} > tolerance {tol:.3e}"
 

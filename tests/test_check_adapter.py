@@ -4,6 +4,7 @@ attributes; weights in another layout; constructors with other names, pairs or p
 arguments; bias as a flag, a tensor or absent; backward's return forms; the loss's order; the
 optimizer's forms and steps; and the clear refusals where nothing fits."""
 
+import sys
 import types
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from harness.check.adapter import Adapter, _positional
+from harness.check.command import resolve
 from harness.check.params import Unsupported, auto_layout
 from harness.check.scenarios import Session
 from harness.check.worker import _session
@@ -84,18 +86,24 @@ def test_constructor_names_pairs_and_positions():
         def __init__(self, first, second, third, stride=1):
             made.append((first, second, third, stride))
 
+    class Mixed:  # known names first, then one nobody uses: by name, or it lands in c_in's slot
+        def __init__(self, c_in, c_out, k_sz, padding=0, stride=1):
+            made.append((c_in, c_out, k_sz, padding, stride))
+
     class IntsOnly:
         def __init__(self, in_channels, out_channels, kernel_size, stride=1):
             if isinstance(stride, tuple):
                 raise TypeError("stride must be an int")
             made.append(stride)
 
-    a = Adapter({"Conv2d": Named, "C2": Unnamed, "C3": IntsOnly}, None)
+    a = Adapter({"Conv2d": Named, "C2": Unnamed, "C3": IntsOnly, "C4": Mixed}, None)
     a.build("Conv2d", {**CONV, "kernel_size": 3, "stride": 2}, DEFAULTS)
     a.build("C2", {**CONV, "stride": 2}, DEFAULTS)
     a.build("C3", {**CONV, "stride": (2, 2)}, DEFAULTS)
-    assert made == [(1, 2, (3, 3), (2, 2)), (1, 2, 1, 2), 2]
-    assert "C2: arguments first, second, third passed in torch's order" in a.notes
+    a.build("C4", {**CONV, "kernel_size": 3, "stride": 2, "padding": 1}, DEFAULTS)
+    assert made == [(1, 2, (3, 3), (2, 2)), (1, 2, 1, 2), 2, (1, 2, 3, 1, 2)]
+    assert "C2: first as in_channels, second as out_channels, third as kernel_size (torch's order" in " ".join(a.notes)
+    assert "C4: k_sz as kernel_size (torch's order, for names it does not use)" in a.notes
     with pytest.raises(Unsupported, match="has no argument for dilation=2"):
         a.build("C3", {**CONV, "dilation": 2}, {**DEFAULTS, "dilation": 1})
 
@@ -105,7 +113,13 @@ def test_bias_as_an_initial_tensor_or_absent():
         def __init__(self, in_channels, out_channels, kernel_size, bias=None):
             self.bias = bias
 
-    a = Adapter({"Conv2d": TensorBias, "Plain": Bare}, None)
+    class IntFlag:  # bias=1: a flag written as a number, not a tensor
+        def __init__(self, in_channels, out_channels, kernel_size, bias=1):
+            self.bias = bias
+
+    a = Adapter({"Conv2d": TensorBias, "Plain": Bare, "C1": IntFlag}, None)
+    assert [a.build("C1", {**CONV, "bias": on}, DEFAULTS).bias for on in (True, False)] == [1, 0]
+    assert a.bias_arg == "flag"
     assert a.build("Conv2d", {**CONV, "bias": True}, DEFAULTS).bias.shape == (2,)
     assert a.build("Conv2d", {**CONV, "bias": False}, DEFAULTS).bias is None
     assert "Conv2d: bias given as an initial tensor" in a.notes
@@ -281,3 +295,34 @@ def test_blocks_are_found_by_any_alias_whatever_the_case(tmp_path):
     target = {"kind": "file", "root": str(tmp_path), "path": str(tmp_path / "blocks.py")}
     session = _session({"target": target})
     assert sorted(session.ns) == ["Conv2d", "SGD", "Upsampling"]
+
+
+def test_an_upsampling_that_needs_channels_is_not_checked_with_why_never_absent(tmp_path):
+    (tmp_path / "blocks.py").write_text(
+        "class UpSampleNN:\n    def __init__(self, scale_factor):\n        pass\n"
+        "class Upsampling:\n    def __init__(self, in_channels, out_channels, kernel_size):\n        pass\n"
+    )
+    target = {"kind": "file", "root": str(tmp_path), "path": str(tmp_path / "blocks.py")}
+    session = _session({"target": target})
+    assert session.ns["Upsampling"].__name__ == "UpSampleNN" and session.skipped == {}
+    (tmp_path / "blocks.py").write_text(
+        "class Upsampling:\n    def __init__(self, in_channels, out_channels, kernel_size):\n        pass\n"
+    )
+    session = _session({"target": target})
+    assert "Upsampling" not in session.ns
+    assert session.skipped["Upsampling"].startswith("Upsampling needs channels: a learned upsampling")
+
+
+def test_a_course_folder_without_init_is_imported_from_its_own_folder(tmp_path):
+    """Miniproject_2 without __init__.py is a namespace package, which any regular package of that
+    name (n2n ships one, on the worker's path) would win over: the target's own must be checked."""
+    (tmp_path / "Miniproject_2").mkdir()
+    (tmp_path / "Miniproject_2" / "model.py").write_text("class ReLU:\n    def forward(self, x):\n        return x\n")
+    before = {k: v for k, v in sys.modules.items() if k.split(".")[0] == "Miniproject_2"}
+    try:
+        session = _session({"target": resolve(str(tmp_path))})
+    finally:  # this process's own Miniproject_2, as it was, for the tests that follow
+        for k in [k for k in sys.modules if k.split(".")[0] == "Miniproject_2"]:
+            del sys.modules[k]
+        sys.modules.update(before)
+    assert session.file == str(tmp_path / "Miniproject_2" / "model.py") and list(session.ns) == ["ReLU"]

@@ -17,6 +17,7 @@ from harness.bench_class import class_times
 from harness.bench_class import markdown as class_markdown
 from harness.check.cache import key
 from harness.check.class_folder import REPORTS, write_record
+from harness.check.class_report import OTHER, rows
 from harness.check.class_runs import Settings, Submission, error_record
 from harness.check.classroom import cached, parse_shard, shard, submissions
 from harness.check.command import UsageError
@@ -94,6 +95,12 @@ def test_every_row_matches_its_submissions_report(checked):
         assert int(row["findings"]) == len(report["findings"]), name
         assert {b: row[b] for b in BLOCKS} == {b: _class_cell(report, b) for b in BLOCKS}, name
         assert (out / name / REPORTS["junit"]).is_file() and (out / name / REPORTS["markdown"]).is_file()
+    statuses = [row["status"] for row in rows.values()]
+    said = {s: statuses.count(s) for s in ("pass", "FAIL", "not checked", "error")}
+    assert (
+        f"{len(rows)} submissions: {said['pass']} pass, {said['FAIL']} with findings, "
+        f"{said['not checked']} with blocks not checked, {said['error']} could not be checked."
+    ) in (out / "class.md").read_text()
 
 
 def test_every_row_says_what_expected_json_says(checked):
@@ -256,8 +263,23 @@ def test_the_page_sorts_and_opens_a_submissions_findings_in_chromium(checked, tm
 
 
 def test_the_bench_times_a_class_at_each_number_of_jobs():
-    result = class_times((1,), Settings(blocks="MSE", quick=True), limit=1)  # the bench: 28 at 1 and 2 jobs
+    result = class_times((1,), Settings(blocks="MSE", quick=True), limit=1)  # the bench: all, at 1 and 2 jobs
     assert result["submissions"] == 1 and result["seconds"][1] > 0 and result["speedup"] == 1.0
     assert 0 < result["one_wall"] < result["seconds"][1] and result["one_cpu"] > 0
+    assert result["full"]["jobs"] == 1 and 0 < result["full"]["median_wall"] <= result["full"]["slowest_wall"]
     text = "\n".join(class_markdown(result))
     assert "## Time to check a class" in text and "| 1 |" in text and "--blocks MSE" in text
+    assert "Every check (no --quick), 1 jobs: one submission takes" in text
+
+
+def test_module_code_of_every_file_is_one_column():
+    """The course rule names a finding in module-level code by its file: one "other code" column
+    for all files, the worst of them, not a column per file name in the class."""
+
+    def record(name: str, table: dict) -> dict:
+        return {"name": name, "status": "FAIL", "reason": "", "table": table, "findings": []}
+
+    ruled = {"ReLU": {"forward": "pass"}, "a/x.py": {"rule": "pass"}, "a/y.py": {"rule": "FAIL"}}
+    table = rows([record("one", ruled), record("two", {"ReLU": {"forward": "pass"}})])
+    assert [list(r)[3:-1] for r in table] == [["ReLU", OTHER]] * 2
+    assert [(r["ReLU"], r[OTHER]) for r in table] == [("pass", "FAIL"), ("pass", "-")]

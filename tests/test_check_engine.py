@@ -69,8 +69,19 @@ def test_a_composite_check_reports_a_dead_or_hung_target(op, only, block, column
 def test_composites_are_blocked_only_by_a_failure_at_their_own_configurations():
     report = checks(on("layer", CRASH, "Conv2d"), ["Conv2d", "SGD", "Sequential", "course network"], quick=False)
     assert report.table["Conv2d"]["forward"] == "crash"
-    for block, column in (("SGD", "step"), ("Sequential", "composition"), ("course network", "training")):
+    for block, column in (("SGD", "step"), ("Sequential", "composition")):
         assert report.table[block] == {column: "blocked"}
+    # the course network trains whatever its blocks did alone: right, it passes (it was compared);
+    # wrong, it is blamed on the block found wrong where it uses it, not reported a second time
+    assert report.table["course network"] == {"training": "pass"}
+
+    def wrong_training(r, reply):
+        reply = on("layer", CRASH, "Conv2d")(r, reply)
+        return {**reply, "losses": [v + 1 for v in reply["losses"]]} if r["op"] == "train" else reply
+
+    report = checks(wrong_training, ["Conv2d", "course network"], quick=False)
+    assert report.table["course network"] == {"training": "blocked"}
+    assert [f.block for f in report.findings] == ["Conv2d"]
     # wrong only at dilation 2, which no composite uses: they all run, and pass
     off = layer(lambda k: k.get("dilation") == 2, lambda r: {**r, "output": r["output"] + 1} if "output" in r else r)
     report = checks(off, ["Conv2d", "SGD", "Sequential", "course network"], quick=False)

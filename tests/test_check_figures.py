@@ -126,6 +126,9 @@ def test_the_reports_show_a_findings_picture(tmp_path):
     finding = {"block": "Conv2d", "quantity": "input gradient", "diagnosis": None, "line": "Conv2d: wrong"}
     finding |= picture(actual, expected, TOL, sub, "Conv2d_input_gradient")
     assert figure_lines(finding, "alice")[0] == "  - where the error is: every other row"
+    at = "batch 2, image 5x7, in_channels=2"  # the landmark it was pictured at, when not the finding's own
+    pictured = figure_lines(finding | {"pictured_at": at}, "alice")[0]
+    assert pictured == f"  - where the error is (at {at}): every other row"
     assert figure_lines(finding, "alice")[1].startswith("  - ![Conv2d input gradient](alice/figures/Conv2d_input")
     record = {"name": "alice", "target": "alice", "status": "FAIL", "reason": "", "dtype": "float64"}
     record |= {"table": {"Conv2d": {"backward": "FAIL"}}, "findings": [finding], "notes": []}

@@ -231,6 +231,12 @@ class Conv2d(nn.Module):
 
     def backward(self, g):
         return autograd.grad(g, self.x)
+
+
+if __name__ == "__main__":  # the student's own test against torch.nn: not the blocks
+    print(nn.Conv2d(1, 1, 3)(torch.ones(1, 1, 3, 3)))
+else:
+    helper = torch.optim.SGD
 """
 
 
@@ -248,6 +254,7 @@ def test_the_source_scan_names_each_forbidden_use_with_its_line(tmp_path):
         ("Conv2d", "Conv2d.forward", "passes requires_grad", "m.py:14"),
         ("Conv2d", "Conv2d.forward", "uses torch.nn.functional.conv2d", "m.py:15"),
         ("Conv2d", "Conv2d.forward", "uses torch.nn.functional.relu", "m.py:15"),
+        ("", "<module>", "uses torch.optim.SGD", "m.py:24"),
     ]
     findings = rule.findings([{"block": "", "caller": "<module>", "does": "imports torch.autograd", "where": "m.py:6"}])
     assert [(f.block, f.quantity, f.message) for f in findings] == [

@@ -28,6 +28,8 @@ def test_mismatch_names_what_differs():
     assert "dtype" in mismatch(x.float(), x, 6)
     assert "inf/nan" in mismatch(x, torch.full_like(x, float("nan")), 6)
     assert "max abs error" in mismatch(x + 1, x, 6)
+    assert mismatch(x.log() / 0 * 0, x, 6) == "NaN at 6 of 6 values where torch's are finite"
+    assert mismatch(x / 0, x, 6) == "inf at 6 of 6 values where torch's are finite"
     assert "device meta != torch's cpu" in mismatch(x.to("meta"), x, 6)
     assert error_and_tolerance(x[:0], x[:0], 1) == (0.0, 0.0)
     assert max_errors(x[:0], x[:0]) == (0.0, 0.0) and max_errors(2 * x, x) == (1.0, 1.0)

@@ -97,6 +97,14 @@ def _flip(value: Any) -> Any:
     return value
 
 
+def _tape(out: Any) -> list[str]:
+    """The attributes a forward set on its output tensor, when one of them is a creator (a block
+    with a backward): the mark of a tape-style engine, whose backward is driven from the loss."""
+    tags = vars(out) if isinstance(out, Tensor) else {}
+    creator = any(callable(getattr(v, "backward", None)) for v in tags.values() if not isinstance(v, Tensor))
+    return sorted(tags) if creator else []
+
+
 class Adapter(ParamReader):
     """Probing, with the user's adapter functions taking precedence."""
 
@@ -149,9 +157,13 @@ class Adapter(ParamReader):
         unnamed = [p for p in params if _canonical(p.name) is None and p.default is p.empty]
         args: list[Any] = []
         if unnamed:  # e.g. Conv2d(a, b, c): torch's order for what has no known name
-            order = [k for k in defaults if k in left]
-            args = [left.pop(k) for k in order[: len(unnamed)]]
-            self.notes.add(f"{name}: arguments {', '.join(p.name for p in unnamed)} passed in torch's order")
+            order = [k for k in defaults if k in left][: len(unnamed)]
+            taken = [(p, k, left.pop(k)) for p, k in zip(unnamed, order, strict=False)]
+            # by its own name where it has one: a positional value would land in the first slot
+            args = [v for p, _, v in taken if p.kind is p.POSITIONAL_ONLY]
+            by_name |= {p.name: v for p, _, v in taken if p.kind is not p.POSITIONAL_ONLY}
+            said = ", ".join(f"{p.name} as {k}" for p, k, _ in taken)
+            self.notes.add(f"{name}: {said} (torch's order, for names it does not use)")
         for key, value in left.items():
             if key == "bias":
                 self.bias_arg = "absent"
@@ -165,10 +177,10 @@ class Adapter(ParamReader):
         if key != "bias":
             return _typed(value, param.default)
         self.bias_arg = "flag"
-        if isinstance(param.default, bool) or param.default is param.empty:
-            if param.default is False and value:
+        if isinstance(param.default, (bool, int)) or param.default is param.empty:  # True/False, or 1/0
+            if not param.default and param.default is not param.empty and value:
                 self.notes.add(f"{name}: bias is off by default; passed bias={value}")
-            return value
+            return type(param.default)(value) if isinstance(param.default, int) else value
         # bias=None by default: an initial tensor (or nothing for no bias)
         self.bias_arg = "tensor"
         self.notes.add(f"{name}: bias given as an initial tensor")
@@ -188,25 +200,43 @@ class Adapter(ParamReader):
             block._n2n_input, block._n2n_inputs = inputs[0], inputs
         except AttributeError:  # __slots__: such a block keeps its own state
             pass
-        return block.forward(*inputs)
+        out = block.forward(*inputs)
+        try:
+            block._n2n_tape = _tape(out)
+        except AttributeError:
+            pass
+        return out
 
     def backward(self, block: Any, grad: Tensor | None) -> Any:
         """The input gradient: a tensor, a 1-tuple, the element of a (dX, dW, db) tuple shaped like
         the input, or None; ``backward(input, grad)`` when its signature asks for both."""
         if (hook := self._user("backward")) is not None:
             return hook(block, grad)
+        tape = getattr(block, "_n2n_tape", [])
+        try:
+            out = self._backward(block, grad)
+        except Exception:
+            if not tape:
+                raise
+            out = None
+        if out is None and tape:  # raised, or passed the gradient on: not a contract to blame
+            raise Unsupported(
+                f"{type(block).__name__}'s forward tags its output with {', '.join(tape)}: a tape, whose backward "
+                "hands the gradient to the creators instead of returning it (an adapter's backward settles it)"
+            ) from None
+        return self._input_grad(block, out)
+
+    def _backward(self, block: Any, grad: Tensor | None) -> Any:
         wanted = [p for p in _positional(block.backward) if p.default is p.empty]
         if grad is None:
             stateless = len(wanted) >= 2 and hasattr(block, "_n2n_inputs")
             if stateless:
                 self.notes.add(f"{type(block).__name__}: stateless backward(prediction, target)")
-            out = block.backward(*block._n2n_inputs) if stateless else block.backward()
-        elif len(wanted) >= 2 and hasattr(block, "_n2n_input"):
+            return block.backward(*block._n2n_inputs) if stateless else block.backward()
+        if len(wanted) >= 2 and hasattr(block, "_n2n_input"):
             self.notes.add(f"{type(block).__name__}: stateless backward(input, grad)")
-            out = block.backward(block._n2n_input, grad)
-        else:
-            out = block.backward(grad)
-        return self._input_grad(block, out)
+            return block.backward(block._n2n_input, grad)
+        return block.backward(grad)
 
     def _input_grad(self, block: Any, out: Any) -> Any:
         if not isinstance(out, (tuple, list)):
@@ -249,10 +279,7 @@ class Adapter(ParamReader):
         if not params:
             raise Unsupported(f"{name} takes no parameters")
         args, by_name = self._arguments(name, params[1:], kwargs, defaults)
-        given = self._form(name, blocks, form)
-        if form:
-            self.notes.add(f"{name} is built from {OPTIMIZER_FORMS[form]}")
-        return cls(given, *args, **by_name)
+        return cls(self._form(name, blocks, form), *args, **by_name)
 
     def _form(self, name: str, blocks: list[Any], form: int) -> Any:
         if form == 0:

@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .class_report import columns, common_findings, rows, summary
+from .class_report import columns, common_findings, rows, summary, where_the_error_is
 
 HERE = Path(__file__).resolve().parent
 KINDS = {"submission": "text", "status": "cell", "findings": "number", "reason": "text"}
@@ -100,7 +100,7 @@ def _details(out: Path, record: dict[str, Any]) -> str:
 def _finding(folder: Path, finding: dict[str, Any]) -> str:
     text = escape(finding["line"])
     if finding.get("pattern"):
-        text += f'<div class="pattern">where the error is: {escape(", ".join(finding["pattern"]))}</div>'
+        text += f'<div class="pattern">{escape(where_the_error_is(finding))}</div>'
     images = [_image(folder / p, f"{finding['block']} {finding['quantity']}") for p in finding.get("figures") or []]
     if images:
         text += f'<div class="figures">{"".join(images)}</div>'

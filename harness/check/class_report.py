@@ -43,10 +43,22 @@ def _block(record: dict[str, Any], block: str) -> str:
     return "FAIL" if wrong and value in ("pass", "not checked") else value
 
 
+OTHER = "other code"
+"""The one column of everything in a submission's table that is no block: the course rule's
+findings in module-level code are named by their file, and each file its own column would make
+the class table as wide as the class's file names."""
+
+
 def columns(records: list[dict[str, Any]]) -> list[str]:
-    """The blocks any submission was checked on, the course's order first, then by name."""
+    """The blocks any submission was checked on, in the course's order, then ``OTHER``."""
     seen = {block for r in records for block in r["table"]}
-    return [b for b in BLOCK_ORDER if b in seen] + sorted(seen - set(BLOCK_ORDER))
+    return [b for b in BLOCK_ORDER if b in seen] + [OTHER] * bool(seen - set(BLOCK_ORDER))
+
+
+def _other(record: dict[str, Any]) -> str:
+    """A submission's ``OTHER`` cell: the worst of its non-block rows' cells, or "-" if it has none."""
+    values = [_block(record, k) for k in record["table"] if k not in BLOCK_ORDER]
+    return min(values, key=CELL_ORDER.index, default="-")
 
 
 def rows(records: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -57,7 +69,7 @@ def rows(records: list[dict[str, Any]]) -> list[dict[str, str]]:
         if r["status"] == "error":
             cells = dict.fromkeys(blocks, "error")
         else:
-            cells = {b: _block(r, b) for b in blocks}
+            cells = {b: _other(r) if b == OTHER else _block(r, b) for b in blocks}
         reason = r["reason"].splitlines()[0] if r["reason"] else ""
         out.append(
             {
@@ -85,11 +97,14 @@ def common_findings(records: list[dict[str, Any]]) -> list[tuple[str, list[str]]
 
 
 def summary(records: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
-    counts = {s: sum(r["status"] == s for r in records) for s in ("pass", "FAIL", "error")}
+    counts = {s: sum(r["status"] == s for r in records) for s in ("pass", "FAIL", "not checked", "error")}
     flags = manifest["flags"]
     how = [f"seed {flags['seed']}", f"time limit {flags['time_limit']:g} s per check"]
     how += ["--quick"] * flags["quick"] + ([f"blocks {','.join(flags['blocks'])}"] if flags["blocks"] else [])
-    counted = f"{counts['pass']} pass, {counts['FAIL']} with findings, {counts['error']} could not be checked"
+    counted = (
+        f"{counts['pass']} pass, {counts['FAIL']} with findings, {counts['not checked']} with blocks not checked, "
+        f"{counts['error']} could not be checked"
+    )
     return f"{len(records)} submissions: {counted}. Checked with {', '.join(how)}; {manifest['version']}."
 
 
@@ -114,10 +129,16 @@ def text(records: list[dict[str, Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
+def where_the_error_is(finding: dict[str, Any]) -> str:
+    """The pattern's words, with the configuration it and the pictures were taken at."""
+    at = f" (at {finding['pictured_at']})" if finding.get("pictured_at") else ""
+    return f"where the error is{at}: {', '.join(finding['pattern'])}"
+
+
 def figure_lines(finding: dict[str, Any], folder: str = "") -> list[str]:
     """A finding's picture of the error in Markdown, when it carries one: the pattern its error's
     support shows in words, then one image per channel (paths relative to ``folder``)."""
-    lines = [f"  - where the error is: {', '.join(finding['pattern'])}"] if finding.get("pattern") else []
+    lines = [f"  - {where_the_error_is(finding)}"] if finding.get("pattern") else []
     prefix = f"{folder}/" if folder else ""
     lines += [f"  - ![{finding['block']} {finding['quantity']}]({prefix}{p})" for p in finding.get("figures") or []]
     return lines

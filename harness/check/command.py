@@ -141,7 +141,7 @@ def _run(child: Child, target: str, seed: int, quick: bool, only: set[str] | Non
         raise UsageError(f"{target}: cannot import the target: {_why(loaded)}\n{child.prints()[-2000:]}".rstrip())
     if not loaded["blocks"]:
         raise UsageError(f"{target}: no blocks found under the course's or torch's names")
-    report = run_checks(child, loaded["blocks"], seed, quick, only, adapted)
+    report = run_checks(child, loaded["blocks"], seed, quick, only, adapted, loaded.get("skipped", {}))
     report.notes.update(loaded.get("notes", []))
     report.target, report.isolation = target, child.isolation
     report.prints = child.prints()

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .adapter import OPTIMIZER_FORMS
 from .conclude import Finding
 from .diagnose import compare, diagnose
 from .engine import Checker
@@ -39,7 +40,7 @@ OPTIMIZER_DEFAULTS = {
     "Adam": {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "amsgrad": False},
 }
 IGNORED = (("lr", 1.0), ("momentum", 0), ("dampening", 0), ("weight_decay", 0), ("amsgrad", False), ("nesterov", False))
-FORMS = 5  # adapter.OPTIMIZER_FORMS
+FORMS = len(OPTIMIZER_FORMS)
 LOSS_SHAPES: tuple[tuple[int, ...], ...] = ((2, 3, 4, 5), (1, 3, 4, 5), (3, 1, 2, 2))
 SIGN_OR_ORDER = "sign, or the arguments are in (target, prediction) order"
 
@@ -156,6 +157,7 @@ class Composite(Checker):
             self.notes.update(reply.get("notes", []))
             replies.append(reply)
             if "params" in reply and self._steps_problem(reply["params"], expected) is None:
+                self._form_note(name, form)
                 self.form = form
                 self.passing.append(inputs[2])
                 self.matrix.add(Row(name, "step", "optimizer step", case, PASS))
@@ -164,12 +166,18 @@ class Composite(Checker):
                 return
         self._optimizer_finding(name, case, replies, expected, inputs)
 
+    def _form_note(self, name: str, form: int) -> None:
+        """How the optimizer reported on was given its parameters (pairs, the first form, go unsaid)."""
+        if form:
+            self.notes.add(f"{name} is built from {OPTIMIZER_FORMS[form]}")
+
     def _optimizer_finding(self, name: str, case: Config, replies: list, expected: list, inputs: tuple) -> None:
         invalid = next((r for r in replies if "invalid" in r), None)
         if invalid is not None:
             self._abnormal(name, "step", "optimizer step", case, invalid)
             return
         ran = [r for r in replies if "params" in r]
+        self._form_note(name, (ran or replies)[0]["form"])
         if ran and ran[0].get("form") == 4 and self._blocked(name, "step", [("Sequential", case)]):
             return  # built from the model only, and the model's Sequential is wrong
         stepped = [r for r in replies if r.get("phase") == "step" and r["error"].get("whose") == "target"]
@@ -240,14 +248,24 @@ class Composite(Checker):
     def _blocked(self, block: str, column: str, uses: list[tuple[str, Config]]) -> bool:
         """Each block a composite uses, checked at exactly the configuration it uses there; a
         failure there blocks the composite (the block's own finding says why)."""
+        blame = self._blame(uses)
+        if blame is None:
+            return False
+        why, c = blame
+        self.matrix.add(Row(block, column, column, c, NOT_RUN, message=f"blocked: {why}"))
+        self.notes.add(f"{block}: {column} not checked, since {why}")
+        return True
+
+    def _blame(self, uses: list[tuple[str, Config]]) -> tuple[str, Config] | None:
+        """The first block of ``uses`` that is wrong where the composite uses it, said in words,
+        with that configuration: the loss, Sequential and SGD by their own findings that reach
+        the course network, a layer by running it at exactly that configuration."""
         for name, c in uses:
-            wrong_findings = [f for f in self.findings if f.block == name and f.quantity != "contract"]
-            if name not in SPECS and wrong_findings:  # the loss, Sequential, SGD: as checked on their own
-                why = f"blocked: {name} is wrong ({wrong_findings[0].quantity})"
-                self.matrix.add(Row(block, column, column, c or {}, NOT_RUN, message=why))
-                self.notes.add(f"{block}: {column} not checked, since {name} is wrong")
-                return True
             if name not in SPECS:
+                wrong_findings = [f for f in self.findings if f.block == name and f.quantity != "contract"]
+                wrong_findings = [f for f in wrong_findings if f.course is not False]
+                if wrong_findings:
+                    return f"{name} is wrong ({wrong_findings[0].quantity})", c or {}
                 continue
             spec = SPECS[name]
             c = self._state(name).adjust(c)
@@ -255,11 +273,8 @@ class Composite(Checker):
             rows = self.rows(spec, c, reply, ref, COMPOSITE)
             wrong = [r for r in rows if r.outcome in WRONG or (r.outcome == NOT_RUN and r.whose == "checker")]
             if wrong:
-                why = f"blocked: {name} fails at the configuration it uses ({describe(c)}: {wrong[0].quantity})"
-                self.matrix.add(Row(block, column, column, c, NOT_RUN, message=why))
-                self.notes.add(f"{block}: {column} not checked, since {name} fails at {describe(c)}")
-                return True
-        return False
+                return f"{name} fails at {describe(c)} ({wrong[0].quantity})", c
+        return None
 
 
 def abnormal_row(block: str, column: str, quantity: str, c: Config, reply: dict[str, Any]) -> Row:

@@ -32,6 +32,7 @@ class Finding:
     count: int = 1  # how many checked configurations fail this way
     setup: dict | None = None  # the failing configuration and dtype, for a reproducer (layer findings)
     pattern: list[str] = field(default_factory=list)  # where the error is, in words (figures.pattern)
+    pictured_at: str = ""  # the configuration of the pattern and pictures (a landmark: patterns show there)
     figures: list[str] = field(default_factory=list)  # its pictures, beside the Markdown report
 
     def line(self) -> str:

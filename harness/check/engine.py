@@ -19,7 +19,7 @@ from .conclude import Finding
 from .diagnose import compare, diagnose
 from .features import course_versions, features, has, on_course
 from .figures import pattern
-from .matrix import CRASH, FAIL, GRID, NOT_RUN, PASS, PROBE, RAISED, TIMEOUT, UNSUPPORTED, Config, Matrix, Row
+from .matrix import CRASH, FAIL, GRID, INVALID, NOT_RUN, PASS, PROBE, RAISED, TIMEOUT, UNSUPPORTED, Config, Matrix, Row
 from .specs import SPECS, Spec, describe
 
 LAYER_QUANTITIES = ("output", "input gradient", "gradient of weight", "gradient of bias")
@@ -149,7 +149,7 @@ class Checker:
         for n, c in enumerate(configs):
             c = st.adjust(c)
             reply, ref, _ = self.run(spec, c)
-            if "timeout" in reply or "crash" in reply:  # each more would cost a limit and a restart
+            if {"timeout", "crash", "invalid"} & set(reply):  # each more would cost a limit or a restart
                 self._abandon(spec, c, reply, ref, configs[n + 1 :])
                 break
             if self._bias_free(spec, c, reply):
@@ -169,7 +169,8 @@ class Checker:
         """A hang or a death at ``c``: its rows, and the configurations left, not run."""
         for row in self.rows(spec, c, reply, ref, GRID):
             self.matrix.add(row)
-        why = f"not run: the block {'hung' if 'timeout' in reply else 'died'} at {describe(c)}"
+        did = "hung" if "timeout" in reply else "died" if "crash" in reply else "gave a reply that is no answer"
+        why = f"not run: the block {did} at {describe(c)}"
         for other in rest:
             self.matrix.add(Row(spec.name, "forward", "output", other, NOT_RUN, message=why))
 
@@ -241,7 +242,7 @@ class Checker:
             if not remaining:
                 return
             first = remaining[0]
-            if kind in (TIMEOUT, CRASH):  # each probe would cost a limit and a restart: said where it happened
+            if kind in (TIMEOUT, CRASH, INVALID):  # each probe: a limit or a restart; said where it happened
                 finding = Finding(
                     spec.name, q, describe(first.config), first.message, kind, "any", count=len(remaining)
                 )
@@ -332,7 +333,7 @@ class Checker:
             return
         k = max(ref["output"].numel(), 1) * 9
         _, tol = error_and_tolerance(actual.to(expected.dtype), expected, k)
-        finding.pattern = pattern(actual, expected, tol)
+        finding.pattern, finding.pictured_at = pattern(actual, expected, tol), describe(c)
         self.pictures.append((finding, actual, expected, tol))
 
     def _steady_diagnosis(self, spec: Spec, q: str, c: Config) -> str | None:
@@ -358,7 +359,13 @@ class Checker:
     def contract(self, spec: Spec) -> None:
         """Accumulation, zero_grad, the input left alone, a second forward at another size, a
         backward before any forward: none needs right numbers, so they run whatever failed."""
-        c = next((r.config for r in self.matrix.of(spec.name, "forward") if r.outcome in (PASS, FAIL)), None)
+        compared = [
+            r.config
+            for column in ("backward", "forward")
+            for r in self.matrix.of(spec.name, column)
+            if r.outcome in (PASS, FAIL)
+        ]  # where the backward ran, if anywhere: accumulation needs it
+        c = compared[0] if compared else None
         if c is None:  # nothing ran: the forward's cells say why
             return
         reply, ref, (params, x, g) = self.run(spec, c, twice=True)
@@ -434,7 +441,7 @@ def _not_float64(reply: dict[str, Any]) -> bool:
 
 def _abnormal_row(reply: dict[str, Any], row: Any) -> Row:
     if "invalid" in reply:  # a reply that is no answer (a sparse output, a forged field): wrong
-        return row("output", FAIL, whose="target", message=str(reply["invalid"]))
+        return row("output", FAIL, whose="target", message=str(reply["invalid"]), invalid=True)
     if "timeout" in reply:
         return row("output", TIMEOUT, whose="target", message=f"no answer within {reply['timeout']:g} s")
     if "crash" in reply:
@@ -465,7 +472,12 @@ def _compared(row: Row, actual: Tensor | None, expected: Tensor, ref: dict[str, 
     if problem is None:
         return row
     row.outcome, row.message = FAIL, problem
-    if isinstance(actual, Tensor) and actual.shape == expected.shape and actual.is_floating_point():
+    if (
+        isinstance(actual, Tensor)
+        and actual.shape == expected.shape
+        and actual.is_floating_point()
+        and bool(actual.isfinite().all())  # a NaN is said in the message, not as an error of inf
+    ):
         row.error, row.tolerance = error_and_tolerance(actual.to(expected.dtype), expected, k)
     return row
 

@@ -14,6 +14,7 @@ PASS, FAIL, RAISED, TIMEOUT, CRASH = "pass", "fail", "raised", "timeout", "crash
 UNSUPPORTED, NOT_RUN = "unsupported", "not run"
 WRONG = (FAIL, RAISED, TIMEOUT, CRASH)  # outcomes that say something about the target
 GRID, PROBE, COMPOSITE = "grid", "probe", "composite"  # why a row was measured
+INVALID = "invalid reply"  # a reply that is no answer: each one costs the child a restart
 
 
 @dataclass
@@ -31,12 +32,15 @@ class Row:
     tolerance: float | None = None
     diagnosis: str | None = None  # a contract row's label (what promise is broken)
     purpose: str = GRID
+    invalid: bool = False  # the reply was no answer at all (the target's doing)
 
     @property
     def kind(self) -> str:
         """The kind of failure: a wrong number, or an exception of one type, a hang, a death."""
         if self.outcome == RAISED:
             return f"raised {self.message.split(':', 1)[0].split()[-1]}"  # "backward raised T: ..." -> T
+        if self.outcome == FAIL and self.invalid:
+            return INVALID
         if self.outcome == FAIL and self.message.startswith("shape "):
             return "wrong shape"  # apart from wrong values: a shape bug and a value bug are two causes
         return self.outcome

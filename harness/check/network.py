@@ -13,7 +13,7 @@ from torch import Tensor
 from .composites import FORMS, Composite
 from .conclude import Finding
 from .diagnose import compare, diagnose
-from .matrix import FAIL, PASS, Config, Row
+from .matrix import FAIL, NOT_RUN, PASS, Config, Row
 from .specs import SPECS
 
 SEQUENTIAL_CHAIN = [
@@ -95,7 +95,10 @@ class NetworkChecks(Composite):
             if problem:
                 label = label or diagnose(actual, expected, c, what, {})
                 self.matrix.add(Row(block, column, column, c, FAIL, message=f"{what}: {problem}"))
-                self.add(Finding(block, "composition", _describe(c), f"{what}: {problem}", label, "any", course=True))
+                # the course network's training never reads the input gradient of its whole model
+                course = not (what == "input gradient" and actual is None)
+                message = f"{what}: {problem}"
+                self.add(Finding(block, "composition", _describe(c), message, label, "any", course=course))
                 return
         self.matrix.add(Row(block, column, column, c, PASS))
 
@@ -105,8 +108,7 @@ class NetworkChecks(Composite):
         gen = torch.Generator().manual_seed(self.seed + 13)
         batches = [tuple(torch.rand(2, 3, 8, 8, generator=gen, dtype=self.dtype) for _ in range(2)) for _ in range(3)]
         blocks, layers, uses = self._layers(course_chain(up or "Upsampling"), gen, batches[0][0], 0.3)
-        if self._blocked("course network", "training", [(b, c) for b in ("MSE", "Sequential", "SGD")] + uses):
-            return
+        blame = self._blame([(b, c) for b in ("MSE", "Sequential", "SGD")] + uses)
         expected_losses, expected_params = _torch_training(layers, batches)
         request = {"op": "train", "blocks": blocks, "batches": batches, "lr": TRAIN_LR, "dtype": self.dtype}
         if self.form is None and "Conv2d" in self.blocks:
@@ -114,10 +116,15 @@ class NetworkChecks(Composite):
         forms = [self.form] if self.form is not None else list(range(FORMS))
         reply = self.child.ask({**request, "forms": forms, "order": self.order})
         self.notes.update(reply.get("notes", []))
-        if "losses" not in reply:
+        trained = "losses" in reply
+        problem = trained and _training_problem(reply, expected_losses, expected_params, [p for _, _, p in layers])
+        if blame and (problem or not trained):  # explained by a block already found wrong where it is used
+            self.matrix.add(Row("course network", "training", "training", c, NOT_RUN, message=f"blocked: {blame[0]}"))
+            self.notes.add(f"course network: training not checked, since {blame[0]}")
+            return
+        if not trained:
             self._abnormal("course network", "training", "composition", c, reply)
             return
-        problem = _training_problem(reply, expected_losses, expected_params, [p for _, _, p in layers])
         outcome = FAIL if problem else PASS
         self.matrix.add(Row("course network", "training", "composition", c, outcome, message=problem or ""))
         if problem:

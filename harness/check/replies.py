@@ -143,7 +143,8 @@ ERROR = _error
 RULE_KEYS = ("block", "caller", "does", "where")
 COMMON = {"error": ERROR, "unsupported": _str, "notes": _strs, "rule": _records(RULE_KEYS)}
 FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
-    "load": {"blocks": _strs, "file": _str, "files": _strs, "classes": _names},  # (notes: every reply's)
+    # (notes: every reply's)
+    "load": {"blocks": _strs, "file": _str, "files": _strs, "classes": _names, "skipped": _names},
     "layer": {
         "params": _strs,
         "bias_arg": _str,

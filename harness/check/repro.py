@@ -54,7 +54,8 @@ def _to_torch(layout: str, shape: tuple[int, ...]) -> str:
 
 def _drive(finding: Finding, recipe: dict[str, Any], params: dict[str, Tensor]) -> list[str]:
     """The lines that build the target's block and run it, as the checker did."""
-    lines = ["from " + recipe["module"] + " import " + recipe["class"], f"block = {recipe['call']}"]
+    lines = [f"own_package({recipe['module'].split('.')[0]!r})", f"from {recipe['module']} import {recipe['class']}"]
+    lines.append(f"block = {recipe['call']}")
     lines += [
         f"zero(lambda: {w['grad']})  # the checker zeroes gradient buffers first"
         for w in recipe["params"].values()
@@ -82,6 +83,8 @@ TEMPLATE = '''"""Reproducer of an n2n check finding (written by n2n check --repr
 Run: python {name} [TARGET_ROOT]   exit 1 while the bug is there, 0 once it is fixed.
 Needs torch only. Below: the inputs, torch's answer, then the block driven as n2n check drove it."""
 
+import importlib.machinery
+import importlib.util
 import sys
 
 import torch
@@ -89,6 +92,17 @@ import torch.nn.functional as F
 
 ROOT = sys.argv[1] if len(sys.argv) > 1 else {root!r}
 sys.path.insert(0, ROOT)
+
+
+def own_package(name):
+    """ROOT's package first: a folder without __init__.py loses to any installed package of the
+    same name (n2n itself ships a Miniproject_2)."""
+    spec = importlib.machinery.PathFinder.find_spec(name, [ROOT])
+    if spec is not None:
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        if spec.loader is not None:
+            spec.loader.exec_module(sys.modules[name])
+
 torch.set_default_dtype(torch.{dtype})  # the target's buffers from torch.empty follow
 QUANTITY = {quantity!r}
 TOLERANCE = {tolerance!r}

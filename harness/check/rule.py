@@ -62,6 +62,15 @@ class _Scanner(ast.NodeVisitor):
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
+    def visit_If(self, node: ast.If) -> None:
+        """A main guard's body runs only when the file is run as a script: a student's own test
+        of a block against torch.nn there is no part of the blocks."""
+        if _main_guard(node.test):
+            for child in node.orelse:
+                self.visit(child)
+            return
+        self.generic_visit(node)
+
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             if alias.asname:
@@ -111,6 +120,15 @@ class _Scanner(ast.NodeVisitor):
             if kw.arg == "requires_grad" and not _false([kw.value]):
                 self._add(node, "passes requires_grad")
         self.generic_visit(node)
+
+
+def _main_guard(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    named = any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+    return named and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides)
 
 
 def _false(values: list[ast.expr]) -> bool:

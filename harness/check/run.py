@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .conclude import Cell, Finding, conclude
+from .conclude import EXIT_NOT_CHECKED, Cell, Finding, conclude
 from .matrix import Row
 from .network import NetworkChecks
 
@@ -41,10 +41,17 @@ class Report:
 
 
 def run_checks(
-    child: Any, blocks: list[str], seed: int, quick: bool, only: set[str] | None, adapted: bool = False
+    child: Any,
+    blocks: list[str],
+    seed: int,
+    quick: bool,
+    only: set[str] | None,
+    adapted: bool = False,
+    skipped: dict[str, str] | None = None,
 ) -> Report:
     """Every check of the blocks the target has (``only``: a subset, by canonical name;
-    ``adapted``: an adapter file drives the blocks)."""
+    ``adapted``: an adapter file drives the blocks; ``skipped``: blocks found but not checkable,
+    with why: not checked, never absent)."""
     checker = NetworkChecks(child, blocks, seed, quick)
     checker.adapted = adapted
     wanted = [b for b in ORDER if only is None or b in only]
@@ -70,9 +77,27 @@ def run_checks(
     report.cells, report.findings, report.not_checked = conclusion.cells, conclusion.findings, conclusion.not_checked
     report.exit_status, report.notes, report.rows = conclusion.exit_status, checker.notes, checker.matrix.rows
     report.pictures = checker.pictures
+    report.notes.update(_partly(conclusion.cells, checker.matrix.rows))
     for name in absent:
-        report.cells.setdefault(name, {"forward": Cell(status="absent")})
+        why = (skipped or {}).get(name)
+        report.cells.setdefault(name, {"forward": Cell(status="not checked" if why else "absent", why=why or "")})
+        if why:
+            report.not_checked[name] = why
+            report.exit_status = report.exit_status or EXIT_NOT_CHECKED
     return report
+
+
+def _partly(cells: dict[str, dict[str, Cell]], rows: list[Row]) -> list[str]:
+    """What a "pass 16/21" cell left out, in words: how many configurations were not compared
+    and the first one's reason (a refusal, an unsupported argument, the checker unable to drive it)."""
+    out = []
+    for block, columns in cells.items():
+        for column, c in columns.items():
+            if c.status == "pass" and c.unsupported:
+                why = next((r.message for r in rows if (r.block, r.column) == (block, column) and r.message), "")
+                total = c.passed + c.unsupported
+                out.append(f"{block}: {column} not compared at {c.unsupported} of {total} configurations ({why})")
+    return out
 
 
 def _trainable(blocks: list[str]) -> bool:

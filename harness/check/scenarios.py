@@ -66,6 +66,7 @@ class Session:
     def __init__(self, namespace: dict[str, type], adapter: Adapter, root: Path) -> None:
         self.ns, self.adapter, self.root = namespace, adapter, root
         self.file = ""  # the target's module file, for the load reply
+        self.skipped: dict[str, str] = {}  # blocks found but not checkable: why
         self.recorder: Recorder | None = None  # the course rule's, when it is checked
 
     def _answer(self, block: Any, value: Any, what: str) -> Tensor | None:

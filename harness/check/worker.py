@@ -10,6 +10,7 @@ file: ``__module__`` is the class's own word and proves nothing)."""
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import os
@@ -31,7 +32,8 @@ ALIASES = {
     "ConvTranspose2d": ("TransposeConv2d", "ConvTranspose2d", "TransposedConv2d", "TransposeConvolution2d")
     + ("TransposedConvolution", "ConvTranspose", "Deconv2d", "Deconvolution"),
     "Upsampling": ("NearestUpsampling", "Upsampling", "NNUpsampling", "NNUpsample", "Upsample")
-    + ("NearestUpsample", "UpsamplingNearest2d", "Upsampling2d"),
+    + ("NearestUpsample", "UpsamplingNearest2d", "Upsampling2d", "UpsampleNN", "UpsamplingNN")
+    + ("NearestNeighborUpsampling", "NearestNeighbourUpsampling", "UpsampleNearest"),
     "ReLU": ("ReLU",),
     "LeakyReLU": ("LeakyReLU",),
     "Sigmoid": ("Sigmoid",),
@@ -54,28 +56,47 @@ def _load(target: dict[str, str]) -> tuple[ModuleType, Path]:
         sys.modules["_n2n_checked"] = module
         spec.loader.exec_module(module)
         return module, root
+    _own_package(target["module"].split(".")[0], root)
     return importlib.import_module(target["module"]), root
 
 
-def _discover(module: ModuleType, root: Path) -> tuple[dict[str, type], list[str]]:
+def _own_package(name: str, root: Path) -> None:
+    """The target's top-level package from its own folder, bound before anything else can be: a
+    folder without ``__init__.py`` is a namespace package, which any regular package of the same
+    name elsewhere on the path wins over (n2n itself ships a ``Miniproject_2``)."""
+    spec = importlib.machinery.PathFinder.find_spec(name, [str(root)])
+    if spec is None:  # a module name the target's folder does not hold
+        return
+    for stale in [m for m in sys.modules if m == name or m.startswith(name + ".")]:  # another folder's
+        del sys.modules[stale]
+    module = importlib.util.module_from_spec(spec)  # a namespace package has no loader to run
+    sys.modules[name] = module
+    if spec.loader is not None:
+        spec.loader.exec_module(module)
+
+
+def _discover(module: ModuleType, root: Path) -> tuple[dict[str, type], list[str], dict[str, str]]:
     """Blocks by the course's and torch's names, in any case: the module's own first, then the
-    modules of its package that it imported (blocks often live in ``others/``). An upsampling
-    that needs channels is a learned one, not nearest: said, and not checked as nearest."""
+    modules of its package that it imported (blocks often live in ``others/``); notes; and the
+    blocks found but not checkable, with why. An upsampling that needs channels is a learned one
+    (or wants a setting no probe can guess), not nearest: said, and not checked as nearest."""
     modules = [module] + [m for m in list(sys.modules.values()) if m is not module and _ours(m, root)]
     classes = [{k.lower(): v for k, v in vars(m).items() if _theirs(v, root)} for m in modules]
     found: dict[str, type] = {}
-    notes = []
+    notes, skipped = [], {}
     for canonical, names in ALIASES.items():
         candidates = [by_name[n.lower()] for n in names for by_name in classes if n.lower() in by_name]
         if canonical == "Upsampling":
             learned = [c for c in candidates if _needs_channels(c)]
             candidates = [c for c in candidates if c not in learned]
-            notes += [
-                f"{c.__name__} is a learned upsampling (it needs channels): not checked as nearest" for c in learned[:1]
-            ]
+            why = [f"{c.__name__} needs channels: a learned upsampling, not checked as nearest" for c in learned[:1]]
+            if candidates:
+                notes += why
+            elif why:
+                skipped[canonical] = why[0] + " (an adapter's build settles it)"
         if candidates:
             found[canonical] = candidates[0]
-    return found, notes
+    return found, notes, skipped
 
 
 def _needs_channels(cls: type) -> bool:
@@ -155,7 +176,7 @@ def handle(request: dict[str, Any], session: Session | None) -> tuple[Session | 
         if request["op"] == "load":
             session = _session(request, recorder)
             reply = {"blocks": sorted(session.ns), "file": session.file, "files": _files(session)}
-            reply |= {"notes": sorted(session.adapter.notes)}
+            reply |= {"notes": sorted(session.adapter.notes), "skipped": session.skipped}
             reply["classes"] = dict(recorder.blocks) if recorder is not None else {}
         else:
             assert session is not None, "a request before load"
@@ -201,11 +222,12 @@ def _with_dtype(op: Any, request: dict[str, Any]) -> dict[str, Any]:
 def _session(request: dict[str, Any], recorder: Recorder | None = None) -> Session:
     module, root = _load(request["target"])
     user = _load_adapter(request.get("adapter"))
-    namespace, notes = _discover(module, root)
+    namespace, notes, skipped = _discover(module, root)
     if user is not None and hasattr(user, "blocks"):
         namespace.update(user.blocks(module))
     session = Session(namespace, Adapter(namespace, user), root)
     session.adapter.notes.update(notes)
+    session.skipped = {k: v for k, v in skipped.items() if k not in namespace}
     session.file = str(getattr(module, "__file__", ""))
     session.recorder = recorder
     if recorder is not None:
