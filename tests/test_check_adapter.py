@@ -326,3 +326,30 @@ def test_a_course_folder_without_init_is_imported_from_its_own_folder(tmp_path):
             del sys.modules[k]
         sys.modules.update(before)
     assert session.file == str(tmp_path / "Miniproject_2" / "model.py") and list(session.ns) == ["ReLU"]
+
+
+def test_a_tape_style_backward_is_not_checkable_a_plain_one_is(tmp_path):
+    """A forward that tags its output with its creator and a backward that hands the gradient on
+    (returning nothing, or needing the tag on the gradient) is a tape: not the target's error."""
+
+    class Tape:
+        def forward(self, x):
+            out = x * 2
+            out.creator, out.input_index = self, 0
+            return out
+
+        def backward(self, grad):
+            grad.input_index  # noqa: B018 (a tape reads the tag it put on the output)
+
+    class TaggedButPlain(Tape):
+        def backward(self, grad):
+            return grad * 2
+
+    a = Adapter({}, None)
+    with pytest.raises(Unsupported, match="tags its output with creator, input_index: a tape"):
+        tape = Tape()
+        a.forward(tape, torch.ones(2))
+        a.backward(tape, torch.ones(2))
+    plain = TaggedButPlain()
+    a.forward(plain, torch.ones(2))
+    assert torch.equal(a.backward(plain, torch.ones(2)), torch.full((2,), 2.0))

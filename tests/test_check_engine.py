@@ -356,3 +356,13 @@ def test_one_cause_reached_from_several_configurations_is_one_finding():
     report = checks(wrong_with_channels, ["Conv2d"], quick=False)
     found = [f for f in report.findings if f.quantity == "input gradient"]
     assert len(found) == 1 and found[0].count > 1, [f.line() for f in found]
+
+
+def test_a_sequential_that_returns_no_input_gradient_still_trains_the_course_network():
+    """Its model's input gradient is nothing the course network's training reads: the finding
+    stands, it does not affect the course network, and the training is compared (and passes)."""
+    nothing = lambda r, reply: {**reply, "input_grad": None} if r["op"] == "sequential" else reply  # noqa: E731
+    report = checks(nothing, ["Sequential", "course network"], quick=False)
+    (finding,) = report.findings
+    assert (finding.block, finding.diagnosis, finding.course) == ("Sequential", "no input gradient returned", False)
+    assert report.table["course network"] == {"training": "pass"}
