@@ -61,6 +61,8 @@ SAMPLES = [
     ),
     # the engine's remaining decisions (impl._gemm.BOUNDARIES): few outputs at a stride; one strided tap
     Sample("Conv2d", (8, 1, 3), {"stride": 2, "padding": 1}, shape=(2, 8, 8, 6), family="strided, few outputs"),
+    Sample("Conv2d", (16, 1, 3), {"stride": 2}, shape=(2, 16, 7, 6), family="strided, few outputs, sub-pixel"),
+    Sample("Conv2d", (8, 1, (3, 2)), {"stride": 2, "padding": 1}, shape=(2, 8, 7, 6), family="strided, 3x2"),
     Sample("Conv2d", (4, 6, 1), {"stride": 2}, family="strided, one tap"),
     Sample("ConvTranspose2d", (4, 6, 3), {"stride": 2, "padding": 1, "output_padding": 1}, family="strided"),
     Sample("ConvTranspose2d", (4, 6, 3), {"dilation": 2, "output_padding": 1}, family="stride 1, dilated"),
