@@ -366,3 +366,20 @@ def test_a_sequential_that_returns_no_input_gradient_still_trains_the_course_net
     (finding,) = report.findings
     assert (finding.block, finding.diagnosis, finding.course) == ("Sequential", "no input gradient returned", False)
     assert report.table["course network"] == {"training": "pass"}
+
+
+def test_a_transposed_convolution_without_output_padding_trains_the_course_network_at_kernel_4():
+    """Many students' transposed convolutions take no output_padding: the course network then
+    doubles its sizes with kernel 4, padding 1 (no output_padding needed), and is compared."""
+    trained = []
+
+    def refuses(r, reply):
+        if r["op"] == "layer" and r["block"] == "ConvTranspose2d" and r["kwargs"].get("output_padding"):
+            return {"unsupported": "ConvTranspose2d has no argument for output_padding=1"}
+        if r["op"] == "train":
+            trained.append([b["kwargs"] for b in r["blocks"] if b["block"] == "ConvTranspose2d"])
+        return reply
+
+    report = checks(refuses, ["ConvTranspose2d", "course network"], quick=False, drop=("Upsampling",))
+    assert report.table["course network"] == {"training": "pass"}
+    assert {(k["kernel_size"], k.get("output_padding", 0)) for k in trained[-1]} == {(4, 0)}

@@ -273,7 +273,8 @@ class Composite(Checker):
             rows = self.rows(spec, c, reply, ref, COMPOSITE)
             wrong = [r for r in rows if r.outcome in WRONG or (r.outcome == NOT_RUN and r.whose == "checker")]
             if wrong:
-                return f"{name} fails at {describe(c)} ({wrong[0].quantity})", c
+                verb = "cannot be driven" if wrong[0].outcome == NOT_RUN else "fails"
+                return f"{name} {verb} at {describe(c)} ({wrong[0].quantity})", c
         return None
 
 

@@ -170,7 +170,7 @@ class ParamReader:
                 raise Unsupported(f"{name}: stored as {tuple(p.shape)}, torch's layout is {tuple(value.shape)}")
             if name == "weight":
                 self.used_layout = layout
-            if layout != "torch":
+            if layout != "torch" and not (name == "weight" and self.layout):  # (a layout tried: said if kept)
                 self.notes.add(f"{type(block).__name__}: {name} stored in another layout ({layout}); converted")
             stored = _from_torch(value, layout, tuple(p.shape)).clone()
             if stored.shape != p.shape:
