@@ -310,7 +310,9 @@ def test_an_upsampling_that_needs_channels_is_not_checked_with_why_never_absent(
     )
     session = _session({"target": target})
     assert "Upsampling" not in session.ns
-    assert session.skipped["Upsampling"].startswith("Upsampling needs channels: a learned upsampling")
+    assert session.skipped["Upsampling"].startswith(
+        "Upsampling needs in_channels, out_channels, kernel_size: not checked as nearest upsampling"
+    )
 
 
 def test_a_course_folder_without_init_is_imported_from_its_own_folder(tmp_path):

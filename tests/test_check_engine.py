@@ -202,6 +202,9 @@ def test_float32_blocks_are_compared_in_float32():
     report = checks(single, ["ReLU"])
     assert report.dtype == "float32" and "ReLU: does not compute in float64: compared in float32" in report.notes
     assert report.ok
+    only_relu = lambda r, reply: single(r, reply) if r.get("block") == "ReLU" else reply  # noqa: E731
+    both = checks(only_relu, ["ReLU", "Sigmoid"])  # the header names the blocks compared in float32
+    assert both.dtype == "float64; float32 for ReLU"
 
 
 def test_an_optimizer_form_that_gives_wrong_numbers_is_followed_by_the_others():

@@ -100,6 +100,10 @@ class Composite(Checker):
         actual = reply["value"]
         actual = actual.reshape(()) if actual is not None and actual.numel() == 1 else actual
         actual = actual.to(self.dtype) if actual is not None and actual.is_floating_point() else actual
+        if "grad_unsupported" in reply:  # the value compared; the gradient not, and not the target's fault
+            why = f"the checker could not drive it: {reply['grad_unsupported']}"
+            self.matrix.add(Row("MSE", "backward", "loss gradient", c, NOT_RUN, whose="checker", message=why))
+            return [("loss value", actual, value.detach())]
         return [("loss value", actual, value.detach()), ("loss gradient", reply["grad"], grad)]
 
     def _loss_configs(self) -> list[Config]:

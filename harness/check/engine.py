@@ -460,7 +460,9 @@ def _raised(row: Row, e: dict[str, str], verb: str) -> Row:
         row.message = f"refused: {e['type']}: {e['message']}"
     elif row.whose == "checker":
         row.outcome = NOT_RUN
-        row.message = f"the checker could not drive it: {e['type']}: {e['message']} (an adapter file settles this)"
+        said = e["message"] if e["type"] == "Unsupported" else f"{e['type']}: {e['message']}"
+        settles = "" if "adapter" in said else " (an adapter file settles this)"
+        row.message = f"the checker could not drive it: {said}{settles}"
     else:
         row.message = f"{verb} {e['type']}: {e['message']}"
     return row

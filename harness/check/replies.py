@@ -156,7 +156,7 @@ FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
         **{k: _tensors for k in ("grads", "grads_initial", "grads_twice", "grads_zeroed")},
     },
     "backward_first": {"raised": _bool},
-    "loss": {"value": _tensor, "grad": _optional_tensor, "swapped": _bool},
+    "loss": {"value": _tensor, "grad": _optional_tensor, "swapped": _bool, "grad_unsupported": _str},
     "sequential": {"output": _tensor, "input_grad": _optional_tensor, "grads": _tensors_list, "params": _tensors_list},
     "optimizer": {"params": _history, "grads_changed": _bool, "phase": _str},
     "recipe": {

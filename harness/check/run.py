@@ -72,12 +72,11 @@ def run_checks(
         elif name != "course network":
             absent.append(name)
     conclusion = conclude(checker.matrix, checker.findings, blocks, wanted)
-    dtypes = {s.dtype for s in checker.state.values()} or {torch.float64}
-    report = Report(target="", dtype=str(min(dtypes, key=lambda d: torch.finfo(d).bits)).removeprefix("torch."))
+    report = Report(target="", dtype=_dtypes({name: st.dtype for name, st in checker.state.items()}))
     report.cells, report.findings, report.not_checked = conclusion.cells, conclusion.findings, conclusion.not_checked
     report.exit_status, report.notes, report.rows = conclusion.exit_status, checker.notes, checker.matrix.rows
     report.pictures = checker.pictures
-    report.notes.update(_partly(conclusion.cells, checker.matrix.rows))
+    report.notes.update(_partly(conclusion.cells, checker.matrix.rows, set(conclusion.not_checked)))
     for name in absent:
         why = (skipped or {}).get(name)
         report.cells.setdefault(name, {"forward": Cell(status="not checked" if why else "absent", why=why or "")})
@@ -87,12 +86,29 @@ def run_checks(
     return report
 
 
-def _partly(cells: dict[str, dict[str, Cell]], rows: list[Row]) -> list[str]:
+def _dtypes(of: dict[str, torch.dtype]) -> str:
+    """The comparison's precision in words: one dtype, or the widest with the blocks that fell
+    back to a narrower one named ("float64; float32 for ReLU")."""
+    names = {block: str(d).removeprefix("torch.") for block, d in of.items()}
+    widest = max(of.values(), key=lambda d: torch.finfo(d).bits, default=torch.float64)
+    main = str(widest).removeprefix("torch.")
+    others: dict[str, list[str]] = {}
+    for block, name in names.items():
+        if name != main:
+            others.setdefault(name, []).append(block)
+    return "; ".join([main] + [f"{name} for {', '.join(blocks)}" for name, blocks in others.items()])
+
+
+def _partly(cells: dict[str, dict[str, Cell]], rows: list[Row], said: set[str]) -> list[str]:
     """What a "pass 16/21" cell left out, in words: how many configurations were not compared
-    and the first one's reason (a refusal, an unsupported argument, the checker unable to drive it)."""
+    and the first one's reason (a refusal, an unsupported argument, the checker unable to drive it);
+    and why a column of a partly checked block was not checked at all (``said``: blocks whose
+    every column was not, named among the blocks not checked)."""
     out = []
     for block, columns in cells.items():
         for column, c in columns.items():
+            if c.status in ("not checked", "unsupported") and block not in said and c.why:
+                out.append(f"{block}: {column} not checked ({c.why})")
             if c.status == "pass" and c.unsupported:
                 why = next((r.message for r in rows if (r.block, r.column) == (block, column) and r.message), "")
                 total = c.passed + c.unsupported

@@ -161,7 +161,11 @@ class Session:
         swapped = a.loss_swapped(block) if r.get("order") is None else r["order"] == "target first"
         args = (r["target"], r["prediction"]) if swapped else (r["prediction"], r["target"])
         value = tensor(a.forward(block, *[t.clone() for t in args]), "forward")
-        return {"value": value, "grad": none_or_tensor(a.backward(block, None), "backward"), "swapped": swapped}
+        try:
+            grad = none_or_tensor(a.backward(block, None), "backward")
+        except Unsupported as e:  # (a tape's backward): the value is still compared
+            return {"value": value, "grad": None, "grad_unsupported": str(e), "swapped": swapped}
+        return {"value": value, "grad": grad, "swapped": swapped}
 
     def sequential(self, r: dict[str, Any]) -> dict[str, Any]:
         a = self.adapter

@@ -89,7 +89,7 @@ def _discover(module: ModuleType, root: Path) -> tuple[dict[str, type], list[str
         if canonical == "Upsampling":
             learned = [c for c in candidates if _needs_channels(c)]
             candidates = [c for c in candidates if c not in learned]
-            why = [f"{c.__name__} needs channels: a learned upsampling, not checked as nearest" for c in learned[:1]]
+            why = [f"{c.__name__} needs {_channel_args(c)}: not checked as nearest upsampling" for c in learned[:1]]
             if candidates:
                 notes += why
             elif why:
@@ -97,6 +97,14 @@ def _discover(module: ModuleType, root: Path) -> tuple[dict[str, type], list[str
         if candidates:
             found[canonical] = candidates[0]
     return found, notes, skipped
+
+
+def _channel_args(cls: type) -> str:
+    """The required arguments that make an upsampling more than nearest (a learned one, or one
+    built for a channel count), by name."""
+    params = inspect.signature(cls).parameters.values()
+    names = [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return ", ".join(n for n in names if _canonical(n) in ("in_channels", "out_channels", "kernel_size"))
 
 
 def _needs_channels(cls: type) -> bool:
