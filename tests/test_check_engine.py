@@ -386,3 +386,28 @@ def test_a_transposed_convolution_without_output_padding_trains_the_course_netwo
     report = checks(refuses, ["ConvTranspose2d", "course network"], quick=False, drop=("Upsampling",))
     assert report.table["course network"] == {"training": "pass"}
     assert {(k["kernel_size"], k.get("output_padding", 0)) for k in trained[-1]} == {(4, 0)}
+
+
+@pytest.mark.parametrize(
+    "reply, message, label",
+    [
+        ({"param_counts": [4.0, 8.0]}, "param() lists 4 entries, then 8 asked again", "param() grows"),
+        (
+            {"param_error": {"type": "TypeError", "message": "'method' object is not iterable", "where": "m.py:3"}},
+            "param() raised TypeError: 'method' object is not iterable",
+            "error",
+        ),
+    ],
+)
+def test_sequential_s_parameter_list_is_the_same_each_time_and_answers(reply, message, label):
+    """What an optimizer is built from: checked even where the composition is blocked."""
+    report = checks(on("sequential_params", reply), ["Sequential"])
+    (finding,) = report.findings
+    assert (finding.block, finding.quantity, finding.message, finding.diagnosis) == (
+        "Sequential",
+        "contract",
+        message,
+        label,
+    )
+    assert report.table["Sequential"]["contract"] == "FAIL" and report.table["Sequential"]["composition"] == "pass"
+    assert checks(lambda r, reply: reply, ["Sequential"]).ok  # this repository's Sequential: the same list

@@ -68,6 +68,7 @@ class NetworkChecks(Composite):
         x = torch.randn(2, 2, 6, 7, generator=gen, dtype=self.dtype)
         blocks, layers, uses = self._layers(SEQUENTIAL_CHAIN, gen, x)
         c: Config = {"batch": 2, "size": (6, 7), "chain": " -> ".join(b for b, _ in SEQUENTIAL_CHAIN)}
+        self._param_list(c, self.child.ask({"op": "sequential_params", "blocks": blocks, "dtype": self.dtype}))
         if self._blocked("Sequential", "composition", uses):
             return
         xr = x.clone().requires_grad_(True)
@@ -92,6 +93,21 @@ class NetworkChecks(Composite):
         self._composite_result(
             "Sequential", "composition", c, checks, "re-initialises its children's weights" if reinit else None
         )
+
+    def _param_list(self, c: Config, reply: dict[str, Any]) -> None:
+        """Sequential's parameter method, what the course's optimizer is built from: it must answer,
+        and the same list each time it is asked."""
+        counts, e = reply.get("param_counts", []), reply.get("param_error")
+        if e is not None:
+            message, label, where = f"param() raised {e['type']}: {e['message']}", "error", e["where"]
+        elif len(counts) == 2 and counts[0] != counts[1]:
+            message = f"param() lists {counts[0]:g} entries, then {counts[1]:g} asked again"
+            label, where = "param() grows", ""
+        else:
+            return
+        self.matrix.add(Row("Sequential", "contract", "contract", c, FAIL, message=message, diagnosis=label))
+        # (whether the course network's training reads it depends on how its optimizer is built: unsaid)
+        self.add(Finding("Sequential", "contract", _describe(c), message, label, "any", where=where))
 
     def _composite_result(self, block: str, column: str, c: Config, checks: list, label: str | None) -> None:
         for what, actual, expected in checks:

@@ -158,6 +158,7 @@ FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "backward_first": {"raised": _bool},
     "loss": {"value": _tensor, "grad": _optional_tensor, "swapped": _bool, "grad_unsupported": _str},
     "sequential": {"output": _tensor, "input_grad": _optional_tensor, "grads": _tensors_list, "params": _tensors_list},
+    "sequential_params": {"param_counts": _floats, "param_error": ERROR},
     "optimizer": {"params": _history, "grads_changed": _bool, "phase": _str},
     "recipe": {
         "adapter": _bool,

@@ -176,6 +176,15 @@ class Session:
         grad = none_or_tensor(a.backward(seq, r["grad"].clone()), "backward")
         return {"output": output, "input_grad": grad, "grads": [self._grads(b) for b in blocks], "params": after}
 
+    def sequential_params(self, r: dict[str, Any]) -> dict[str, Any]:
+        """How many entries Sequential's parameter method lists, asked twice (what an optimizer
+        is built from: the same list each time), or the error it raised; no forward needed."""
+        seq = self.ns["Sequential"](*[self.block(spec) for spec in r["blocks"]])
+        try:
+            return {"param_counts": [float(len(self.adapter.pair_list(seq))) for _ in range(2)]}
+        except Exception as e:  # noqa: BLE001 (the target's error is the answer)
+            return {"param_error": describe_error(e, self.root)}
+
     def optimizer(self, r: dict[str, Any]) -> dict[str, Any]:
         """Steps with the checker's gradients, copied into the target's gradient tensors, with
         the parameters given in form ``r['form']``; which phase raised is said."""
