@@ -133,10 +133,15 @@ def test_bias_as_an_initial_tensor_or_absent():
         (lambda b: [b.w, b.b_, b.gw, b.gb], "flat"),  # [W, b, dW, db]
         (lambda b: [(b.w, b.gw), (b.b_, b.gb), (None, None), ([], [])], "pairs"),  # with placeholders
         (lambda b: [types.SimpleNamespace(value=b.w, grad=b.gw), types.SimpleNamespace(data=b.b_, grad=b.gb)], "wrap"),
+        (  # pairs of wrappers: [[Parameter(W), Parameter(dW)], ...]
+            lambda b: [[types.SimpleNamespace(value=t), types.SimpleNamespace(value=g)] for t, g in b.both()],
+            "wrapped pairs",
+        ),
     ],
 )
 def test_parameter_forms(items, grads):
     block = types.SimpleNamespace(w=W.clone(), b_=B.clone(), gw=torch.full_like(W, 3.0), gb=torch.full_like(B, 4.0))
+    block.both = lambda: [(block.w, block.gw), (block.b_, block.gb)]
     block.param = lambda: items(block)
     a = Adapter({}, None)
     assert set(a.get_params(block)) == {"weight", "bias"}
@@ -355,3 +360,31 @@ def test_a_tape_style_backward_is_not_checkable_a_plain_one_is(tmp_path):
     plain = TaggedButPlain()
     a.forward(plain, torch.ones(2))
     assert torch.equal(a.backward(plain, torch.ones(2)), torch.full((2,), 2.0))
+
+
+def test_an_optimizer_step_is_checked_without_the_blocks_own_zero_grad():
+    """The checker zeroes the gradients it then overwrites itself: a block whose zero_grad is the
+    handout's ``raise NotImplementedError`` does not make the optimizer's step an error."""
+
+    class Unzeroable(Conv):
+        def __init__(self, in_channels, out_channels, kernel_size, bias=False):
+            super().__init__(in_channels, out_channels, kernel_size, bias)
+            self.bias.grad = torch.zeros_like(B)
+
+        def zero_grad(self):
+            raise NotImplementedError
+
+    class TensorSGD:  # torch's own form: tensors carrying .grad
+        def __init__(self, params, lr):
+            self.params, self.lr = list(params), lr
+
+        def step(self):
+            for p in self.params:
+                p.sub_(self.lr * p.grad)
+
+    spec = {"block": "Conv2d", "kwargs": CONV, "defaults": DEFAULTS}
+    probe = {**spec, "probe": torch.ones(1, 1, 1, 1), "probe_grad": torch.ones(1, 2, 1, 1)}
+    request = {"name": "SGD", "kwargs": {"lr": 0.5}, "defaults": {}, "blocks": [probe], "form": 2}
+    session = _session_of({"Conv2d": Unzeroable, "SGD": TensorSGD})
+    reply = session.optimizer({**request, "grads": [[{"weight": W, "bias": B}]]})
+    assert torch.equal(reply["params"][0][0]["weight"], W - 0.5 * W)

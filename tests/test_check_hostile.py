@@ -248,12 +248,13 @@ def test_the_source_scan_names_each_forbidden_use_with_its_line(tmp_path):
     ]
     assert found == [
         ("", "<module>", "imports torch.nn.functional.pad", "m.py:5"),
-        ("", "<module>", "imports torch.autograd", "m.py:6"),
+        # ``from torch import autograd`` imports a package: what counts is its use, where it is
         ("Conv2d", "Conv2d", "uses torch.nn.Module", "m.py:9"),
         ("Conv2d", "Conv2d.forward", "sets requires_grad", "m.py:12"),
         ("Conv2d", "Conv2d.forward", "passes requires_grad", "m.py:14"),
         ("Conv2d", "Conv2d.forward", "uses torch.nn.functional.conv2d", "m.py:15"),
         ("Conv2d", "Conv2d.forward", "uses torch.nn.functional.relu", "m.py:15"),
+        ("Conv2d", "Conv2d.backward", "uses torch.autograd.grad", "m.py:18"),
         ("", "<module>", "uses torch.optim.SGD", "m.py:24"),
     ]
     findings = rule.findings([{"block": "", "caller": "<module>", "does": "imports torch.autograd", "where": "m.py:6"}])

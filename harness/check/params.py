@@ -26,17 +26,25 @@ def _unwrap(item: Any) -> Pair | None:
     """A parameter as (tensor, gradient), from a tensor, a pair, a 1-list or a wrapper object."""
     if isinstance(item, Tensor):
         return item, item.grad
-    if isinstance(item, (tuple, list)):
-        if len(item) >= 1 and isinstance(item[0], Tensor):
-            grad = item[1] if len(item) >= 2 and isinstance(item[1], Tensor) else item[0].grad
-            return item[0], grad
-        return None  # (None, None), ([], []): a placeholder
+    if isinstance(item, (tuple, list)):  # a pair of tensors, or of wrappers each holding one
+        first = _tensor_in(item[0]) if item else None
+        if first is None:
+            return None  # (None, None), ([], []): a placeholder
+        grad = _tensor_in(item[1]) if len(item) >= 2 else None
+        return first, grad if grad is not None else first.grad
     for attr in WRAPPED:
         value = getattr(item, attr, None)
         if isinstance(value, Tensor):
             grad = getattr(item, "grad", None)
             return value, grad if isinstance(grad, Tensor) else value.grad
     return None
+
+
+def _tensor_in(item: Any) -> Tensor | None:
+    """A tensor, or the one a wrapper object holds (``.value``, ``.data``, ...)."""
+    if isinstance(item, Tensor):
+        return item
+    return next((v for v in (getattr(item, a, None) for a in WRAPPED) if isinstance(v, Tensor)), None)
 
 
 def _flat_pairs(items: list[Any]) -> list[Pair] | None:

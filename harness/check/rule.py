@@ -82,7 +82,7 @@ class _Scanner(ast.NodeVisitor):
         for alias in node.names if node.module and not node.level else []:
             path = f"{node.module}.{alias.name}"
             self.aliases[alias.asname or alias.name] = path
-            if forbidden(path):
+            if forbidden(path) and path not in FORBIDDEN:  # a package (``from torch import optim``): its uses
                 self.reported.add(alias.asname or alias.name)
                 self._add(node, f"imports {path}")
 
