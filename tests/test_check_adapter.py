@@ -388,3 +388,12 @@ def test_an_optimizer_step_is_checked_without_the_blocks_own_zero_grad():
     session = _session_of({"Conv2d": Unzeroable, "SGD": TensorSGD})
     reply = session.optimizer({**request, "grads": [[{"weight": W, "bias": B}]]})
     assert torch.equal(reply["params"][0][0]["weight"], W - 0.5 * W)
+
+
+def test_a_parameter_method_returning_one_bare_tensor_is_read():
+    """``param()`` returning the weight itself, not a list (``tensor or []`` has no truth value)."""
+    w = W.clone()
+    w.grad = torch.full_like(W, 2.0)
+    block = types.SimpleNamespace(param=lambda: w)
+    a = Adapter({}, None)
+    assert torch.equal(a.get_params(block)["weight"], W) and torch.equal(a.get_grads(block)["weight"], w.grad)

@@ -40,6 +40,14 @@ def _unwrap(item: Any) -> Pair | None:
     return None
 
 
+def listed(returned: Any) -> list[Any]:
+    """What a parameter method returned, as a list: None is empty, a bare tensor is one item
+    (``tensor or []`` would raise: a tensor of several values has no truth value)."""
+    if returned is None:
+        return []
+    return [returned] if isinstance(returned, Tensor) else list(returned)
+
+
 def _tensor_in(item: Any) -> Tensor | None:
     """A tensor, or the one a wrapper object holds (``.value``, ``.data``, ...)."""
     if isinstance(item, Tensor):
@@ -106,7 +114,7 @@ class ParamReader:
             if callable(fn):
                 if method != "param":
                     self.notes.add(f"parameters read with {method}()")
-                return self._from_items(block, list(fn() or []))
+                return self._from_items(block, listed(fn()))
         attrs = [getattr(block, a, None) for a in (*WEIGHT_ATTRS, *BIAS_ATTRS)]
         return [self._with_grad(block, t, t.grad) for t in attrs if isinstance(t, Tensor)]
 
@@ -223,5 +231,5 @@ class ParamReader:
         """What the block's own parameter method returns (for its optimizer), placeholders such
         as ``(None, None)`` left out: a parameterless block then gives nothing to step."""
         fn = next((getattr(block, m) for m in PARAM_METHODS if callable(getattr(block, m, None))), None)
-        items = list(fn() or []) if fn is not None else []
+        items = listed(fn()) if fn is not None else []
         return items if _flat_pairs(items) else [i for i in items if _unwrap(i) is not None]

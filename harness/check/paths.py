@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .params import PARAM_METHODS, WRAPPED
+from .params import PARAM_METHODS, WRAPPED, listed
 
 
 def _inside(value: Any, expr: str, tensor: Tensor) -> str | None:
@@ -42,6 +42,6 @@ def path(block: Any, tensor: Tensor | None) -> str | None:
             return found
     for method in PARAM_METHODS:
         fn = getattr(block, method, None)
-        if callable(fn) and (found := _inside(list(fn() or []), f"block.{method}()", tensor)):
+        if callable(fn) and (found := _inside(listed(fn()), f"block.{method}()", tensor)):
             return found
     return None
