@@ -32,12 +32,11 @@ def _unwrap(item: Any) -> Pair | None:
             return None  # (None, None), ([], []): a placeholder
         grad = _tensor_in(item[1]) if len(item) >= 2 else None
         return first, grad if grad is not None else first.grad
-    for attr in WRAPPED:
-        value = getattr(item, attr, None)
-        if isinstance(value, Tensor):
-            grad = getattr(item, "grad", None)
-            return value, grad if isinstance(grad, Tensor) else value.grad
-    return None
+    value = _tensor_in(item)  # a wrapper object, its gradient beside it or on the tensor
+    if value is None:
+        return None
+    grad = getattr(item, "grad", None)
+    return value, grad if isinstance(grad, Tensor) else value.grad
 
 
 def listed(returned: Any) -> list[Any]:

@@ -87,9 +87,10 @@ def _discover(module: ModuleType, root: Path) -> tuple[dict[str, type], list[str
     for canonical, names in ALIASES.items():
         candidates = [by_name[n.lower()] for n in names for by_name in classes if n.lower() in by_name]
         if canonical == "Upsampling":
-            learned = [c for c in candidates if _needs_channels(c)]
+            learned = [c for c in candidates if _channel_args(c)]
             candidates = [c for c in candidates if c not in learned]
-            why = [f"{c.__name__} needs {_channel_args(c)}: not checked as nearest upsampling" for c in learned[:1]]
+            needs = [f"{c.__name__} needs {', '.join(_channel_args(c))}" for c in learned[:1]]
+            why = [f"{n}: not checked as nearest upsampling" for n in needs]
             if candidates:
                 notes += why
             elif why:
@@ -99,21 +100,15 @@ def _discover(module: ModuleType, root: Path) -> tuple[dict[str, type], list[str
     return found, notes, skipped
 
 
-def _channel_args(cls: type) -> str:
-    """The required arguments that make an upsampling more than nearest (a learned one, or one
-    built for a channel count), by name."""
-    params = inspect.signature(cls).parameters.values()
-    names = [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    return ", ".join(n for n in names if _canonical(n) in ("in_channels", "out_channels", "kernel_size"))
-
-
-def _needs_channels(cls: type) -> bool:
+def _channel_args(cls: type) -> list[str]:
+    """The required constructor arguments that make an upsampling more than nearest (a learned
+    one, or one built for a channel count), by name; none when the signature cannot be read."""
     try:
         params = inspect.signature(cls).parameters.values()
     except (TypeError, ValueError):
-        return False
+        return []
     required = [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    return any(_canonical(n) in ("in_channels", "out_channels", "kernel_size") for n in required)
+    return [n for n in required if _canonical(n) in ("in_channels", "out_channels", "kernel_size")]
 
 
 def _theirs(cls: Any, root: Path) -> bool:
